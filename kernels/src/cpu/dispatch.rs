@@ -1,0 +1,111 @@
+//! Runtime ISA detection (once, cached) and the list of the host's kernels.
+
+use std::sync::OnceLock;
+
+/// Raw W2A8 kernel: unscaled code × activation sums. Contract: [`super::scalar`].
+pub(crate) type W2a8Fn = unsafe fn(*const u8, usize, usize, *const i8, usize, usize, *mut i32, usize);
+/// Raw exact-f32 kernel: unscaled ternary × f32 sums. Contract: [`super::scalar`].
+pub(crate) type F32Fn = unsafe fn(*const u8, usize, usize, *const f32, usize, usize, *mut f32, usize);
+
+/// An instruction set a kernel is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Isa {
+    /// Portable Rust; the reference every other kernel must match.
+    Scalar,
+    /// AVX2 (`vpmaddubsw`).
+    Avx2,
+    /// AVX-512 F/BW/VL without VNNI (`vpmaddubsw` on zmm).
+    Avx512Bw,
+    /// AVX-512 with VNNI (`vpdpbusd`).
+    Avx512Vnni,
+}
+
+impl Isa {
+    /// Short lowercase name, as printed by the report and accepted by `TERNARY_ISA`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512Bw => "avx512bw",
+            Isa::Avx512Vnni => "avx512vnni",
+        }
+    }
+}
+
+/// One implementation of every kernel for one ISA. Only constructed for ISAs the host
+/// supports, which is what makes calling its function pointers sound.
+#[derive(Clone, Copy)]
+pub struct Kernel {
+    pub(crate) isa: Isa,
+    pub(crate) w2a8: W2a8Fn,
+    pub(crate) f32: F32Fn,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel").field("isa", &self.isa).finish()
+    }
+}
+
+impl Kernel {
+    /// The instruction set.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+}
+
+fn detect() -> Vec<Kernel> {
+    let mut v = vec![Kernel {
+        isa: Isa::Scalar,
+        w2a8: super::scalar::w2a8,
+        f32: super::scalar::f32,
+    }];
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::x86_64::{avx2, avx512};
+        if is_x86_feature_detected!("avx2") {
+            v.push(Kernel {
+                isa: Isa::Avx2,
+                w2a8: avx2::w2a8,
+                f32: avx2::f32,
+            });
+        }
+        let avx512 = is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl");
+        if avx512 {
+            v.push(Kernel {
+                isa: Isa::Avx512Bw,
+                w2a8: avx512::w2a8_bw,
+                f32: avx512::f32,
+            });
+        }
+        if avx512 && is_x86_feature_detected!("avx512vnni") {
+            v.push(Kernel {
+                isa: Isa::Avx512Vnni,
+                w2a8: avx512::w2a8_vnni,
+                f32: avx512::f32,
+            });
+        }
+    }
+    v
+}
+
+/// Every kernel the host can run, scalar first, fastest last.
+pub fn kernels() -> &'static [Kernel] {
+    static ALL: OnceLock<Vec<Kernel>> = OnceLock::new();
+    ALL.get_or_init(detect)
+}
+
+/// The kernel the free functions use: the fastest the host supports, or the one named by
+/// the `TERNARY_ISA` environment variable (read once) when the host supports it.
+pub fn best() -> &'static Kernel {
+    static BEST: OnceLock<&'static Kernel> = OnceLock::new();
+    BEST.get_or_init(|| {
+        let all = kernels();
+        let wanted = std::env::var("TERNARY_ISA").ok();
+        wanted
+            .and_then(|name| all.iter().find(|k| k.isa.name() == name))
+            .unwrap_or_else(|| all.last().expect("scalar is always present"))
+    })
+}

@@ -1,0 +1,299 @@
+//! The threaded driver: validates shapes, splits the output into tiles for rayon, calls the
+//! raw kernel per tile and applies the scale epilogue while the tile is hot.
+//!
+//! Both modes compute `y[M×N] = x[M×K] · Wᵀ (+ bias)`:
+//! * W2A8: `y = (Σ_k code·x̃ − Σ_k x̃) · (x_scale · w_scale) + bias`, the integer part exact;
+//! * exact f32: `y = (Σ_k w·x) · w_scale + bias`, adds/subtracts on the f32 activations.
+
+use rayon::prelude::*;
+
+use super::dispatch::{Kernel, best};
+use crate::error::{KernelError, Result};
+use crate::format::PackedI2;
+use crate::quant::QuantizedActivations;
+
+/// The largest K for which W2A8 integer sums are exact in i32: every lane sums
+/// `code · x̃` with code ≤ 2 and |x̃| ≤ 127, so `254 · K ≤ i32::MAX` ⇒ K ≤ 8 454 660.
+pub const MAX_K_W2A8: usize = i32::MAX as usize / (2 * 127);
+
+/// Rows of x one task keeps hot in L2 (≈ 256 KiB of int8 activations).
+const L2_ACT_BYTES: usize = 256 * 1024;
+/// Below this many MACs a problem runs on the calling thread.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: tasks write disjoint tiles through the pointer; see `run_tiles`.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// A method, so closures capture the whole `Send` wrapper rather than the raw field.
+    #[inline(always)]
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// A task: rows `i0..i1` × columns `j0..j1` of the output.
+#[derive(Clone, Copy)]
+struct Tile {
+    i0: usize,
+    i1: usize,
+    j0: usize,
+    j1: usize,
+}
+
+/// Splits `m × n` into tiles: GEMV splits N only; GEMM tiles M by what fits L2 and N so every
+/// thread gets work.
+fn tiles(m: usize, n: usize, kp: usize) -> Vec<Tile> {
+    if m == 0 || n == 0 {
+        return Vec::new();
+    }
+    let threads = rayon::current_num_threads().max(1);
+    if m.saturating_mul(n).saturating_mul(kp) < PARALLEL_MIN_MACS || threads == 1 {
+        return vec![Tile { i0: 0, i1: m, j0: 0, j1: n }];
+    }
+    let mc = if m == 1 { 1 } else { (L2_ACT_BYTES / kp.max(1)).clamp(4, 64) / 4 * 4 };
+    let m_tiles = m.div_ceil(mc);
+    // Aim for ≥ 4 tasks per thread for balance, in multiples of 8 rows of W.
+    let n_tiles_wanted = (4 * threads).div_ceil(m_tiles).max(1);
+    let nc = n.div_ceil(n_tiles_wanted).div_ceil(8) * 8;
+    let mut v = Vec::new();
+    for i0 in (0..m).step_by(mc) {
+        for j0 in (0..n).step_by(nc.max(1)) {
+            v.push(Tile {
+                i0,
+                i1: (i0 + mc).min(m),
+                j0,
+                j1: (j0 + nc).min(n),
+            });
+        }
+    }
+    v
+}
+
+fn run_tiles(m: usize, n: usize, kp: usize, task: impl Fn(Tile) + Sync + Send) {
+    let t = tiles(m, n, kp);
+    if t.len() <= 1 {
+        t.into_iter().for_each(task);
+    } else {
+        t.into_par_iter().for_each(task);
+    }
+}
+
+fn check_out(len: usize, m: usize, n: usize) -> Result<()> {
+    if len != m * n {
+        return Err(KernelError::Length {
+            what: "output",
+            expected: m * n,
+            actual: len,
+        });
+    }
+    Ok(())
+}
+
+fn check_bias(bias: Option<&[f32]>, n: usize) -> Result<()> {
+    match bias {
+        Some(b) if b.len() != n => Err(KernelError::Length {
+            what: "bias",
+            expected: n,
+            actual: b.len(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_w2a8(x: &QuantizedActivations, w: &PackedI2) -> Result<()> {
+    if x.k() != w.k() {
+        return Err(KernelError::Shape {
+            what: "K of activations and weights",
+            left: x.k(),
+            right: w.k(),
+        });
+    }
+    if w.k() > MAX_K_W2A8 {
+        return Err(KernelError::KTooLarge {
+            k: w.k(),
+            max: MAX_K_W2A8,
+        });
+    }
+    Ok(())
+}
+
+/// The W2A8 epilogue, one definition for every ISA so results are bit-identical.
+#[inline(always)]
+fn w2a8_epilogue(raw: i32, sum: i32, xs: f32, ws: f32, bias: f32) -> f32 {
+    (raw.wrapping_sub(sum) as f32) * (xs * ws) + bias
+}
+
+impl Kernel {
+    /// Runs the raw W2A8 kernel over all tiles, then `finish(tile)` on each.
+    fn w2a8_tiles(
+        &self,
+        x: &QuantizedActivations,
+        w: &PackedI2,
+        out: SendPtr<i32>,
+        finish: impl Fn(Tile) + Sync + Send,
+    ) {
+        let (m, n, rb) = (x.m(), w.n(), w.row_bytes());
+        let kp = x.k_padded();
+        let (xd, wd) = (x.data(), w.data());
+        run_tiles(m, n, kp, |t| {
+            // SAFETY: `self` exists only for ISAs the host supports; w holds n rows of rb
+            // bytes and x holds m rows of kp = 4·rb values (same K, checked); the tile's
+            // output rows i0..i1, columns j0..j1 of the m × n buffer belong to this task alone.
+            unsafe {
+                (self.w2a8)(
+                    wd.as_ptr().add(t.j0 * rb),
+                    rb,
+                    t.j1 - t.j0,
+                    xd.as_ptr().add(t.i0 * kp),
+                    kp,
+                    t.i1 - t.i0,
+                    out.get().add(t.i0 * n + t.j0),
+                    n,
+                );
+            }
+            finish(t);
+        });
+    }
+
+    /// Exact integer results `Σ_k w[j,k] · x̃[i,k]` (before any scale), `out` is `m × n`.
+    pub fn matmul_w2a8_i32(
+        &self,
+        x: &QuantizedActivations,
+        w: &PackedI2,
+        out: &mut [i32],
+    ) -> Result<()> {
+        check_w2a8(x, w)?;
+        check_out(out.len(), x.m(), w.n())?;
+        let n = w.n();
+        let ptr = SendPtr(out.as_mut_ptr());
+        let sums = x.sums();
+        self.w2a8_tiles(x, w, ptr, |t| {
+            for i in t.i0..t.i1 {
+                for j in t.j0..t.j1 {
+                    // SAFETY: inside this task's tile, written by the kernel just before.
+                    unsafe {
+                        let p = ptr.get().add(i * n + j);
+                        *p = (*p).wrapping_sub(sums[i]);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// W2A8: `out[i, j] = (Σ_k w[j,k]·x̃[i,k]) · x_scale[i] · w_scale[j] + bias[j]`.
+    pub fn matmul_w2a8(
+        &self,
+        x: &QuantizedActivations,
+        w: &PackedI2,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        check_w2a8(x, w)?;
+        check_out(out.len(), x.m(), w.n())?;
+        check_bias(bias, w.n())?;
+        let n = w.n();
+        // The raw i32 sums are written into the f32 output and converted in place: same
+        // size, any bit pattern is a valid f32, and no scratch buffer is needed.
+        let fptr = SendPtr(out.as_mut_ptr());
+        let iptr = SendPtr(fptr.get().cast::<i32>());
+        let (sums, xs, ws) = (x.sums(), x.scales(), w.scales());
+        self.w2a8_tiles(x, w, iptr, |t| {
+            for i in t.i0..t.i1 {
+                for j in t.j0..t.j1 {
+                    let b = bias.map_or(0.0, |b| b[j]);
+                    // SAFETY: inside this task's tile, written by the kernel just before.
+                    unsafe {
+                        let raw = *iptr.get().add(i * n + j);
+                        *fptr.get().add(i * n + j) = w2a8_epilogue(raw, sums[i], xs[i], ws.get(j), b);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Exact f32 activations: `out[i, j] = (Σ_k w[j,k]·x[i,k]) · w_scale[j] + bias[j]`,
+    /// `x` is `m × K` row-major.
+    pub fn matmul_f32(
+        &self,
+        x: &[f32],
+        m: usize,
+        w: &PackedI2,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let (n, k, kp, rb) = (w.n(), w.k(), w.k_padded(), w.row_bytes());
+        if x.len() != m * k {
+            return Err(KernelError::Length {
+                what: "activations",
+                expected: m * k,
+                actual: x.len(),
+            });
+        }
+        check_out(out.len(), m, n)?;
+        check_bias(bias, n)?;
+        // The kernels read whole blocks: give them zero-padded rows unless K is aligned.
+        let padded;
+        let xp: &[f32] = if k == kp {
+            x
+        } else {
+            let mut v = vec![0f32; m * kp];
+            for i in 0..m {
+                v[i * kp..i * kp + k].copy_from_slice(&x[i * k..(i + 1) * k]);
+            }
+            padded = v;
+            &padded
+        };
+        let ptr = SendPtr(out.as_mut_ptr());
+        let (wd, ws) = (w.data(), w.scales());
+        run_tiles(m, n, kp, |t| {
+            // SAFETY: as in `w2a8_tiles`, with f32 activations of row stride kp.
+            unsafe {
+                (self.f32)(
+                    wd.as_ptr().add(t.j0 * rb),
+                    rb,
+                    t.j1 - t.j0,
+                    xp.as_ptr().add(t.i0 * kp),
+                    kp,
+                    t.i1 - t.i0,
+                    ptr.get().add(t.i0 * n + t.j0),
+                    n,
+                );
+                for i in t.i0..t.i1 {
+                    for j in t.j0..t.j1 {
+                        let p = ptr.get().add(i * n + j);
+                        *p = *p * ws.get(j) + bias.map_or(0.0, |b| b[j]);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// [`Kernel::matmul_w2a8`] with the host's best kernel.
+pub fn matmul_w2a8(
+    x: &QuantizedActivations,
+    w: &PackedI2,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<()> {
+    best().matmul_w2a8(x, w, bias, out)
+}
+
+/// [`Kernel::matmul_f32`] with the host's best kernel.
+pub fn matmul_f32(
+    x: &[f32],
+    m: usize,
+    w: &PackedI2,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<()> {
+    best().matmul_f32(x, m, w, bias, out)
+}

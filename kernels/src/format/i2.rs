@@ -1,0 +1,245 @@
+//! `I2`: the 2-bit packed ternary format every kernel reads.
+//!
+//! An `n × k` matrix is stored row by row (each output row contiguous along K). A row is
+//! padded to `k_padded = ceil(k / 128) · 128` weights and split into blocks of
+//! [`BLOCK`] = 128 weights held in [`BLOCK_BYTES`] = 32 bytes.
+//!
+//! Each weight `w ∈ {−1, 0, +1}` is stored as the code `w + 1 ∈ {0, 1, 2}` (code 3 is
+//! invalid); the +1 offset lets `vpdpbusd`/`pmaddubsw` multiply it as an unsigned byte, and
+//! `Σ w·x = Σ code·x − Σ x` (the trick of ggml's TQ2_0). Inside a block, byte `j`
+//! (0 ≤ j < 32) holds four weights, one per 2-bit lane:
+//!
+//! ```text
+//! byte j of block b:  bits 7..6       bits 5..4       bits 3..2       bits 1..0
+//!                     w[b·128+96+j]   w[b·128+64+j]   w[b·128+32+j]   w[b·128+j]
+//! ```
+//!
+//! so shifting a 32-byte block right by `2s` and masking with `0b11` yields the 32 codes of
+//! weights `b·128 + 32s .. b·128 + 32s + 32`, contiguous and in order, for every SIMD width.
+//! Padding weights (columns `k..k_padded`) hold code 1 (weight 0). The layout is the same on
+//! every architecture; scales are f32, one per tensor or one per row ([`Scales`]).
+
+use super::Scales;
+use super::header::{self, FormatCode};
+use crate::error::{KernelError, Result};
+
+/// Weights per block.
+pub const BLOCK: usize = 128;
+/// Bytes per block.
+pub const BLOCK_BYTES: usize = BLOCK / 4;
+/// Code of a zero weight (padding).
+pub(crate) const ZERO_CODE: u8 = 1;
+
+/// `k` rounded up to a whole number of blocks, or `None` on overflow.
+pub fn padded_k(k: usize) -> Option<usize> {
+    k.checked_add(BLOCK - 1).map(|v| v / BLOCK * BLOCK)
+}
+
+/// A ternary `n × k` matrix in the 2-bit layout described in the module docs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedI2 {
+    n: usize,
+    k: usize,
+    scales: Scales,
+    data: Vec<u8>,
+}
+
+/// Packs one row: `code(c)` is the code of column `c < k`; padding gets [`ZERO_CODE`].
+#[inline]
+pub(crate) fn pack_row(dst: &mut [u8], k: usize, code: impl Fn(usize) -> u8) {
+    let full = k / BLOCK;
+    for (b, out) in dst.chunks_exact_mut(BLOCK_BYTES).enumerate() {
+        let base = b * BLOCK;
+        if b < full {
+            for (j, o) in out.iter_mut().enumerate() {
+                let c = base + j;
+                *o = code(c) | code(c + 32) << 2 | code(c + 64) << 4 | code(c + 96) << 6;
+            }
+        } else {
+            for (j, o) in out.iter_mut().enumerate() {
+                let mut byte = 0;
+                for s in 0..4 {
+                    let c = base + 32 * s + j;
+                    let v = if c < k { code(c) } else { ZERO_CODE };
+                    byte |= v << (2 * s);
+                }
+                *o = byte;
+            }
+        }
+    }
+}
+
+impl PackedI2 {
+    /// Packs ternary values (`n × k`, row-major, each in {−1, 0, +1}) with their scales.
+    pub fn from_ternary(values: &[i8], n: usize, k: usize, scales: Scales) -> Result<Self> {
+        let len = n.checked_mul(k).ok_or(KernelError::ShapeOverflow {
+            n: n as u64,
+            k: k as u64,
+        })?;
+        if values.len() != len {
+            return Err(KernelError::Length {
+                what: "ternary values",
+                expected: len,
+                actual: values.len(),
+            });
+        }
+        if let Some((index, &value)) = values
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(-1..=1).contains(*v))
+        {
+            return Err(KernelError::NotTernary { index, value });
+        }
+        scales.validate(n)?;
+        Ok(Self::pack_with(n, k, scales, |r, c| {
+            (values[r * k + c] + 1) as u8
+        }))
+    }
+
+    /// Builds the matrix from a per-element code function; scales must already be valid.
+    #[inline]
+    pub(crate) fn pack_with(
+        n: usize,
+        k: usize,
+        scales: Scales,
+        code: impl Fn(usize, usize) -> u8 + Sync,
+    ) -> Self {
+        let row_bytes = padded_k(k).expect("k overflow checked by caller") / 4;
+        let mut data = vec![0u8; n * row_bytes];
+        if row_bytes > 0 {
+            for (r, row) in data.chunks_exact_mut(row_bytes).enumerate() {
+                pack_row(row, k, |c| code(r, c));
+            }
+        }
+        Self { n, k, scales, data }
+    }
+
+    /// Output rows.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// Logical columns (the reduction length).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// Columns including padding: a multiple of [`BLOCK`].
+    pub fn k_padded(&self) -> usize {
+        self.row_bytes() * 4
+    }
+    /// Bytes per packed row.
+    pub fn row_bytes(&self) -> usize {
+        if self.n == 0 {
+            padded_k(self.k).unwrap_or(0) / 4
+        } else {
+            self.data.len() / self.n
+        }
+    }
+    /// The scales.
+    pub fn scales(&self) -> &Scales {
+        &self.scales
+    }
+    /// The packed payload, `n · row_bytes` bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+    /// The packed bytes of one row.
+    pub fn row(&self, r: usize) -> &[u8] {
+        let rb = self.row_bytes();
+        &self.data[r * rb..(r + 1) * rb]
+    }
+
+    /// The ternary weight at (`r`, `c`). Panics when out of bounds.
+    pub fn get(&self, r: usize, c: usize) -> i8 {
+        assert!(
+            r < self.n && c < self.k,
+            "index ({r}, {c}) out of bounds for a {}x{} matrix",
+            self.n,
+            self.k
+        );
+        code_at(self.row(r), c) as i8 - 1
+    }
+
+    /// All weights as i8 in {−1, 0, +1}, row-major `n × k`.
+    pub fn to_ternary(&self) -> Vec<i8> {
+        let mut out = Vec::with_capacity(self.n * self.k);
+        for r in 0..self.n {
+            let row = self.row(r);
+            out.extend((0..self.k).map(|c| code_at(row, c) as i8 - 1));
+        }
+        out
+    }
+
+    /// The dequantised f32 matrix (`w · scale`), row-major `n × k`.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let t = self.to_ternary();
+        t.iter()
+            .enumerate()
+            .map(|(i, &w)| w as f32 * self.scales.get(i / self.k.max(1)))
+            .collect()
+    }
+
+    /// Bytes of the packed payload plus the scales (what the weights cost in memory).
+    pub fn storage_bytes(&self) -> usize {
+        self.data.len() + 4 * self.scales.len()
+    }
+
+    /// Serialises with the versioned header (see the `header` layout in the book).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.storage_bytes());
+        header::write(
+            &mut out,
+            FormatCode::I2,
+            self.n,
+            self.k,
+            BLOCK as u32,
+            &self.scales,
+        );
+        out.extend_from_slice(&self.data);
+        out
+    }
+
+    /// Parses and validates a buffer written by [`PackedI2::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let p = header::read(bytes, FormatCode::I2, BLOCK as u32, |n, k| {
+            padded_k(k)?.checked_div(4)?.checked_mul(n)
+        })?;
+        let row_bytes = padded_k(p.k).expect("checked by header") / 4;
+        validate_codes(p.payload, p.payload_offset)?;
+        if row_bytes > 0 && p.k % BLOCK != 0 {
+            for (r, packed) in p.payload.chunks_exact(row_bytes).enumerate() {
+                if let Some(col) = (p.k..row_bytes * 4).find(|&c| code_at(packed, c) != ZERO_CODE)
+                {
+                    return Err(KernelError::BadPadding { row: r, col });
+                }
+            }
+        }
+        Ok(Self {
+            n: p.n,
+            k: p.k,
+            scales: p.scales,
+            data: p.payload.to_vec(),
+        })
+    }
+}
+
+/// The 2-bit code of column `c` in a packed row.
+#[inline]
+pub(crate) fn code_at(row: &[u8], c: usize) -> u8 {
+    let (b, i) = (c / BLOCK, c % BLOCK);
+    (row[b * BLOCK_BYTES + i % 32] >> (2 * (i / 32))) & 3
+}
+
+/// Errors on the first 2-bit code 3 in `bytes`.
+fn validate_codes(bytes: &[u8], offset: usize) -> Result<()> {
+    // A lane holds code 3 exactly when both of its bits are set.
+    let bad = |b: u8| b & (b >> 1) & 0x55 != 0;
+    if let Some(i) = bytes.iter().position(|&b| bad(b)) {
+        let b = bytes[i];
+        let lane = (0..4).find(|s| (b >> (2 * s)) & 3 == 3).unwrap_or(0);
+        return Err(KernelError::BadCode {
+            offset: offset + i,
+            code: (b >> (2 * lane)) & 3,
+        });
+    }
+    Ok(())
+}

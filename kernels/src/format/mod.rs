@@ -1,0 +1,10 @@
+//! Packed ternary weight formats and their serialised form.
+
+mod header;
+pub mod i2;
+mod scales;
+pub mod t1;
+
+pub use i2::PackedI2;
+pub use scales::Scales;
+pub use t1::PackedT1;

@@ -1,0 +1,44 @@
+//! # ternary-kernels
+//!
+//! Packed ternary ({−1, 0, +1}) weight matrices and the CPU kernels that multiply by them,
+//! with no dependency on any deep-learning framework: slices in, slices out.
+//!
+//! * **Formats** ([`format`]): [`PackedI2`], 2 bits per weight in 128-weight blocks, the layout
+//!   every kernel reads; [`PackedT1`], 1.6 bits per weight (5 trits per byte) for storage,
+//!   losslessly convertible. Both serialise with a versioned, fully validated header.
+//! * **Quantizers** ([`quant`]): BitNet b1.58 absmean and TWN, per tensor or per output row;
+//!   int8 per-row activation quantization.
+//! * **Kernels** ([`cpu`]): `y = x · Wᵀ` in W2A8 mode (int8 activations, exact integer sums)
+//!   or exact-f32 mode, with a scalar reference and AVX2 / AVX-512 (VNNI) implementations,
+//!   chosen at run time and threaded with rayon.
+//!
+//! ```
+//! use ternary_kernels::{Granularity, Method, PackedI2, QuantizedActivations, cpu};
+//!
+//! // A 3 × 4 weight matrix and one activation row.
+//! let w = [0.9f32, -0.1, 0.0, -1.2, 0.2, 0.3, -0.8, 0.5, 0.0, 0.0, 0.0, 0.0];
+//! let packed = PackedI2::quantize(&w, 3, 4, Method::AbsMean, Granularity::PerRow)?;
+//! assert_eq!(packed.to_ternary(), [1, 0, 0, -1, 0, 1, -1, 1, 0, 0, 0, 0]);
+//!
+//! let x = [1.0f32, 2.0, 3.0, 4.0];
+//! let mut y = [0f32; 3];
+//! cpu::matmul_f32(&x, 1, &packed, None, &mut y)?; // exact f32 activations
+//! let q = QuantizedActivations::quantize(&x, 1, 4)?;
+//! let mut y8 = [0f32; 3];
+//! cpu::matmul_w2a8(&q, &packed, None, &mut y8)?; // int8 activations
+//! assert!((y[0] - y8[0]).abs() < 0.05 * y[0].abs());
+//! # Ok::<(), ternary_kernels::KernelError>(())
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod cpu;
+mod error;
+pub mod format;
+pub mod quant;
+pub mod random;
+
+pub use cpu::matmul::MAX_K_W2A8;
+pub use error::{KernelError, Result};
+pub use format::{PackedI2, PackedT1, Scales};
+pub use quant::{Granularity, Method, QuantizedActivations, Ternary};

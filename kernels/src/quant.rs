@@ -1,0 +1,380 @@
+//! Quantizers: ternary weights (BitNet b1.58 absmean, TWN threshold) and int8 activations.
+//!
+//! * **absmean** (BitNet b1.58, arXiv:2402.17764): `γ = mean|W|`,
+//!   `W̃ = RoundClip(W / γ, −1, 1)`, scale `γ`. Rounding is half away from zero, so a weight
+//!   becomes ±1 exactly when `|W / γ| ≥ 0.5`. An all-zero group has `γ = 0` and packs to zeros
+//!   (the division is never taken), which is BitNet's `ε` without its bias on small groups.
+//! * **TWN** (Ternary Weight Networks, arXiv:1605.04711): `Δ = 0.7 · mean|W|`,
+//!   `W̃ = sign(W)` where `|W| > Δ`, else 0; scale `α = mean(|W| : |W| > Δ)` (0 when none).
+//! * **activations**: per row (per token) absmax, `s = max|x| / 127`,
+//!   `x̃ = round(x · 127 / max|x|)` in [−127, 127]; an all-zero row has `s = 0`.
+//!
+//! Means are accumulated in f64 (eight partial sums, so the loop vectorises) and rounded to
+//! f32 once. NaN or ±Inf anywhere in the input is an error, never a silent zero.
+
+use crate::error::{KernelError, Result};
+use crate::format::i2::{self, PackedI2};
+use crate::format::{PackedT1, Scales};
+
+/// How ternary values and scales are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// BitNet b1.58: threshold 0.5·mean|W|, scale mean|W|.
+    AbsMean,
+    /// Ternary Weight Networks: threshold 0.7·mean|W|, scale mean of the kept |W|.
+    Twn,
+}
+
+/// Whether one scale covers the tensor or each output row has its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    /// One scale for the whole matrix.
+    PerTensor,
+    /// One scale per output row (output channel).
+    PerRow,
+}
+
+/// A quantised but unpacked ternary matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ternary {
+    /// Output rows.
+    pub n: usize,
+    /// Columns.
+    pub k: usize,
+    /// Row-major values in {−1, 0, +1}.
+    pub values: Vec<i8>,
+    /// Scales.
+    pub scales: Scales,
+}
+
+/// The per-group statistics a method needs: the threshold and, for TWN, the scale.
+#[derive(Clone, Copy)]
+struct Group {
+    /// Divisor (absmean: γ) or threshold (TWN: Δ).
+    param: f32,
+    /// The scale stored for the group.
+    scale: f32,
+}
+
+fn check_finite(w: &[f32], what: &'static str) -> Result<()> {
+    // One branch-free pass; the rare failure path then finds the index.
+    if w.iter().all(|v| v.is_finite()) {
+        return Ok(());
+    }
+    let index = w.iter().position(|v| !v.is_finite()).unwrap_or(0);
+    Err(KernelError::NonFinite {
+        what,
+        index,
+        value: w[index],
+    })
+}
+
+/// Σ|w| in f64 with eight independent partial sums.
+fn abs_sum(w: &[f32]) -> f64 {
+    let mut acc = [0f64; 8];
+    let chunks = w.chunks_exact(8);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += f64::from(v.abs());
+        }
+    }
+    acc.iter().sum::<f64>() + rem.iter().map(|v| f64::from(v.abs())).sum::<f64>()
+}
+
+fn group_stats(method: Method, groups: &[&[f32]], count: usize) -> Group {
+    let mean = if count == 0 {
+        0.0
+    } else {
+        (groups.iter().map(|g| abs_sum(g)).sum::<f64>() / count as f64) as f32
+    };
+    match method {
+        Method::AbsMean => Group {
+            param: mean,
+            scale: mean,
+        },
+        Method::Twn => {
+            let delta = 0.7 * mean;
+            let (mut sum, mut kept) = (0f64, 0usize);
+            for g in groups {
+                for v in g.iter().map(|v| v.abs()).filter(|&a| a > delta) {
+                    sum += f64::from(v);
+                    kept += 1;
+                }
+            }
+            Group {
+                param: delta,
+                scale: if kept == 0 {
+                    0.0
+                } else {
+                    (sum / kept as f64) as f32
+                },
+            }
+        }
+    }
+}
+
+/// The ternary value of `w` under a group's statistics.
+#[inline(always)]
+fn ternary_of(method: Method, w: f32, g: Group) -> i8 {
+    match method {
+        // γ = 0 means the group is all zeros: w / γ would be NaN and every compare false.
+        Method::AbsMean => {
+            let r = w / g.param;
+            (r >= 0.5) as i8 - (r <= -0.5) as i8
+        }
+        Method::Twn => (w > g.param) as i8 - (w < -g.param) as i8,
+    }
+}
+
+fn stats(method: Method, gran: Granularity, w: &[f32], n: usize, k: usize) -> Vec<Group> {
+    match gran {
+        Granularity::PerTensor => vec![group_stats(method, &[w], n * k)],
+        Granularity::PerRow => (0..n)
+            .map(|r| group_stats(method, &[&w[r * k..(r + 1) * k]], k))
+            .collect(),
+    }
+}
+
+fn scales_of(gran: Granularity, groups: &[Group]) -> Scales {
+    match gran {
+        Granularity::PerTensor => Scales::PerTensor(groups[0].scale),
+        Granularity::PerRow => Scales::PerRow(groups.iter().map(|g| g.scale).collect()),
+    }
+}
+
+fn check_shape(w: &[f32], n: usize, k: usize) -> Result<()> {
+    let len = n.checked_mul(k).ok_or(KernelError::ShapeOverflow {
+        n: n as u64,
+        k: k as u64,
+    })?;
+    if w.len() != len {
+        return Err(KernelError::Length {
+            what: "weights",
+            expected: len,
+            actual: w.len(),
+        });
+    }
+    check_finite(w, "weights")
+}
+
+/// Quantises an `n × k` row-major f32 matrix to ternary values and scales.
+pub fn quantize(
+    w: &[f32],
+    n: usize,
+    k: usize,
+    method: Method,
+    gran: Granularity,
+) -> Result<Ternary> {
+    check_shape(w, n, k)?;
+    let groups = stats(method, gran, w, n, k);
+    let per_row = gran == Granularity::PerRow;
+    let values = w
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| ternary_of(method, v, groups[if per_row { i / k } else { 0 }]))
+        .collect();
+    Ok(Ternary {
+        n,
+        k,
+        values,
+        scales: scales_of(gran, &groups),
+    })
+}
+
+impl PackedI2 {
+    /// Quantises and packs in one pass over the weights (no intermediate i8 matrix).
+    pub fn quantize(
+        w: &[f32],
+        n: usize,
+        k: usize,
+        method: Method,
+        gran: Granularity,
+    ) -> Result<Self> {
+        check_shape(w, n, k)?;
+        i2::padded_k(k).ok_or(KernelError::ShapeOverflow {
+            n: n as u64,
+            k: k as u64,
+        })?;
+        let groups = stats(method, gran, w, n, k);
+        let per_row = gran == Granularity::PerRow;
+        Ok(PackedI2::pack_with(n, k, scales_of(gran, &groups), |r, c| {
+            let g = groups[if per_row { r } else { 0 }];
+            (ternary_of(method, w[r * k + c], g) + 1) as u8
+        }))
+    }
+}
+
+impl Ternary {
+    /// Validates already-ternary values (e.g. a BitNet checkpoint) with their scales.
+    pub fn new(values: Vec<i8>, n: usize, k: usize, scales: Scales) -> Result<Self> {
+        // PackedI2::from_ternary performs exactly these checks; keep one definition of valid.
+        PackedI2::from_ternary(&values, n, k, scales.clone())?;
+        Ok(Self {
+            n,
+            k,
+            values,
+            scales,
+        })
+    }
+
+    /// Packs into the 2-bit kernel format.
+    pub fn pack_i2(&self) -> PackedI2 {
+        PackedI2::from_ternary(&self.values, self.n, self.k, self.scales.clone())
+            .expect("a Ternary is valid by construction")
+    }
+
+    /// Packs into the base-3 storage format.
+    pub fn pack_t1(&self) -> PackedT1 {
+        PackedT1::from_i2(&self.pack_i2())
+    }
+}
+
+/// Int8 activations: `m` rows of `k` values, each row zero-padded to `k_padded`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuantizedActivations {
+    m: usize,
+    k: usize,
+    k_padded: usize,
+    data: Vec<i8>,
+    scales: Vec<f32>,
+    sums: Vec<i32>,
+}
+
+/// Largest magnitude of a quantised activation.
+pub const ACT_MAX: i8 = 127;
+
+impl QuantizedActivations {
+    /// Quantises `x` (`m × k`, row-major) per row.
+    pub fn quantize(x: &[f32], m: usize, k: usize) -> Result<Self> {
+        let mut q = Self::default();
+        q.quantize_into(x, m, k)?;
+        Ok(q)
+    }
+
+    /// Same as [`QuantizedActivations::quantize`], reusing this value's buffers.
+    pub fn quantize_into(&mut self, x: &[f32], m: usize, k: usize) -> Result<()> {
+        check_shape(x, m, k).map_err(|e| match e {
+            KernelError::NonFinite { index, value, .. } => KernelError::NonFinite {
+                what: "activations",
+                index,
+                value,
+            },
+            KernelError::Length {
+                expected, actual, ..
+            } => KernelError::Length {
+                what: "activations",
+                expected,
+                actual,
+            },
+            e => e,
+        })?;
+        let kp = i2::padded_k(k).ok_or(KernelError::ShapeOverflow {
+            n: m as u64,
+            k: k as u64,
+        })?;
+        self.m = m;
+        self.k = k;
+        self.k_padded = kp;
+        self.data.clear();
+        self.data.resize(m * kp, 0);
+        self.scales.clear();
+        self.sums.clear();
+        for r in 0..m {
+            let row = &x[r * k..(r + 1) * k];
+            let amax = row.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let dst = &mut self.data[r * kp..r * kp + k];
+            let mut sum = 0i32;
+            if amax > 0.0 {
+                let inv = f32::from(ACT_MAX) / amax;
+                for (d, &v) in dst.iter_mut().zip(row) {
+                    // |v·inv| ≤ 127 up to rounding of inv; the clamp keeps it in range.
+                    let q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+                    *d = q;
+                    // Exact for K ≤ MAX_K_W2A8 (|Σ| ≤ 127·K), the only K the kernels accept.
+                    sum = sum.wrapping_add(i32::from(q));
+                }
+            }
+            self.scales.push(amax / f32::from(ACT_MAX));
+            self.sums.push(sum);
+        }
+        Ok(())
+    }
+
+    /// Builds activations from already-quantised rows (tests, benchmarks, custom schemes).
+    /// Values must lie in [−127, 127]; `scales` has one entry per row.
+    pub fn from_i8(q: &[i8], m: usize, k: usize, scales: Vec<f32>) -> Result<Self> {
+        let len = m.checked_mul(k).ok_or(KernelError::ShapeOverflow {
+            n: m as u64,
+            k: k as u64,
+        })?;
+        if q.len() != len {
+            return Err(KernelError::Length {
+                what: "activations",
+                expected: len,
+                actual: q.len(),
+            });
+        }
+        if scales.len() != m {
+            return Err(KernelError::Length {
+                what: "activation scales",
+                expected: m,
+                actual: scales.len(),
+            });
+        }
+        if let Some((index, &value)) = scales
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !s.is_finite() || **s < 0.0)
+        {
+            return Err(KernelError::BadScale { index, value });
+        }
+        if let Some(index) = q.iter().position(|&v| v == i8::MIN) {
+            return Err(KernelError::ActivationRange { index, value: i8::MIN });
+        }
+        let kp = i2::padded_k(k).ok_or(KernelError::ShapeOverflow {
+            n: m as u64,
+            k: k as u64,
+        })?;
+        let mut data = vec![0i8; m * kp];
+        let mut sums = Vec::with_capacity(m);
+        for r in 0..m {
+            data[r * kp..r * kp + k].copy_from_slice(&q[r * k..(r + 1) * k]);
+            let row = &q[r * k..(r + 1) * k];
+            sums.push(row.iter().fold(0i32, |a, &v| a.wrapping_add(i32::from(v))));
+        }
+        Ok(Self {
+            m,
+            k,
+            k_padded: kp,
+            data,
+            scales,
+            sums,
+        })
+    }
+
+    /// Rows.
+    pub fn m(&self) -> usize {
+        self.m
+    }
+    /// Logical columns.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// Row stride of [`QuantizedActivations::data`].
+    pub fn k_padded(&self) -> usize {
+        self.k_padded
+    }
+    /// Quantised values, `m × k_padded`, zero in the padding.
+    pub fn data(&self) -> &[i8] {
+        &self.data
+    }
+    /// Per-row scales (`x ≈ x̃ · scale`).
+    pub fn scales(&self) -> &[f32] {
+        &self.scales
+    }
+    /// Per-row sums of the quantised values (for the code-offset correction).
+    pub fn sums(&self) -> &[i32] {
+        &self.sums
+    }
+}

@@ -1,0 +1,179 @@
+//! Round trips, packed sizes and hostile buffers for both packed formats.
+
+use proptest::prelude::*;
+use ternary_kernels::format::{i2, t1};
+use ternary_kernels::{KernelError, PackedI2, PackedT1, Scales};
+
+fn ternary_matrix() -> impl Strategy<Value = (Vec<i8>, usize, usize, Scales)> {
+    (0usize..6, 0usize..300, any::<bool>()).prop_flat_map(|(n, k, per_row)| {
+        let scales = if per_row {
+            prop::collection::vec(0f32..10.0, n).prop_map(Scales::PerRow).boxed()
+        } else {
+            (0f32..10.0).prop_map(Scales::PerTensor).boxed()
+        };
+        (prop::collection::vec(-1i8..=1, n * k), Just(n), Just(k), scales)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+    #[test]
+    fn i2_and_t1_round_trip_losslessly((t, n, k, scales) in ternary_matrix()) {
+        let a = PackedI2::from_ternary(&t, n, k, scales.clone()).unwrap();
+        prop_assert_eq!(a.to_ternary(), t.clone());
+        for r in 0..n { for c in 0..k { prop_assert_eq!(a.get(r, c), t[r * k + c]); } }
+        prop_assert_eq!(PackedI2::from_bytes(&a.to_bytes()).unwrap(), a.clone());
+        let b = PackedT1::from_i2(&a);
+        prop_assert_eq!(b.to_ternary(), t.clone());
+        prop_assert_eq!(b.to_i2(), a.clone());
+        prop_assert_eq!(PackedT1::from_bytes(&b.to_bytes()).unwrap(), b.clone());
+        prop_assert_eq!(PackedT1::from_ternary(&t, n, k, scales).unwrap(), b);
+    }
+
+    #[test]
+    fn reading_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = PackedI2::from_bytes(&bytes);
+        let _ = PackedT1::from_bytes(&bytes);
+    }
+
+    #[test]
+    fn every_truncation_of_a_valid_buffer_is_an_error((t, n, k, scales) in ternary_matrix()) {
+        let a = PackedI2::from_ternary(&t, n, k, scales).unwrap();
+        let bytes = a.to_bytes();
+        for cut in [0, 1, 31, 32, bytes.len().saturating_sub(1)] {
+            if cut < bytes.len() {
+                prop_assert!(PackedI2::from_bytes(&bytes[..cut]).is_err());
+            }
+        }
+        let t1 = PackedT1::from_i2(&a).to_bytes();
+        prop_assert!(PackedT1::from_bytes(&t1[..t1.len() - 1]).is_err());
+    }
+}
+
+#[test]
+fn packed_sizes_stay_within_two_and_one_point_six_bits() {
+    for (n, k) in [(4096, 4096), (2560, 6912), (17, 1000), (1, 128), (3, 5)] {
+        let t = vec![1i8; n * k];
+        let a = PackedI2::from_ternary(&t, n, k, Scales::PerRow(vec![1.0; n])).unwrap();
+        let b = PackedT1::from_i2(&a);
+        // 2 bits per weight plus the padding of each row's last block.
+        let padded = n * i2::padded_k(k).unwrap();
+        assert_eq!(a.data().len() * 8, 2 * padded);
+        assert_eq!(a.storage_bytes(), a.data().len() + 4 * n);
+        if k % i2::BLOCK == 0 {
+            assert_eq!(a.data().len() * 8, 2 * n * k);
+        }
+        // 1.6 bits per weight plus the last byte's padding.
+        assert_eq!(b.data().len(), (n * k).div_ceil(t1::TRITS_PER_BYTE));
+        assert!(b.data().len() as f64 * 8.0 <= 1.6 * (n * k) as f64 + 8.0);
+    }
+}
+
+fn sample() -> PackedI2 {
+    let t: Vec<i8> = (0..2 * 130).map(|i| (i % 3) as i8 - 1).collect();
+    PackedI2::from_ternary(&t, 2, 130, Scales::PerRow(vec![0.5, 1.5])).unwrap()
+}
+
+#[test]
+fn short_buffer_is_truncated_error() {
+    let b = sample().to_bytes();
+    assert!(matches!(PackedI2::from_bytes(&b[..10]), Err(KernelError::Truncated { what: "header", .. })));
+    assert!(matches!(PackedI2::from_bytes(&b[..34]), Err(KernelError::Truncated { what: "scales", .. })));
+    assert!(matches!(
+        PackedI2::from_bytes(&b[..b.len() - 1]),
+        Err(KernelError::Truncated { what: "payload", .. })
+    ));
+}
+
+#[test]
+fn trailing_bytes_are_an_error() {
+    let mut b = sample().to_bytes();
+    b.push(0x55);
+    assert!(matches!(PackedI2::from_bytes(&b), Err(KernelError::TrailingBytes { extra: 1, .. })));
+}
+
+#[test]
+fn bad_magic_version_format_and_kind_are_errors() {
+    let b = sample().to_bytes();
+    let mut m = b.clone();
+    m[0] = b'X';
+    assert!(matches!(PackedI2::from_bytes(&m), Err(KernelError::BadMagic { .. })));
+    let mut v = b.clone();
+    v[4] = 2;
+    assert!(matches!(PackedI2::from_bytes(&v), Err(KernelError::Unsupported { field: "version", .. })));
+    assert!(matches!(PackedT1::from_bytes(&b), Err(KernelError::Unsupported { field: "format", .. })));
+    let mut s = b.clone();
+    s[7] = 9;
+    assert!(matches!(PackedI2::from_bytes(&s), Err(KernelError::Unsupported { field: "scale kind", .. })));
+    let mut r = b;
+    r[30] = 1;
+    assert!(matches!(PackedI2::from_bytes(&r), Err(KernelError::Unsupported { field: "reserved", .. })));
+}
+
+#[test]
+fn huge_declared_shapes_fail_before_allocating() {
+    let mut b = sample().to_bytes();
+    b[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(PackedI2::from_bytes(&b), Err(KernelError::ShapeOverflow { .. })));
+    // Plausible but enormous: 2^40 rows. Must be a truncation error, not an allocation.
+    let mut b = sample().to_bytes();
+    b[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    assert!(matches!(PackedI2::from_bytes(&b), Err(KernelError::Truncated { .. })));
+}
+
+#[test]
+fn trit_code_three_and_base3_overflow_are_errors() {
+    let mut b = sample().to_bytes();
+    let payload = 32 + 8;
+    b[payload + 5] = 0b0000_1100; // lane 1 holds code 3
+    assert_eq!(
+        PackedI2::from_bytes(&b),
+        Err(KernelError::BadCode { offset: payload + 5, code: 3 })
+    );
+    let mut t = PackedT1::from_i2(&sample()).to_bytes();
+    t[payload] = 243;
+    assert_eq!(PackedT1::from_bytes(&t), Err(KernelError::BadCode { offset: payload, code: 243 }));
+}
+
+#[test]
+fn nonzero_padding_and_bad_scales_are_errors() {
+    let mut b = sample().to_bytes();
+    // Row 0 column 130 (block 1, lane 0, byte 2): code 2 instead of the zero code 1.
+    let payload = 32 + 8;
+    b[payload + 32 + 2] = 0b0101_0110;
+    assert_eq!(PackedI2::from_bytes(&b), Err(KernelError::BadPadding { row: 0, col: 130 }));
+    let mut b = sample().to_bytes();
+    b[32..36].copy_from_slice(&f32::NAN.to_le_bytes());
+    assert!(matches!(PackedI2::from_bytes(&b), Err(KernelError::BadScale { index: 0, .. })));
+    assert!(matches!(
+        PackedI2::from_ternary(&[0, 1], 1, 2, Scales::PerTensor(-1.0)),
+        Err(KernelError::BadScale { .. })
+    ));
+    assert!(matches!(
+        PackedI2::from_ternary(&[0, 1], 1, 2, Scales::PerRow(vec![1.0, 1.0])),
+        Err(KernelError::Length { .. })
+    ));
+    assert_eq!(
+        PackedI2::from_ternary(&[0, 2], 1, 2, Scales::PerTensor(1.0)),
+        Err(KernelError::NotTernary { index: 1, value: 2 })
+    );
+}
+
+#[test]
+fn the_documented_bit_layout_holds() {
+    // Weight 0 → bits 1..0 of byte 0; weight 33 → bits 3..2 of byte 1; weight 127 → bits 7..6
+    // of byte 31; weight 128 starts block 1 at byte 32.
+    let mut t = vec![0i8; 256];
+    t[0] = 1;
+    t[33] = -1;
+    t[127] = 1;
+    t[128] = -1;
+    let a = PackedI2::from_ternary(&t, 1, 256, Scales::PerTensor(1.0)).unwrap();
+    let d = a.data();
+    assert_eq!(d[0], 0b01_01_01_10);
+    assert_eq!(d[1], 0b01_01_00_01);
+    assert_eq!(d[31], 0b10_01_01_01);
+    assert_eq!(d[32], 0b01_01_01_00);
+    // Base-3: the first five trits (w+1) are 2, 1, 1, 1, 1 → 2 + 3 + 9 + 27 + 81 = 122.
+    assert_eq!(PackedT1::from_i2(&a).data()[0], 122);
+}

@@ -1,0 +1,1 @@
+//! Datasets, models and `Learner` wiring shared by the burn-ternary examples.
