@@ -1,6 +1,38 @@
 //! # burn-ternary
 //!
-//! The Burn 0.22 integration of the `ternary-kernels` crate.
+//! Ternary-weight ({−1, 0, +1}) layers for Burn 0.22, trained with a straight-through
+//! estimator and frozen into a packed 2-bit form that runs on the `ternary-kernels` SIMD code.
+//!
+//! * [`backend::TernaryBackend`]: a `#[backend_extension]` with a packed ternary linear op,
+//!   native on Flex (SIMD kernels), on Cube (wgpu; a documented dequantize path) and under
+//!   Autodiff (straight-through backward).
+//! * [`nn::TernaryLinear`], [`nn::TernaryConv2d`]: modules with a training state (latent f32
+//!   weights, fake quantization) and a packed state ([`nn::freeze`] packs a whole model).
+//! * [`nn::ternarize`]: makes the stock `nn::Linear` / `nn::Conv2d` of any model train ternary.
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `wgpu` | yes | Burn's wgpu/Vulkan backend (Cube), with the extension implemented for it |
+//!
+//! ```
+//! use burn::tensor::{Device, Tensor, Distribution};
+//! use burn_ternary::nn::{TernaryLinearConfig, freeze};
+//!
+//! let device = Device::flex();
+//! let layer = TernaryLinearConfig::new(64, 16).init(&device);
+//! let x = Tensor::<2>::random([4, 64], Distribution::Default, &device);
+//! let trained = layer.forward(x.clone()); // fake-quantized forward
+//! let packed = freeze(layer).unwrap(); // 2-bit weights, SIMD forward
+//! let y = packed.forward(x);
+//! y.into_data().assert_approx_eq::<f32>(&trained.into_data(), Default::default());
+//! ```
 #![warn(missing_docs)]
 
+pub mod backend;
+mod error;
+pub mod nn;
+pub mod ops;
+pub mod quant;
+
+pub use error::TernaryError;
 pub use ternary_kernels as kernels;

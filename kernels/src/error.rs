@@ -68,7 +68,9 @@ pub enum KernelError {
         max: usize,
     },
     /// A serialised buffer ended before the data it declares.
-    #[error("buffer too short: {what} needs {needed} bytes at offset {offset}, only {available} left")]
+    #[error(
+        "buffer too short: {what} needs {needed} bytes at offset {offset}, only {available} left"
+    )]
     Truncated {
         /// What was being read.
         what: &'static str,

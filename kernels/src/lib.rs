@@ -40,5 +40,5 @@ pub mod random;
 
 pub use cpu::matmul::MAX_K_W2A8;
 pub use error::{KernelError, Result};
-pub use format::{PackedI2, PackedT1, Scales};
+pub use format::{PackedI2, PackedI2Ref, PackedT1, Scales};
 pub use quant::{Granularity, Method, QuantizedActivations, Ternary};

@@ -198,10 +198,15 @@ impl PackedI2 {
         })?;
         let groups = stats(method, gran, w, n, k);
         let per_row = gran == Granularity::PerRow;
-        Ok(PackedI2::pack_with(n, k, scales_of(gran, &groups), |r, c| {
-            let g = groups[if per_row { r } else { 0 }];
-            (ternary_of(method, w[r * k + c], g) + 1) as u8
-        }))
+        Ok(PackedI2::pack_with(
+            n,
+            k,
+            scales_of(gran, &groups),
+            |r, c| {
+                let g = groups[if per_row { r } else { 0 }];
+                (ternary_of(method, w[r * k + c], g) + 1) as u8
+            },
+        ))
     }
 }
 
@@ -330,7 +335,10 @@ impl QuantizedActivations {
             return Err(KernelError::BadScale { index, value });
         }
         if let Some(index) = q.iter().position(|&v| v == i8::MIN) {
-            return Err(KernelError::ActivationRange { index, value: i8::MIN });
+            return Err(KernelError::ActivationRange {
+                index,
+                value: i8::MIN,
+            });
         }
         let kp = i2::padded_k(k).ok_or(KernelError::ShapeOverflow {
             n: m as u64,

@@ -7,11 +7,18 @@ use ternary_kernels::{KernelError, PackedI2, PackedT1, Scales};
 fn ternary_matrix() -> impl Strategy<Value = (Vec<i8>, usize, usize, Scales)> {
     (0usize..6, 0usize..300, any::<bool>()).prop_flat_map(|(n, k, per_row)| {
         let scales = if per_row {
-            prop::collection::vec(0f32..10.0, n).prop_map(Scales::PerRow).boxed()
+            prop::collection::vec(0f32..10.0, n)
+                .prop_map(Scales::PerRow)
+                .boxed()
         } else {
             (0f32..10.0).prop_map(Scales::PerTensor).boxed()
         };
-        (prop::collection::vec(-1i8..=1, n * k), Just(n), Just(k), scales)
+        (
+            prop::collection::vec(-1i8..=1, n * k),
+            Just(n),
+            Just(k),
+            scales,
+        )
     })
 }
 
@@ -77,11 +84,20 @@ fn sample() -> PackedI2 {
 #[test]
 fn short_buffer_is_truncated_error() {
     let b = sample().to_bytes();
-    assert!(matches!(PackedI2::from_bytes(&b[..10]), Err(KernelError::Truncated { what: "header", .. })));
-    assert!(matches!(PackedI2::from_bytes(&b[..34]), Err(KernelError::Truncated { what: "scales", .. })));
+    assert!(matches!(
+        PackedI2::from_bytes(&b[..10]),
+        Err(KernelError::Truncated { what: "header", .. })
+    ));
+    assert!(matches!(
+        PackedI2::from_bytes(&b[..34]),
+        Err(KernelError::Truncated { what: "scales", .. })
+    ));
     assert!(matches!(
         PackedI2::from_bytes(&b[..b.len() - 1]),
-        Err(KernelError::Truncated { what: "payload", .. })
+        Err(KernelError::Truncated {
+            what: "payload",
+            ..
+        })
     ));
 }
 
@@ -89,7 +105,10 @@ fn short_buffer_is_truncated_error() {
 fn trailing_bytes_are_an_error() {
     let mut b = sample().to_bytes();
     b.push(0x55);
-    assert!(matches!(PackedI2::from_bytes(&b), Err(KernelError::TrailingBytes { extra: 1, .. })));
+    assert!(matches!(
+        PackedI2::from_bytes(&b),
+        Err(KernelError::TrailingBytes { extra: 1, .. })
+    ));
 }
 
 #[test]
@@ -97,28 +116,61 @@ fn bad_magic_version_format_and_kind_are_errors() {
     let b = sample().to_bytes();
     let mut m = b.clone();
     m[0] = b'X';
-    assert!(matches!(PackedI2::from_bytes(&m), Err(KernelError::BadMagic { .. })));
+    assert!(matches!(
+        PackedI2::from_bytes(&m),
+        Err(KernelError::BadMagic { .. })
+    ));
     let mut v = b.clone();
     v[4] = 2;
-    assert!(matches!(PackedI2::from_bytes(&v), Err(KernelError::Unsupported { field: "version", .. })));
-    assert!(matches!(PackedT1::from_bytes(&b), Err(KernelError::Unsupported { field: "format", .. })));
+    assert!(matches!(
+        PackedI2::from_bytes(&v),
+        Err(KernelError::Unsupported {
+            field: "version",
+            ..
+        })
+    ));
+    assert!(matches!(
+        PackedT1::from_bytes(&b),
+        Err(KernelError::Unsupported {
+            field: "format",
+            ..
+        })
+    ));
     let mut s = b.clone();
     s[7] = 9;
-    assert!(matches!(PackedI2::from_bytes(&s), Err(KernelError::Unsupported { field: "scale kind", .. })));
+    assert!(matches!(
+        PackedI2::from_bytes(&s),
+        Err(KernelError::Unsupported {
+            field: "scale kind",
+            ..
+        })
+    ));
     let mut r = b;
     r[30] = 1;
-    assert!(matches!(PackedI2::from_bytes(&r), Err(KernelError::Unsupported { field: "reserved", .. })));
+    assert!(matches!(
+        PackedI2::from_bytes(&r),
+        Err(KernelError::Unsupported {
+            field: "reserved",
+            ..
+        })
+    ));
 }
 
 #[test]
 fn huge_declared_shapes_fail_before_allocating() {
     let mut b = sample().to_bytes();
     b[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
-    assert!(matches!(PackedI2::from_bytes(&b), Err(KernelError::ShapeOverflow { .. })));
+    assert!(matches!(
+        PackedI2::from_bytes(&b),
+        Err(KernelError::ShapeOverflow { .. })
+    ));
     // Plausible but enormous: 2^40 rows. Must be a truncation error, not an allocation.
     let mut b = sample().to_bytes();
     b[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
-    assert!(matches!(PackedI2::from_bytes(&b), Err(KernelError::Truncated { .. })));
+    assert!(matches!(
+        PackedI2::from_bytes(&b),
+        Err(KernelError::Truncated { .. })
+    ));
 }
 
 #[test]
@@ -128,11 +180,20 @@ fn trit_code_three_and_base3_overflow_are_errors() {
     b[payload + 5] = 0b0000_1100; // lane 1 holds code 3
     assert_eq!(
         PackedI2::from_bytes(&b),
-        Err(KernelError::BadCode { offset: payload + 5, code: 3 })
+        Err(KernelError::BadCode {
+            offset: payload + 5,
+            code: 3
+        })
     );
     let mut t = PackedT1::from_i2(&sample()).to_bytes();
     t[payload] = 243;
-    assert_eq!(PackedT1::from_bytes(&t), Err(KernelError::BadCode { offset: payload, code: 243 }));
+    assert_eq!(
+        PackedT1::from_bytes(&t),
+        Err(KernelError::BadCode {
+            offset: payload,
+            code: 243
+        })
+    );
 }
 
 #[test]
@@ -141,10 +202,16 @@ fn nonzero_padding_and_bad_scales_are_errors() {
     // Row 0 column 130 (block 1, lane 0, byte 2): code 2 instead of the zero code 1.
     let payload = 32 + 8;
     b[payload + 32 + 2] = 0b0101_0110;
-    assert_eq!(PackedI2::from_bytes(&b), Err(KernelError::BadPadding { row: 0, col: 130 }));
+    assert_eq!(
+        PackedI2::from_bytes(&b),
+        Err(KernelError::BadPadding { row: 0, col: 130 })
+    );
     let mut b = sample().to_bytes();
     b[32..36].copy_from_slice(&f32::NAN.to_le_bytes());
-    assert!(matches!(PackedI2::from_bytes(&b), Err(KernelError::BadScale { index: 0, .. })));
+    assert!(matches!(
+        PackedI2::from_bytes(&b),
+        Err(KernelError::BadScale { index: 0, .. })
+    ));
     assert!(matches!(
         PackedI2::from_ternary(&[0, 1], 1, 2, Scales::PerTensor(-1.0)),
         Err(KernelError::BadScale { .. })

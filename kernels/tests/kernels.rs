@@ -25,10 +25,15 @@ fn random_case(
     let t: Vec<i8> = (0..n * k).map(|_| (next() % 3) as i8 - 1).collect();
     let scales = Scales::PerRow((0..n).map(|_| (next() % 1000) as f32 / 250.0).collect());
     let w = PackedI2::from_ternary(&t, n, k, scales).unwrap();
-    let q: Vec<i8> = (0..m * k).map(|_| (next() % 255) as i8).map(|v| v.max(-127)).collect();
+    let q: Vec<i8> = (0..m * k)
+        .map(|_| (next() % 255) as i8)
+        .map(|v| v.max(-127))
+        .collect();
     let xs = (0..m).map(|_| (next() % 100) as f32 / 997.0).collect();
     let x = QuantizedActivations::from_i8(&q, m, k, xs).unwrap();
-    let xf = (0..m * k).map(|_| (next() % 20001) as f32 / 1000.0 - 10.0).collect();
+    let xf = (0..m * k)
+        .map(|_| (next() % 20001) as f32 / 1000.0 - 10.0)
+        .collect();
     (w, x, xf)
 }
 
@@ -44,10 +49,20 @@ fn check_all_isas(m: usize, n: usize, k: usize, seed: u64) -> Result<(), TestCas
     let mut ref_f = vec![0f32; m * n];
     scalar().matmul_w2a8(&x, &w, None, &mut ref_f).unwrap();
     let mut ref_exact = vec![0f32; m * n];
-    scalar().matmul_f32(&xf, m, &w, None, &mut ref_exact).unwrap();
+    scalar()
+        .matmul_f32(&xf, m, &w, None, &mut ref_exact)
+        .unwrap();
     for kernel in kernels() {
         // Integer sums must be identical before any scale is applied ...
-        prop_assert_eq!(&w2a8_i32(kernel, &x, &w), &reference, "{:?} {}x{}x{}", kernel.isa(), m, n, k);
+        prop_assert_eq!(
+            &w2a8_i32(kernel, &x, &w),
+            &reference,
+            "{:?} {}x{}x{}",
+            kernel.isa(),
+            m,
+            n,
+            k
+        );
         // ... and the shared epilogue keeps the scaled outputs identical too.
         let mut f = vec![0f32; m * n];
         kernel.matmul_w2a8(&x, &w, None, &mut f).unwrap();
@@ -63,7 +78,11 @@ fn check_all_isas(m: usize, n: usize, k: usize, seed: u64) -> Result<(), TestCas
             for j in 0..n {
                 let tol = l1 * w.scales().get(j) * f32::EPSILON * (k as f32).sqrt().max(4.0);
                 let (a, b) = (e[i * n + j], ref_exact[i * n + j]);
-                prop_assert!((a - b).abs() <= tol, "{:?} f32 ({i},{j}): {a} vs {b}", kernel.isa());
+                prop_assert!(
+                    (a - b).abs() <= tol,
+                    "{:?} f32 ({i},{j}): {a} vs {b}",
+                    kernel.isa()
+                );
             }
         }
     }
@@ -92,7 +111,12 @@ fn every_isa_matches_scalar_on_block_edges() {
 #[test]
 fn every_isa_matches_scalar_on_threaded_tiles() {
     // Large enough to be split into rayon tiles along M and N, with ragged tile edges.
-    for (m, n, k) in [(1, 1031, 2049), (3, 517, 1000), (130, 259, 1100), (67, 64, 4096)] {
+    for (m, n, k) in [
+        (1, 1031, 2049),
+        (3, 517, 1000),
+        (130, 259, 1100),
+        (67, 64, 4096),
+    ] {
         check_all_isas(m, n, k, (m * n + k) as u64).unwrap();
     }
 }
@@ -145,24 +169,37 @@ fn shape_errors_are_reported() {
     let x = QuantizedActivations::quantize(&[1.0; 5], 1, 5).unwrap();
     let k = &kernels()[0];
     let mut y = [0f32; 2];
-    assert!(matches!(k.matmul_w2a8(&x, &w, None, &mut y), Err(KernelError::Shape { .. })));
+    assert!(matches!(
+        k.matmul_w2a8(&x, &w, None, &mut y),
+        Err(KernelError::Shape { .. })
+    ));
     let x = QuantizedActivations::quantize(&[1.0; 4], 1, 4).unwrap();
     let mut y3 = [0f32; 3];
-    assert!(matches!(k.matmul_w2a8(&x, &w, None, &mut y3), Err(KernelError::Length { .. })));
+    assert!(matches!(
+        k.matmul_w2a8(&x, &w, None, &mut y3),
+        Err(KernelError::Length { .. })
+    ));
     assert!(matches!(
         k.matmul_w2a8(&x, &w, Some(&[1.0]), &mut y),
         Err(KernelError::Length { what: "bias", .. })
     ));
-    assert!(matches!(k.matmul_f32(&[1.0; 3], 1, &w, None, &mut y), Err(KernelError::Length { .. })));
+    assert!(matches!(
+        k.matmul_f32(&[1.0; 3], 1, &w, None, &mut y),
+        Err(KernelError::Length { .. })
+    ));
 }
 
 #[test]
 fn bias_and_scales_apply_in_both_modes() {
-    let w = PackedI2::from_ternary(&[1, -1, 0, 1, 1, 1], 2, 3, Scales::PerRow(vec![0.5, 2.0])).unwrap();
+    let w =
+        PackedI2::from_ternary(&[1, -1, 0, 1, 1, 1], 2, 3, Scales::PerRow(vec![0.5, 2.0])).unwrap();
     let x = [1.0f32, 2.0, 4.0];
     let mut y = [0f32; 2];
     ternary_kernels::cpu::matmul_f32(&x, 1, &w, Some(&[10.0, 20.0]), &mut y).unwrap();
-    assert_eq!(y, [(1.0 - 2.0) * 0.5 + 10.0, (1.0 + 2.0 + 4.0) * 2.0 + 20.0]);
+    assert_eq!(
+        y,
+        [(1.0 - 2.0) * 0.5 + 10.0, (1.0 + 2.0 + 4.0) * 2.0 + 20.0]
+    );
     let q = QuantizedActivations::quantize(&x, 1, 3).unwrap();
     ternary_kernels::cpu::matmul_w2a8(&q, &w, Some(&[10.0, 20.0]), &mut y).unwrap();
     // x quantises exactly here (4 → 127, 2 → 63.5 → 64, 1 → 31.75 → 32): ±1 LSB of 4/127.

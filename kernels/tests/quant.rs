@@ -16,13 +16,25 @@ fn absmean_per_tensor_matches_hand_computation() {
 #[test]
 fn absmean_rounds_half_away_from_zero() {
     // Σ|W| = 4 over 4 weights → γ = 1 exactly, so W/γ = W: ±0.5 → ±1, 0.25 → 0.
-    let t = quantize(&[0.5, -0.5, 0.25, 2.75], 1, 4, Method::AbsMean, Granularity::PerTensor);
+    let t = quantize(
+        &[0.5, -0.5, 0.25, 2.75],
+        1,
+        4,
+        Method::AbsMean,
+        Granularity::PerTensor,
+    );
     let t = t.unwrap();
-    assert_eq!((t.values, t.scales), (vec![1, -1, 0, 1], Scales::PerTensor(1.0)));
+    assert_eq!(
+        (t.values, t.scales),
+        (vec![1, -1, 0, 1], Scales::PerTensor(1.0))
+    );
     // Just below one half stays zero (γ = (0.49999997 + 3.5) / 4 rounds to 1.0 in f32).
     let w = [0.499_999_97, 3.5, 0.0, 0.0];
     let t = quantize(&w, 1, 4, Method::AbsMean, Granularity::PerTensor).unwrap();
-    assert_eq!((t.values, t.scales), (vec![0, 1, 0, 0], Scales::PerTensor(1.0)));
+    assert_eq!(
+        (t.values, t.scales),
+        (vec![0, 1, 0, 0], Scales::PerTensor(1.0))
+    );
 }
 
 #[test]
@@ -49,11 +61,16 @@ fn twn_matches_hand_computation() {
 
 #[test]
 fn fused_quantize_and_pack_equals_quantize_then_pack() {
-    let w: Vec<f32> = (0..7 * 300).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    let w: Vec<f32> = (0..7 * 300)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
     for method in [Method::AbsMean, Method::Twn] {
         for gran in [Granularity::PerTensor, Granularity::PerRow] {
             let t = quantize(&w, 7, 300, method, gran).unwrap();
-            assert_eq!(PackedI2::quantize(&w, 7, 300, method, gran).unwrap(), t.pack_i2());
+            assert_eq!(
+                PackedI2::quantize(&w, 7, 300, method, gran).unwrap(),
+                t.pack_i2()
+            );
         }
     }
 }
@@ -63,10 +80,24 @@ fn nan_and_inf_are_errors_not_zeros() {
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let w = [0.5, bad, 1.0];
         let e = quantize(&w, 1, 3, Method::AbsMean, Granularity::PerTensor).unwrap_err();
-        assert!(matches!(e, KernelError::NonFinite { what: "weights", index: 1, .. }));
+        assert!(matches!(
+            e,
+            KernelError::NonFinite {
+                what: "weights",
+                index: 1,
+                ..
+            }
+        ));
         assert!(PackedI2::quantize(&w, 1, 3, Method::Twn, Granularity::PerRow).is_err());
         let e = QuantizedActivations::quantize(&w, 1, 3).unwrap_err();
-        assert!(matches!(e, KernelError::NonFinite { what: "activations", index: 1, .. }));
+        assert!(matches!(
+            e,
+            KernelError::NonFinite {
+                what: "activations",
+                index: 1,
+                ..
+            }
+        ));
     }
 }
 
@@ -97,13 +128,19 @@ fn activations_quantize_per_row_by_absmax() {
     // Row 1: all zero → scale 0, values 0.
     let q = QuantizedActivations::quantize(&[1.0, -2.0, 0.5, 0.0, 0.0, 0.0], 2, 3).unwrap();
     assert_eq!(&q.data()[..3], &[64, -127, 32]);
-    assert!(q.data()[3..q.k_padded()].iter().all(|&v| v == 0), "padding is zero");
+    assert!(
+        q.data()[3..q.k_padded()].iter().all(|&v| v == 0),
+        "padding is zero"
+    );
     assert_eq!(&q.data()[q.k_padded()..q.k_padded() + 3], &[0, 0, 0]);
     assert_eq!(q.scales(), &[2.0 / 127.0, 0.0]);
     assert_eq!(q.sums(), &[64 - 127 + 32, 0]);
     assert_eq!(q.k_padded(), 128);
     assert!(matches!(
         QuantizedActivations::from_i8(&[-128], 1, 1, vec![1.0]),
-        Err(KernelError::ActivationRange { index: 0, value: -128 })
+        Err(KernelError::ActivationRange {
+            index: 0,
+            value: -128
+        })
     ));
 }

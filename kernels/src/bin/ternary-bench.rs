@@ -98,7 +98,8 @@ impl Row {
             self.threads,
             self.seconds * 1e6,
             self.gmacs,
-            self.baseline_gmacs.map_or("-".into(), |b| format!("{b:.1}")),
+            self.baseline_gmacs
+                .map_or("-".into(), |b| format!("{b:.1}")),
             speed,
             self.gbs,
             pct
@@ -124,7 +125,11 @@ fn median_time(min_reps: usize, mut f: impl FnMut(usize)) -> f64 {
 
 /// How many copies of a `bytes`-sized buffer make a rotation that misses in L3.
 fn copies_for(bytes: usize, rotate: bool) -> usize {
-    if rotate { ROTATE_BYTES.div_ceil(bytes.max(1)).max(2) } else { 1 }
+    if rotate {
+        ROTATE_BYTES.div_ceil(bytes.max(1)).max(2)
+    } else {
+        1
+    }
 }
 
 fn stream_gbs(reps: usize) -> f64 {
@@ -147,18 +152,36 @@ fn baseline_f32(m: usize, k: usize, n: usize, threads: usize, rotate: bool, reps
     let ws: Vec<Vec<f32>> = (0..copies).map(|_| rng.f32s(n * k)).collect();
     let x = rng.f32s(m * k);
     let mut y = vec![0f32; m * n];
-    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     let t = median_time(reps, |i| {
         let w = &ws[i % copies];
         // SAFETY: y is m×n row-major (rs = n, cs = 1); x is m×k row-major; W is n×k
         // row-major, read as the k×n matrix Wᵀ (row stride 1, column stride k). All in bounds.
         unsafe {
             gemm::gemm(
-                m, n, k,
-                y.as_mut_ptr(), 1, n as isize, false,
-                x.as_ptr(), 1, k as isize,
-                w.as_ptr(), k as isize, 1,
-                0.0, 1.0, false, false, false, par,
+                m,
+                n,
+                k,
+                y.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                k as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                par,
             );
         }
         black_box(&y);
@@ -190,9 +213,13 @@ fn ours(
         if mode == "w2a8" {
             // The activation quantisation is part of what a layer pays: time it too.
             q.quantize_into(&x, m, k).expect("finite input");
-            kernel.matmul_w2a8(&q, w, None, &mut y).expect("shapes match");
+            kernel
+                .matmul_w2a8(&q, w, None, &mut y)
+                .expect("shapes match");
         } else {
-            kernel.matmul_f32(&x, m, w, None, &mut y).expect("shapes match");
+            kernel
+                .matmul_f32(&x, m, w, None, &mut y)
+                .expect("shapes match");
         }
         black_box(&y);
     });
@@ -218,7 +245,9 @@ fn pack_row(reps: usize) -> Row {
     let (n, k) = (4096, 4096);
     let w = XorShift::new(3).f32s(n * k);
     let t = median_time(reps, |_| {
-        black_box(PackedI2::quantize(&w, n, k, Method::AbsMean, Granularity::PerRow).expect("finite"));
+        black_box(
+            PackedI2::quantize(&w, n, k, Method::AbsMean, Granularity::PerRow).expect("finite"),
+        );
     });
     Row {
         op: "pack",
@@ -258,18 +287,38 @@ fn main() {
         })
         .collect();
     let reps = if args.quick { 3 } else { 7 };
-    let mut gemv: Vec<(usize, usize)> =
-        vec![(2560, 2560), (2560, 6912), (6912, 2560), (4096, 4096), (4096, 14336)];
+    let mut gemv: Vec<(usize, usize)> = vec![
+        (2560, 2560),
+        (2560, 6912),
+        (6912, 2560),
+        (4096, 4096),
+        (4096, 14336),
+    ];
     if !args.quick {
         gemv.push((8192, 28672));
     }
     let gemm_shapes = [(128, 2560, 2560), (512, 4096, 4096)];
 
     if !args.json {
-        println!("kernels on this host: {:?}", kernels().iter().map(|k| k.isa().name()).collect::<Vec<_>>());
+        println!(
+            "kernels on this host: {:?}",
+            kernels().iter().map(|k| k.isa().name()).collect::<Vec<_>>()
+        );
         println!(
             "{:<6} {:>4} {:>6} {:>6} {:<5} {:<11} {:>2} {:>10} {:>8} {:>8} {:>7} {:>7} {:>5}",
-            "op", "m", "k", "n", "mode", "isa", "th", "time_us", "gmac/s", "f32_base", "speedup", "GB/s", "%bw"
+            "op",
+            "m",
+            "k",
+            "n",
+            "mode",
+            "isa",
+            "th",
+            "time_us",
+            "gmac/s",
+            "f32_base",
+            "speedup",
+            "GB/s",
+            "%bw"
         );
     }
     let emit = |r: &Row| {
@@ -280,7 +329,10 @@ fn main() {
         }
     };
     for &t in &threads {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().expect("thread pool");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .expect("thread pool");
         pool.install(|| {
             let read = stream_gbs(reps);
             emit(&Row {

@@ -3,9 +3,11 @@
 use std::sync::OnceLock;
 
 /// Raw W2A8 kernel: unscaled code × activation sums. Contract: [`super::scalar`].
-pub(crate) type W2a8Fn = unsafe fn(*const u8, usize, usize, *const i8, usize, usize, *mut i32, usize);
+pub(crate) type W2a8Fn =
+    unsafe fn(*const u8, usize, usize, *const i8, usize, usize, *mut i32, usize);
 /// Raw exact-f32 kernel: unscaled ternary × f32 sums. Contract: [`super::scalar`].
-pub(crate) type F32Fn = unsafe fn(*const u8, usize, usize, *const f32, usize, usize, *mut f32, usize);
+pub(crate) type F32Fn =
+    unsafe fn(*const u8, usize, usize, *const f32, usize, usize, *mut f32, usize);
 
 /// An instruction set a kernel is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

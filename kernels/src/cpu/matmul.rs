@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::dispatch::{Kernel, best};
 use crate::error::{KernelError, Result};
-use crate::format::PackedI2;
+use crate::format::i2::PackedI2Ref;
 use crate::quant::QuantizedActivations;
 
 /// The largest K for which W2A8 integer sums are exact in i32: every lane sums
@@ -53,9 +53,18 @@ fn tiles(m: usize, n: usize, kp: usize) -> Vec<Tile> {
     }
     let threads = rayon::current_num_threads().max(1);
     if m.saturating_mul(n).saturating_mul(kp) < PARALLEL_MIN_MACS || threads == 1 {
-        return vec![Tile { i0: 0, i1: m, j0: 0, j1: n }];
+        return vec![Tile {
+            i0: 0,
+            i1: m,
+            j0: 0,
+            j1: n,
+        }];
     }
-    let mc = if m == 1 { 1 } else { (L2_ACT_BYTES / kp.max(1)).clamp(4, 64) / 4 * 4 };
+    let mc = if m == 1 {
+        1
+    } else {
+        (L2_ACT_BYTES / kp.max(1)).clamp(4, 64) / 4 * 4
+    };
     let m_tiles = m.div_ceil(mc);
     // Aim for ≥ 4 tasks per thread for balance, in multiples of 8 rows of W.
     let n_tiles_wanted = (4 * threads).div_ceil(m_tiles).max(1);
@@ -105,7 +114,7 @@ fn check_bias(bias: Option<&[f32]>, n: usize) -> Result<()> {
     }
 }
 
-fn check_w2a8(x: &QuantizedActivations, w: &PackedI2) -> Result<()> {
+fn check_w2a8(x: &QuantizedActivations, w: &PackedI2Ref<'_>) -> Result<()> {
     if x.k() != w.k() {
         return Err(KernelError::Shape {
             what: "K of activations and weights",
@@ -133,7 +142,7 @@ impl Kernel {
     fn w2a8_tiles(
         &self,
         x: &QuantizedActivations,
-        w: &PackedI2,
+        w: &PackedI2Ref<'_>,
         out: SendPtr<i32>,
         finish: impl Fn(Tile) + Sync + Send,
     ) {
@@ -161,12 +170,13 @@ impl Kernel {
     }
 
     /// Exact integer results `Σ_k w[j,k] · x̃[i,k]` (before any scale), `out` is `m × n`.
-    pub fn matmul_w2a8_i32(
+    pub fn matmul_w2a8_i32<'w>(
         &self,
         x: &QuantizedActivations,
-        w: &PackedI2,
+        w: impl Into<PackedI2Ref<'w>>,
         out: &mut [i32],
     ) -> Result<()> {
+        let w = &w.into();
         check_w2a8(x, w)?;
         check_out(out.len(), x.m(), w.n())?;
         let n = w.n();
@@ -187,13 +197,14 @@ impl Kernel {
     }
 
     /// W2A8: `out[i, j] = (Σ_k w[j,k]·x̃[i,k]) · x_scale[i] · w_scale[j] + bias[j]`.
-    pub fn matmul_w2a8(
+    pub fn matmul_w2a8<'w>(
         &self,
         x: &QuantizedActivations,
-        w: &PackedI2,
+        w: impl Into<PackedI2Ref<'w>>,
         bias: Option<&[f32]>,
         out: &mut [f32],
     ) -> Result<()> {
+        let w = &w.into();
         check_w2a8(x, w)?;
         check_out(out.len(), x.m(), w.n())?;
         check_bias(bias, w.n())?;
@@ -202,7 +213,7 @@ impl Kernel {
         // size, any bit pattern is a valid f32, and no scratch buffer is needed.
         let fptr = SendPtr(out.as_mut_ptr());
         let iptr = SendPtr(fptr.get().cast::<i32>());
-        let (sums, xs, ws) = (x.sums(), x.scales(), w.scales());
+        let (sums, xs) = (x.sums(), x.scales());
         self.w2a8_tiles(x, w, iptr, |t| {
             for i in t.i0..t.i1 {
                 for j in t.j0..t.j1 {
@@ -210,7 +221,8 @@ impl Kernel {
                     // SAFETY: inside this task's tile, written by the kernel just before.
                     unsafe {
                         let raw = *iptr.get().add(i * n + j);
-                        *fptr.get().add(i * n + j) = w2a8_epilogue(raw, sums[i], xs[i], ws.get(j), b);
+                        *fptr.get().add(i * n + j) =
+                            w2a8_epilogue(raw, sums[i], xs[i], w.scale(j), b);
                     }
                 }
             }
@@ -220,14 +232,15 @@ impl Kernel {
 
     /// Exact f32 activations: `out[i, j] = (Σ_k w[j,k]·x[i,k]) · w_scale[j] + bias[j]`,
     /// `x` is `m × K` row-major.
-    pub fn matmul_f32(
+    pub fn matmul_f32<'w>(
         &self,
         x: &[f32],
         m: usize,
-        w: &PackedI2,
+        w: impl Into<PackedI2Ref<'w>>,
         bias: Option<&[f32]>,
         out: &mut [f32],
     ) -> Result<()> {
+        let w = &w.into();
         let (n, k, kp, rb) = (w.n(), w.k(), w.k_padded(), w.row_bytes());
         if x.len() != m * k {
             return Err(KernelError::Length {
@@ -251,7 +264,7 @@ impl Kernel {
             &padded
         };
         let ptr = SendPtr(out.as_mut_ptr());
-        let (wd, ws) = (w.data(), w.scales());
+        let wd = w.data();
         run_tiles(m, n, kp, |t| {
             // SAFETY: as in `w2a8_tiles`, with f32 activations of row stride kp.
             unsafe {
@@ -268,7 +281,7 @@ impl Kernel {
                 for i in t.i0..t.i1 {
                     for j in t.j0..t.j1 {
                         let p = ptr.get().add(i * n + j);
-                        *p = *p * ws.get(j) + bias.map_or(0.0, |b| b[j]);
+                        *p = *p * w.scale(j) + bias.map_or(0.0, |b| b[j]);
                     }
                 }
             }
@@ -278,9 +291,9 @@ impl Kernel {
 }
 
 /// [`Kernel::matmul_w2a8`] with the host's best kernel.
-pub fn matmul_w2a8(
+pub fn matmul_w2a8<'w>(
     x: &QuantizedActivations,
-    w: &PackedI2,
+    w: impl Into<PackedI2Ref<'w>>,
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) -> Result<()> {
@@ -288,10 +301,10 @@ pub fn matmul_w2a8(
 }
 
 /// [`Kernel::matmul_f32`] with the host's best kernel.
-pub fn matmul_f32(
+pub fn matmul_f32<'w>(
     x: &[f32],
     m: usize,
-    w: &PackedI2,
+    w: impl Into<PackedI2Ref<'w>>,
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) -> Result<()> {

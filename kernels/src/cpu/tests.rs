@@ -33,20 +33,60 @@ fn raw_kernels_match_scalar_at_unaligned_offsets_and_strides() {
             // SAFETY: w+wo has n rows of rb bytes, x+xo has m rows of stride ldx ≥ kp, the
             // outputs have m rows of stride ldo ≥ n; scalar runs everywhere.
             unsafe {
-                (scalar.w2a8)(w.as_ptr().add(wo), rb, n, x.as_ptr().add(xo), ldx, m, expect.as_mut_ptr(), ldo);
-                (scalar.f32)(w.as_ptr().add(wo), rb, n, xf.as_ptr().add(xo), ldx, m, expect_f.as_mut_ptr(), ldo);
+                (scalar.w2a8)(
+                    w.as_ptr().add(wo),
+                    rb,
+                    n,
+                    x.as_ptr().add(xo),
+                    ldx,
+                    m,
+                    expect.as_mut_ptr(),
+                    ldo,
+                );
+                (scalar.f32)(
+                    w.as_ptr().add(wo),
+                    rb,
+                    n,
+                    xf.as_ptr().add(xo),
+                    ldx,
+                    m,
+                    expect_f.as_mut_ptr(),
+                    ldo,
+                );
             }
             for k in kernels() {
                 let mut got = vec![0i32; m * ldo];
                 let mut got_f = vec![0f32; m * ldo];
                 // SAFETY: as above; `k` exists only for ISAs the host supports.
                 unsafe {
-                    (k.w2a8)(w.as_ptr().add(wo), rb, n, x.as_ptr().add(xo), ldx, m, got.as_mut_ptr(), ldo);
-                    (k.f32)(w.as_ptr().add(wo), rb, n, xf.as_ptr().add(xo), ldx, m, got_f.as_mut_ptr(), ldo);
+                    (k.w2a8)(
+                        w.as_ptr().add(wo),
+                        rb,
+                        n,
+                        x.as_ptr().add(xo),
+                        ldx,
+                        m,
+                        got.as_mut_ptr(),
+                        ldo,
+                    );
+                    (k.f32)(
+                        w.as_ptr().add(wo),
+                        rb,
+                        n,
+                        xf.as_ptr().add(xo),
+                        ldx,
+                        m,
+                        got_f.as_mut_ptr(),
+                        ldo,
+                    );
                 }
                 assert_eq!(got, expect, "{:?} w+{wo} x+{xo}", k.isa());
                 for (a, b) in got_f.iter().zip(&expect_f) {
-                    assert!((a - b).abs() <= 1e-3, "{:?} f32 w+{wo} x+{xo}: {a} vs {b}", k.isa());
+                    assert!(
+                        (a - b).abs() <= 1e-3,
+                        "{:?} f32 w+{wo} x+{xo}: {a} vs {b}",
+                        k.isa()
+                    );
                 }
             }
         }

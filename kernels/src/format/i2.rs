@@ -44,6 +44,87 @@ pub struct PackedI2 {
     data: Vec<u8>,
 }
 
+/// A borrowed 2-bit matrix: the payload and scales of a [`PackedI2`] held elsewhere (a
+/// framework tensor's storage, a memory map). Lengths are checked on construction; the codes
+/// are trusted (an invalid code 3 yields wrong numbers, never unsoundness), so validate
+/// untrusted bytes with [`PackedI2::from_bytes`] first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PackedI2Ref<'a> {
+    n: usize,
+    k: usize,
+    data: &'a [u8],
+    scales: &'a [f32],
+}
+
+impl<'a> PackedI2Ref<'a> {
+    /// Views `data` (`n` rows of `padded_k(k) / 4` bytes) with `scales` (1 or `n` values).
+    pub fn new(data: &'a [u8], n: usize, k: usize, scales: &'a [f32]) -> Result<Self> {
+        let overflow = KernelError::ShapeOverflow {
+            n: n as u64,
+            k: k as u64,
+        };
+        let expected = padded_k(k)
+            .and_then(|kp| (kp / 4).checked_mul(n))
+            .ok_or(overflow)?;
+        if data.len() != expected {
+            return Err(KernelError::Length {
+                what: "packed weights",
+                expected,
+                actual: data.len(),
+            });
+        }
+        if scales.len() != 1 && scales.len() != n {
+            return Err(KernelError::Length {
+                what: "scales (1 or n)",
+                expected: n,
+                actual: scales.len(),
+            });
+        }
+        Ok(Self { n, k, data, scales })
+    }
+
+    /// Output rows.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// Logical columns.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// Columns including padding.
+    pub fn k_padded(&self) -> usize {
+        padded_k(self.k).expect("checked on construction")
+    }
+    /// Bytes per packed row.
+    pub fn row_bytes(&self) -> usize {
+        self.k_padded() / 4
+    }
+    /// The packed payload.
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+    /// Scale of output row `row`.
+    #[inline]
+    pub fn scale(&self, row: usize) -> f32 {
+        if self.scales.len() == 1 {
+            self.scales[0]
+        } else {
+            self.scales[row]
+        }
+    }
+}
+
+impl<'a> From<&'a PackedI2> for PackedI2Ref<'a> {
+    fn from(m: &'a PackedI2) -> Self {
+        Self {
+            n: m.n,
+            k: m.k,
+            data: &m.data,
+            scales: m.scales.as_slice(),
+        }
+    }
+}
+
 /// Packs one row: `code(c)` is the code of column `c < k`; padding gets [`ZERO_CODE`].
 #[inline]
 pub(crate) fn pack_row(dst: &mut [u8], k: usize, code: impl Fn(usize) -> u8) {
@@ -207,8 +288,7 @@ impl PackedI2 {
         validate_codes(p.payload, p.payload_offset)?;
         if row_bytes > 0 && p.k % BLOCK != 0 {
             for (r, packed) in p.payload.chunks_exact(row_bytes).enumerate() {
-                if let Some(col) = (p.k..row_bytes * 4).find(|&c| code_at(packed, c) != ZERO_CODE)
-                {
+                if let Some(col) = (p.k..row_bytes * 4).find(|&c| code_at(packed, c) != ZERO_CODE) {
                     return Err(KernelError::BadPadding { row: r, col });
                 }
             }

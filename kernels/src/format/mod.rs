@@ -5,6 +5,6 @@ pub mod i2;
 mod scales;
 pub mod t1;
 
-pub use i2::PackedI2;
+pub use i2::{PackedI2, PackedI2Ref};
 pub use scales::Scales;
 pub use t1::PackedT1;

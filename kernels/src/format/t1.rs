@@ -30,7 +30,9 @@ impl PackedT1 {
     /// Packs ternary values (`n × k`, row-major) with their scales.
     pub fn from_ternary(values: &[i8], n: usize, k: usize, scales: Scales) -> Result<Self> {
         // Reuse the I2 validation, then transcode: one checked path for both formats.
-        Ok(Self::from_i2(&PackedI2::from_ternary(values, n, k, scales)?))
+        Ok(Self::from_i2(&PackedI2::from_ternary(
+            values, n, k, scales,
+        )?))
     }
 
     /// Losslessly transcodes a 2-bit matrix.
@@ -107,7 +109,9 @@ impl PackedT1 {
     /// Parses and validates a buffer written by [`PackedT1::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let p = header::read(bytes, FormatCode::T1, TRITS_PER_BYTE as u32, |n, k| {
-            n.checked_mul(k)?.checked_add(TRITS_PER_BYTE - 1).map(|t| t / TRITS_PER_BYTE)
+            n.checked_mul(k)?
+                .checked_add(TRITS_PER_BYTE - 1)
+                .map(|t| t / TRITS_PER_BYTE)
         })?;
         if let Some(i) = p.payload.iter().position(|&b| b > MAX_BYTE) {
             return Err(KernelError::BadCode {

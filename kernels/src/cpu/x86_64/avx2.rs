@@ -39,7 +39,8 @@ unsafe fn w2a8_tile<const MR: usize, const NR: usize>(
             }
             for (i, acc_i) in acc.iter_mut().enumerate() {
                 let xp = x.add(i * ldx + b * 128);
-                let xs: [__m256i; 4] = std::array::from_fn(|s| _mm256_loadu_si256(xp.add(32 * s).cast()));
+                let xs: [__m256i; 4] =
+                    std::array::from_fn(|s| _mm256_loadu_si256(xp.add(32 * s).cast()));
                 for (j, qj) in q.iter().enumerate() {
                     let p01 = _mm256_add_epi16(
                         _mm256_maddubs_epi16(qj[0], xs[0]),
@@ -90,7 +91,21 @@ pub(crate) unsafe fn w2a8(
     ldo: usize,
 ) {
     // SAFETY: forwarded contract.
-    unsafe { drive_tiles!(w2a8_tile, w, row_bytes, n, x, ldx, m, out, ldo, gemv_nr = 2, nr = 2) }
+    unsafe {
+        drive_tiles!(
+            w2a8_tile,
+            w,
+            row_bytes,
+            n,
+            x,
+            ldx,
+            m,
+            out,
+            ldo,
+            gemv_nr = 2,
+            nr = 2
+        )
+    }
 }
 
 /// Exact-f32 activations: codes widened to i32 lanes become +1/−1 masks for adds/subtracts.

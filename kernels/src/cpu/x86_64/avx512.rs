@@ -132,7 +132,19 @@ pub(crate) unsafe fn w2a8_vnni(
 ) {
     // SAFETY: forwarded contract.
     unsafe {
-        drive_tiles!(vnni_tile, w, row_bytes, n, x, ldx, m, out, ldo, gemv_nr = 8, nr = 4)
+        drive_tiles!(
+            vnni_tile,
+            w,
+            row_bytes,
+            n,
+            x,
+            ldx,
+            m,
+            out,
+            ldo,
+            gemv_nr = 8,
+            nr = 4
+        )
     }
 }
 
@@ -154,7 +166,21 @@ pub(crate) unsafe fn w2a8_bw(
     ldo: usize,
 ) {
     // SAFETY: forwarded contract.
-    unsafe { drive_tiles!(bw_tile, w, row_bytes, n, x, ldx, m, out, ldo, gemv_nr = 8, nr = 4) }
+    unsafe {
+        drive_tiles!(
+            bw_tile,
+            w,
+            row_bytes,
+            n,
+            x,
+            ldx,
+            m,
+            out,
+            ldo,
+            gemv_nr = 8,
+            nr = 4
+        )
+    }
 }
 
 /// Exact-f32 tile: `NR` weight rows against one activation row.
@@ -213,12 +239,22 @@ pub(crate) unsafe fn f32(
         let full = n / NR * NR;
         for j in (0..full).step_by(NR) {
             for i in 0..m {
-                f32_rows::<NR>(w.add(j * row_bytes), row_bytes, x.add(i * ldx), out.add(i * ldo + j));
+                f32_rows::<NR>(
+                    w.add(j * row_bytes),
+                    row_bytes,
+                    x.add(i * ldx),
+                    out.add(i * ldo + j),
+                );
             }
         }
         for j in full..n {
             for i in 0..m {
-                f32_rows::<1>(w.add(j * row_bytes), row_bytes, x.add(i * ldx), out.add(i * ldo + j));
+                f32_rows::<1>(
+                    w.add(j * row_bytes),
+                    row_bytes,
+                    x.add(i * ldx),
+                    out.add(i * ldo + j),
+                );
             }
         }
     }

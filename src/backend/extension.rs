@@ -1,0 +1,49 @@
+//! The extension trait. Each method has a default body made of Burn primitive ops (see
+//! [`super::reference`]): that is the documented dequantize path any listed backend gets for
+//! free. Flex overrides both with the `ternary-kernels` SIMD code; Autodiff wraps whichever
+//! inner implementation runs with a straight-through backward.
+
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{Backend, backend_extension};
+use burn::tensor::Shape;
+
+use super::reference;
+
+/// Ternary ops on packed weights.
+///
+/// `packed` is the `I2` payload of a `[n, k]` ternary matrix viewed as `[n, row_words]` i32
+/// words (little-endian bytes of `ternary_kernels::PackedI2::data`); `scales` holds 1 or `n`
+/// f32 values; `k` is the logical reduction length.
+#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Fusion: cfg(feature = "wgpu"), Autodiff)]
+pub trait TernaryBackend: Backend {
+    /// `y[m, n] = x[m, k] · Wᵀ`, with `x` quantized to int8 per row first when
+    /// `int8_activations` is set (BitNet W2A8), else exact f32 activations.
+    #[fusion(dtype = x, shape = linear_shape(x, packed))]
+    fn ternary_linear(
+        x: FloatTensor<Self>,
+        packed: IntTensor<Self>,
+        scales: FloatTensor<Self>,
+        k: usize,
+        int8_activations: bool,
+    ) -> FloatTensor<Self> {
+        reference::linear::<Self>(x, packed, scales, k, int8_activations)
+    }
+
+    /// The dequantized `[n, k]` f32 weights (`w · scale`).
+    #[fusion(dtype = scales, shape = dequantize_shape(packed, k))]
+    fn ternary_dequantize(
+        packed: IntTensor<Self>,
+        scales: FloatTensor<Self>,
+        k: usize,
+    ) -> FloatTensor<Self> {
+        reference::dequantize::<Self>(packed, scales, k)
+    }
+}
+
+fn linear_shape(x: &Shape, packed: &Shape) -> Shape {
+    Shape::new([x[0], packed[0]])
+}
+
+fn dequantize_shape(packed: &Shape, k: &usize) -> Shape {
+    Shape::new([packed[0], *k])
+}

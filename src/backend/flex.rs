@@ -1,0 +1,104 @@
+//! Flex (CPU): the packed weights are read in place from the tensor's storage and multiplied
+//! by the `ternary-kernels` SIMD code — no repacking, no dequantized copy.
+
+use std::cell::RefCell;
+
+use burn::backend::Flex;
+use burn::backend::TensorMetadata;
+use burn::backend::flex::FlexTensor;
+use burn::tensor::{DType, Shape, TensorData};
+use ternary_kernels::{KernelError, PackedI2Ref, QuantizedActivations, cpu};
+
+use super::TernaryBackend;
+
+thread_local! {
+    /// Int8 activation buffers reused across calls on the same thread.
+    static ACTIVATIONS: RefCell<QuantizedActivations> = RefCell::new(QuantizedActivations::default());
+}
+
+fn contiguous(t: FlexTensor, dtype: DType) -> FlexTensor {
+    let t = if t.dtype() == dtype {
+        t
+    } else {
+        FlexTensor::from_data(t.into_data().convert_dtype(dtype))
+    };
+    if t.is_contiguous() && t.layout().start_offset() == 0 {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+/// The packed view over tensor storage; panics with the values on a shape contract breach,
+/// as Burn's own ops do.
+fn weights<'a>(packed: &'a FlexTensor, scales: &'a FlexTensor, k: usize) -> PackedI2Ref<'a> {
+    let n = packed.shape()[0];
+    let words = packed.as_slice::<i32>().expect("contiguous i32");
+    let scales = scales.as_slice::<f32>().expect("contiguous f32");
+    PackedI2Ref::new(bytemuck::cast_slice(words), n, k, scales).unwrap_or_else(|e| {
+        panic!(
+            "ternary op: packed weights of shape {:?} and {} scales do not describe a [{n}, {k}] matrix: {e}",
+            packed.shape(),
+            scales.len()
+        )
+    })
+}
+
+impl TernaryBackend for Flex {
+    fn ternary_linear(
+        x: FlexTensor,
+        packed: FlexTensor,
+        scales: FlexTensor,
+        k: usize,
+        int8_activations: bool,
+    ) -> FlexTensor {
+        let shape = x.shape();
+        assert!(
+            shape.num_dims() == 2 && shape[1] == k,
+            "ternary_linear: input shape {shape:?} must be [m, {k}]"
+        );
+        let m = shape[0];
+        let (x, packed, scales) = (
+            contiguous(x, DType::F32),
+            contiguous(packed, DType::I32),
+            contiguous(scales, DType::F32),
+        );
+        let w = weights(&packed, &scales, k);
+        let xs = x.as_slice::<f32>().expect("contiguous f32");
+        let mut out = vec![0f32; m * w.n()];
+        let result = if int8_activations {
+            ACTIVATIONS.with_borrow_mut(|q| {
+                q.quantize_into(xs, m, k)?;
+                cpu::matmul_w2a8(q, w, None, &mut out)
+            })
+        } else {
+            cpu::matmul_f32(xs, m, w, None, &mut out)
+        };
+        match result {
+            Ok(()) => {}
+            // NaN/Inf activations cannot be quantized; propagate them as a dense matmul would.
+            Err(KernelError::NonFinite { .. }) => out.fill(f32::NAN),
+            Err(e) => panic!("ternary_linear: {e}"),
+        }
+        FlexTensor::from_data(TensorData::new(out, Shape::new([m, w.n()])))
+    }
+
+    fn ternary_dequantize(packed: FlexTensor, scales: FlexTensor, k: usize) -> FlexTensor {
+        let (packed, scales) = (
+            contiguous(packed, DType::I32),
+            contiguous(scales, DType::F32),
+        );
+        let w = weights(&packed, &scales, k);
+        let (n, rb) = (w.n(), w.row_bytes());
+        let mut out = Vec::with_capacity(n * k);
+        for r in 0..n {
+            let row = &w.data()[r * rb..(r + 1) * rb];
+            let s = w.scale(r);
+            out.extend((0..k).map(|c| {
+                let code = (row[(c / 128) * 32 + c % 32] >> (2 * ((c % 128) / 32))) & 3;
+                (f32::from(code) - 1.0) * s
+            }));
+        }
+        FlexTensor::from_data(TensorData::new(out, Shape::new([n, k])))
+    }
+}

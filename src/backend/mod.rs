@@ -1,0 +1,11 @@
+//! The `#[backend_extension]` that makes packed ternary ops native Burn ops: the trait, one
+//! file per backend implementation, and a reference built from plain primitive ops.
+
+mod autodiff;
+#[cfg(feature = "wgpu")]
+mod cube;
+mod extension;
+mod flex;
+pub(crate) mod reference;
+
+pub use extension::TernaryBackend;

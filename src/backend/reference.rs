@@ -1,0 +1,84 @@
+//! Packed ternary ops written with Burn primitive ops only, so they run on every backend:
+//! the path a Cube device takes until it has dedicated kernels, and the definition the
+//! SIMD implementation is tested against.
+//!
+//! Column `c` of row `r` lives in byte `(c / 128) · 32 + c % 32` of the row, at bit
+//! `2 · ((c % 128) / 32)` (see the `I2` layout); in i32 words that is word
+//! `(c / 128) · 8 + (c % 32) / 4`, shifted by `8 · (c % 4) + 2 · ((c % 128) / 32)`.
+
+use burn::backend::Backend;
+use burn::backend::TensorMetadata;
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::tensor::{DType, FloatDType, Scalar, Shape, TensorData};
+
+/// Word index and shift of every column `0..k`.
+fn gather_plan(k: usize) -> (Vec<i32>, Vec<i32>) {
+    (0..k)
+        .map(|c| {
+            let word = (c / 128) * 8 + (c % 32) / 4;
+            let shift = 8 * (c % 4) + 2 * ((c % 128) / 32);
+            (word as i32, shift as i32)
+        })
+        .unzip()
+}
+
+/// `[n, k]` f32 weights from `[n, row_words]` packed i32 words and 1 or `n` scales.
+pub(crate) fn dequantize<B: Backend>(
+    packed: IntTensor<B>,
+    scales: FloatTensor<B>,
+    k: usize,
+) -> FloatTensor<B> {
+    let device = packed.device();
+    let (words, shifts) = gather_plan(k);
+    let int = |v: Vec<i32>, shape: Shape| {
+        B::int_from_data(
+            TensorData::new(v, shape).convert_dtype(packed.dtype()),
+            &device,
+        )
+    };
+    let words = int(words, Shape::new([k]));
+    let shifts = int(shifts, Shape::new([1, k]));
+    let gathered = B::int_select(packed, 1, words);
+    let codes = B::bitwise_and_scalar(B::bitwise_right_shift(gathered, shifts), Scalar::from(3));
+    let ternary = B::float_sub_scalar(B::int_into_float(codes, FloatDType::F32), Scalar::from(1.0));
+    let s = scales.shape().num_elements();
+    let scales = B::float_reshape(scales, Shape::new([s, 1]));
+    B::float_mul(ternary, scales)
+}
+
+/// Per-row int8 fake quantization: `round(x · 127 / max|x|) · max|x| / 127`, zero rows stay 0.
+pub(crate) fn fake_quantize_rows<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    let amax = B::float_max_dim(B::float_abs(x.clone()), 1);
+    // A zero row divides 0 by the smallest normal and stays exactly 0.
+    let amax = B::float_clamp_min(amax, Scalar::from(f32::MIN_POSITIVE));
+    let inv = B::float_div(
+        B::float_ones(amax.shape(), &amax.device(), FloatDType::F32),
+        amax.clone(),
+    );
+    let inv = B::float_mul_scalar(inv, Scalar::from(127.0));
+    let q = B::float_round(B::float_mul(x, inv));
+    let q = B::float_clamp(q, Scalar::from(-127.0), Scalar::from(127.0));
+    B::float_mul(q, B::float_div_scalar(amax, Scalar::from(127.0)))
+}
+
+/// `x[m, k] · dequantize(packed)ᵀ`, optionally with int8-fake-quantized activations.
+pub(crate) fn linear<B: Backend>(
+    x: FloatTensor<B>,
+    packed: IntTensor<B>,
+    scales: FloatTensor<B>,
+    k: usize,
+    int8_activations: bool,
+) -> FloatTensor<B> {
+    let w = dequantize::<B>(packed, scales, k);
+    let x = if x.dtype() == DType::F32 {
+        x
+    } else {
+        B::float_cast(x, FloatDType::F32)
+    };
+    let x = if int8_activations {
+        fake_quantize_rows::<B>(x)
+    } else {
+        x
+    };
+    B::float_matmul(x, B::float_transpose(w))
+}

@@ -1,0 +1,259 @@
+//! `TernaryConv2d`: a 2-D convolution with ternary filters, with the same two states as
+//! [`super::TernaryLinear`]. The packed forward lowers to im2col + the ternary GEMM.
+
+use burn::config::Config;
+use burn::module::{Initializer, Module, Param};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Int, Tensor};
+
+use super::packing::{self, int_param, int_zeros, row_words, scheme_codes, scheme_tensor};
+use crate::error::TernaryError;
+use crate::ops::{TernaryConvOptions, conv2d_im2col, ternary_conv2d};
+use crate::quant::{
+    ActivationQuant, Granularity, TernaryQuantizer, fake_quantize_activations, fake_ternarize,
+    ternarize,
+};
+
+/// Configuration of a [`TernaryConv2d`].
+#[derive(Config, Debug)]
+pub struct TernaryConv2dConfig {
+    /// `[channels_in, channels_out]`.
+    pub channels: [usize; 2],
+    /// Kernel height and width.
+    pub kernel_size: [usize; 2],
+    /// Stride.
+    #[config(default = "[1, 1]")]
+    pub stride: [usize; 2],
+    /// Dilation.
+    #[config(default = "[1, 1]")]
+    pub dilation: [usize; 2],
+    /// Groups.
+    #[config(default = "1")]
+    pub groups: usize,
+    /// Symmetric zero padding.
+    #[config(default = "[0, 0]")]
+    pub padding: [usize; 2],
+    /// Whether to add a bias.
+    #[config(default = false)]
+    pub bias: bool,
+    /// Weight quantizer.
+    #[config(default = "TernaryQuantizer::AbsMean")]
+    pub quantizer: TernaryQuantizer,
+    /// One scale per tensor or per filter.
+    #[config(default = "Granularity::PerTensor")]
+    pub granularity: Granularity,
+    /// Activation quantization (per spatial position over the patch, BitNet style).
+    #[config(default = "ActivationQuant::None")]
+    pub activation: ActivationQuant,
+    /// Initializer of the latent weights (as `nn::Conv2d`).
+    #[config(
+        default = "Initializer::KaimingUniform{gain:0.577_350_269_189_625_8, fan_out_only:false}"
+    )]
+    pub initializer: Initializer,
+}
+
+/// A 2-D convolution with ternary filters.
+#[derive(Module, Debug)]
+pub struct TernaryConv2d {
+    /// `[quantizer, granularity, activation]` codes recorded with the weights.
+    pub scheme: Param<Tensor<1, Int>>,
+    /// Latent weights `[c_out, c_in/groups, kh, kw]`; `[0, ..]` once packed.
+    pub weight: Param<Tensor<4>>,
+    /// Packed `I2` words `[c_out, words]`, one row per filter; `[0, ..]` while training.
+    pub packed: Param<Tensor<2, Int>>,
+    /// Scales, `[1]` or `[c_out]`; `[0]` while training.
+    pub scales: Param<Tensor<1>>,
+    /// Bias `[c_out]`.
+    pub bias: Option<Param<Tensor<1>>>,
+    /// Stride.
+    pub stride: [usize; 2],
+    /// Kernel size.
+    pub kernel_size: [usize; 2],
+    /// Dilation.
+    pub dilation: [usize; 2],
+    /// Groups.
+    pub groups: usize,
+    /// Padding.
+    pub padding: [usize; 2],
+    /// Input channels.
+    pub channels_in: usize,
+    /// Weight quantizer.
+    #[module(skip)]
+    pub quantizer: TernaryQuantizer,
+    /// Scale granularity.
+    #[module(skip)]
+    pub granularity: Granularity,
+    /// Activation quantization.
+    #[module(skip)]
+    pub activation: ActivationQuant,
+}
+
+impl TernaryConv2dConfig {
+    fn k(&self) -> usize {
+        self.channels[0] / self.groups * self.kernel_size[0] * self.kernel_size[1]
+    }
+
+    /// A layer in the training state.
+    pub fn init(&self, device: &Device) -> TernaryConv2d {
+        assert!(
+            self.groups > 0
+                && self.channels[0] % self.groups == 0
+                && self.channels[1] % self.groups == 0,
+            "TernaryConv2d: groups {} must divide channels {:?}",
+            self.groups,
+            self.channels
+        );
+        let [kh, kw] = self.kernel_size;
+        let fan_in = self.channels[0] / self.groups * kh * kw;
+        let fan_out = self.channels[1] / self.groups * kh * kw;
+        let shape = [self.channels[1], self.channels[0] / self.groups, kh, kw];
+        let weight = self
+            .initializer
+            .init_with(shape, Some(fan_in), Some(fan_out), device);
+        self.build(weight, device)
+    }
+
+    /// A layer in the packed state with zero weights: the shape to load a packed record into.
+    pub fn init_packed(&self, device: &Device) -> TernaryConv2d {
+        let [kh, kw] = self.kernel_size;
+        let shape = [0, self.channels[0] / self.groups, kh, kw];
+        let mut layer = self.build(Param::from_tensor(Tensor::zeros(shape, device)), device);
+        layer.packed = int_param(int_zeros([self.channels[1], row_words(self.k())], device));
+        let n = match self.granularity {
+            Granularity::PerTensor => 1,
+            Granularity::PerChannel => self.channels[1],
+        };
+        layer.scales = Param::from_tensor(Tensor::zeros([n], device)).set_require_grad(false);
+        layer
+    }
+
+    fn build(&self, weight: Param<Tensor<4>>, device: &Device) -> TernaryConv2d {
+        let [kh, kw] = self.kernel_size;
+        let fan_in = self.channels[0] / self.groups * kh * kw;
+        let bias = self.bias.then(|| {
+            self.initializer
+                .init_with([self.channels[1]], Some(fan_in), None, device)
+        });
+        let codes = scheme_codes(self.quantizer, self.granularity, self.activation);
+        TernaryConv2d {
+            scheme: int_param(scheme_tensor(codes, device)),
+            weight,
+            packed: int_param(int_zeros([0, row_words(self.k())], device)),
+            scales: Param::from_tensor(Tensor::zeros([0], device)).set_require_grad(false),
+            bias,
+            stride: self.stride,
+            kernel_size: self.kernel_size,
+            dilation: self.dilation,
+            groups: self.groups,
+            padding: self.padding,
+            channels_in: self.channels[0],
+            quantizer: self.quantizer,
+            granularity: self.granularity,
+            activation: self.activation,
+        }
+    }
+}
+
+impl TernaryConv2d {
+    /// True once the layer holds packed weights.
+    pub fn is_packed(&self) -> bool {
+        self.packed.val().dims()[0] > 0
+    }
+
+    fn k(&self) -> usize {
+        self.channels_in / self.groups * self.kernel_size[0] * self.kernel_size[1]
+    }
+
+    fn options(&self) -> TernaryConvOptions {
+        TernaryConvOptions {
+            kernel_size: self.kernel_size,
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
+        }
+    }
+
+    /// The ternary values and scales the training forward uses (weight layout).
+    pub fn ternary_weights(&self) -> (Tensor<4>, Tensor<4>) {
+        ternarize(self.weight.val(), self.quantizer, self.granularity, 0)
+    }
+
+    /// The effective (dequantized) filters `[c_out, c_in/groups, kh, kw]` of either state.
+    pub fn effective_weight(&self) -> Tensor<4> {
+        if self.is_packed() {
+            let w = crate::ops::ternary_dequantize(self.packed.val(), self.scales.val(), self.k());
+            let c_out = w.dims()[0];
+            let [kh, kw] = self.kernel_size;
+            w.reshape([c_out, self.channels_in / self.groups, kh, kw])
+        } else {
+            let (t, s) = self.ternary_weights();
+            t * s
+        }
+    }
+
+    /// Converts to the packed state with the ternary values the training forward used.
+    pub fn freeze(self) -> Result<Self, TernaryError> {
+        if self.is_packed() {
+            return Ok(self);
+        }
+        let (t, s) = self.ternary_weights();
+        let c_out = t.dims()[0];
+        let (packed, scales) = packing::pack(
+            t.reshape([c_out, self.k()]),
+            s.flatten(0, 3),
+            "TernaryConv2d",
+        )?;
+        let device = packed.device();
+        let [kh, kw] = self.kernel_size;
+        let empty = [0, self.channels_in / self.groups, kh, kw];
+        Ok(Self {
+            weight: self.weight.map(|_| Tensor::zeros(empty, &device)),
+            packed: self.packed.map(|_| packed),
+            scales: self.scales.map(|_| scales),
+            ..self
+        })
+    }
+
+    /// Applies the convolution.
+    ///
+    /// # Shapes
+    /// - input: `[batch, channels_in, h, w]` → `[batch, channels_out, h_out, w_out]`
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        let dims = input.dims();
+        assert_eq!(
+            dims[1], self.channels_in,
+            "TernaryConv2d: input {dims:?} must have {} channels",
+            self.channels_in
+        );
+        let int8 = self.activation == ActivationQuant::Int8PerToken;
+        let bias = self.bias.as_ref().map(|b| b.val());
+        if self.is_packed() {
+            ternary_conv2d(
+                input,
+                self.packed.val(),
+                self.scales.val(),
+                bias,
+                self.options(),
+                int8,
+            )
+        } else {
+            let w = fake_ternarize(self.weight.val(), self.quantizer, self.granularity, 0);
+            let options = ConvOptions::new(self.stride, self.padding, self.dilation, self.groups);
+            if int8 {
+                // Int8 activations are quantized per im2col row (one output position's patch),
+                // as the packed path does, so training lowers the same way.
+                let c_out = w.dims()[0];
+                let n_g = c_out / self.groups;
+                let w_rows = w.reshape([c_out, self.k()]);
+                conv2d_im2col(input, self.options(), c_out, bias, |rows, g| {
+                    let w_g = w_rows.clone().narrow(0, g * n_g, n_g);
+                    fake_quantize_activations(rows).matmul(w_g.transpose())
+                })
+            } else {
+                conv2d(input, w, bias, options)
+            }
+        }
+    }
+}

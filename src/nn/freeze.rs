@@ -1,0 +1,143 @@
+//! One call to pack every ternary layer of a model: a `ModuleMapper` that walks the model,
+//! and inside each `TernaryLinear` / `TernaryConv2d` reads the recorded scheme, ternarizes the
+//! latent weight, and swaps in the packed words and scales.
+//!
+//! It relies on the field order of those two structs (`scheme`, `weight`, `packed`,
+//! `scales`), which the derive visits in declaration order; unit tests pin it.
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Int, Tensor};
+
+use super::packing::{pack, scheme_from_codes};
+use crate::error::TernaryError;
+use crate::quant::ternarize;
+
+const LAYERS: [&str; 2] = ["Struct:TernaryLinear", "Struct:TernaryConv2d"];
+
+#[derive(Default)]
+struct Freezer {
+    /// Path of the enclosing modules, for error messages.
+    path: Vec<String>,
+    /// The field of a ternary layer being visited, if any.
+    field: Option<String>,
+    scheme: Option<Vec<i64>>,
+    stash: Option<(Tensor<2, Int>, Tensor<1>)>,
+    error: Option<TernaryError>,
+}
+
+impl Freezer {
+    fn layer_path(&self) -> String {
+        self.path[..self.path.len().saturating_sub(1)].join(".")
+    }
+}
+
+fn with_dims<const D: usize, K: burn::tensor::kind::Basic>(t: Tensor<2, K>) -> Tensor<D, K> {
+    let [a, b] = t.dims();
+    let mut dims = [1usize; D];
+    dims[0] = a;
+    dims[D - 1] = b;
+    t.reshape(dims)
+}
+
+impl ModuleMapper for Freezer {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push(name.to_string());
+        self.field = LAYERS.contains(&container_type).then(|| name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+        self.field = None;
+    }
+
+    fn map_int<const D: usize>(&mut self, param: Param<Tensor<D, Int>>) -> Param<Tensor<D, Int>> {
+        match self.field.as_deref() {
+            Some("scheme") => {
+                let codes = param
+                    .val()
+                    .into_data()
+                    .convert::<i64>()
+                    .try_to_vec::<i64>()
+                    .ok();
+                self.scheme = codes;
+                param
+            }
+            Some("packed") if D == 2 => match self.stash.as_ref() {
+                Some((words, _)) => {
+                    let words = words.clone();
+                    param.map(|_| with_dims(words))
+                }
+                None => param,
+            },
+            _ => param,
+        }
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        match self.field.as_deref() {
+            Some("weight") if self.error.is_none() => {
+                let Some(codes) = self.scheme.take() else {
+                    return param;
+                };
+                let w = param.val();
+                let dims = w.dims();
+                if dims[0] == 0 || (D == 2 && dims[1] == 0) {
+                    return param; // already packed
+                }
+                let (quantizer, granularity) = scheme_from_codes(&codes);
+                // Linear weights are [in, out] (channels on dim 1); conv filters lead with c_out.
+                let channel_dim = if D == 2 { 1 } else { 0 };
+                let (t, s) = ternarize(w, quantizer, granularity, channel_dim);
+                let rows = if D == 2 {
+                    with_dims::<2, _>(t.reshape([dims[0], dims[D - 1]])).transpose()
+                } else {
+                    let k = dims[1..].iter().product::<usize>();
+                    t.reshape([dims[0], k])
+                };
+                let n = s.dims().iter().product::<usize>();
+                match pack(rows, s.reshape([n]), &self.layer_path()) {
+                    Ok(stash) => {
+                        self.stash = Some(stash);
+                        let mut empty = dims;
+                        empty[0] = 0;
+                        if D == 2 {
+                            empty = dims;
+                            empty[0] = 0;
+                        }
+                        let device = param.val().device();
+                        param.map(|_| Tensor::zeros(empty, &device))
+                    }
+                    Err(e) => {
+                        self.error = Some(e);
+                        param
+                    }
+                }
+            }
+            Some("scales") if D == 1 => match self.stash.take() {
+                Some((_, scales)) => {
+                    let [n] = scales.dims();
+                    let mut dims = [1usize; D];
+                    dims[0] = n;
+                    param.map(|_| scales.reshape(dims))
+                }
+                None => param,
+            },
+            _ => param,
+        }
+    }
+}
+
+/// Packs every [`TernaryLinear`](super::TernaryLinear) and
+/// [`TernaryConv2d`](super::TernaryConv2d) of `model`, wherever they sit in it, with the
+/// ternary values its training forward used. Other layers are left as they are.
+///
+/// Errors, naming the layer, on non-finite weights; the model is then returned to no one,
+/// so nothing half-packed escapes.
+pub fn freeze<M: Module>(model: M) -> Result<M, TernaryError> {
+    let mut freezer = Freezer::default();
+    let model = model.map(&mut freezer);
+    match freezer.error {
+        Some(e) => Err(e),
+        None => Ok(model),
+    }
+}

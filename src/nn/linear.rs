@@ -1,0 +1,205 @@
+//! `TernaryLinear`: a linear layer whose weights are ternary.
+//!
+//! One type has two states. **Training**: latent f32 weights, forward with straight-through
+//! fake quantization (plain tensor ops, so every device and Autodiff work). **Packed**: after
+//! [`TernaryLinear::freeze`] (or [`crate::nn::freeze`] on a whole model) the latent weights
+//! are replaced by 2-bit packed words and scales, and the forward is the backend extension's
+//! ternary GEMM. The record of a packed layer holds ≤ 2 bits per weight.
+
+use burn::config::Config;
+use burn::module::{Initializer, Module, Param};
+use burn::tensor::{Device, Int, Tensor};
+
+use super::packing::{self, int_param, int_zeros, row_words, scheme_codes, scheme_tensor};
+use crate::error::TernaryError;
+use crate::ops::ternary_linear;
+use crate::quant::{
+    ActivationQuant, Granularity, TernaryQuantizer, fake_quantize_activations, fake_ternarize,
+    ternarize,
+};
+
+/// Configuration of a [`TernaryLinear`].
+#[derive(Config, Debug)]
+pub struct TernaryLinearConfig {
+    /// Input features.
+    pub d_input: usize,
+    /// Output features.
+    pub d_output: usize,
+    /// Whether to add a (full-precision) bias.
+    #[config(default = true)]
+    pub bias: bool,
+    /// Weight quantizer.
+    #[config(default = "TernaryQuantizer::AbsMean")]
+    pub quantizer: TernaryQuantizer,
+    /// One scale per tensor or per output feature.
+    #[config(default = "Granularity::PerTensor")]
+    pub granularity: Granularity,
+    /// Activation quantization.
+    #[config(default = "ActivationQuant::None")]
+    pub activation: ActivationQuant,
+    /// Initializer of the latent weights (as `nn::Linear`).
+    #[config(
+        default = "Initializer::KaimingUniform{gain:0.577_350_269_189_625_8, fan_out_only:false}"
+    )]
+    pub initializer: Initializer,
+}
+
+/// A linear layer with ternary weights. See the module docs for its two states.
+#[derive(Module, Debug)]
+pub struct TernaryLinear {
+    /// `[quantizer, granularity, activation]` codes, recorded with the weights so a checkpoint
+    /// knows how to be packed.
+    pub scheme: Param<Tensor<1, Int>>,
+    /// Latent weights `[d_input, d_output]` (as `nn::Linear`); `[0, d_output]` once packed.
+    pub weight: Param<Tensor<2>>,
+    /// Packed `I2` words `[d_output, ceil(d_input/128)·8]`; `[0, ..]` while training.
+    pub packed: Param<Tensor<2, Int>>,
+    /// Scales of the packed weights, `[1]` or `[d_output]`; `[0]` while training.
+    pub scales: Param<Tensor<1>>,
+    /// Bias `[d_output]`.
+    pub bias: Option<Param<Tensor<1>>>,
+    /// Input features.
+    pub d_input: usize,
+    /// Weight quantizer.
+    #[module(skip)]
+    pub quantizer: TernaryQuantizer,
+    /// Scale granularity.
+    #[module(skip)]
+    pub granularity: Granularity,
+    /// Activation quantization.
+    #[module(skip)]
+    pub activation: ActivationQuant,
+}
+
+impl TernaryLinearConfig {
+    /// A layer in the training state.
+    pub fn init(&self, device: &Device) -> TernaryLinear {
+        let weight = self.initializer.init_with(
+            [self.d_input, self.d_output],
+            Some(self.d_input),
+            Some(self.d_output),
+            device,
+        );
+        self.build(weight, device)
+    }
+
+    /// A layer in the packed state with zero weights: the shape to load a packed record into.
+    pub fn init_packed(&self, device: &Device) -> TernaryLinear {
+        let mut layer = self.build(
+            Param::from_tensor(Tensor::zeros([0, self.d_output], device)),
+            device,
+        );
+        layer.packed = int_param(int_zeros([self.d_output, row_words(self.d_input)], device));
+        let n_scales = match self.granularity {
+            Granularity::PerTensor => 1,
+            Granularity::PerChannel => self.d_output,
+        };
+        layer.scales =
+            Param::from_tensor(Tensor::zeros([n_scales], device)).set_require_grad(false);
+        layer
+    }
+
+    fn build(&self, weight: Param<Tensor<2>>, device: &Device) -> TernaryLinear {
+        let bias = self.bias.then(|| {
+            self.initializer.init_with(
+                [self.d_output],
+                Some(self.d_input),
+                Some(self.d_output),
+                device,
+            )
+        });
+        let codes = scheme_codes(self.quantizer, self.granularity, self.activation);
+        TernaryLinear {
+            scheme: int_param(scheme_tensor(codes, device)),
+            weight,
+            packed: int_param(int_zeros([0, row_words(self.d_input)], device)),
+            scales: Param::from_tensor(Tensor::zeros([0], device)).set_require_grad(false),
+            bias,
+            d_input: self.d_input,
+            quantizer: self.quantizer,
+            granularity: self.granularity,
+            activation: self.activation,
+        }
+    }
+}
+
+impl TernaryLinear {
+    /// True once the layer holds packed weights.
+    pub fn is_packed(&self) -> bool {
+        self.packed.val().dims()[0] > 0
+    }
+
+    /// Output features.
+    pub fn d_output(&self) -> usize {
+        self.weight.val().dims()[1]
+    }
+
+    /// The ternary values `[d_input, d_output]` and scales the training forward uses.
+    pub fn ternary_weights(&self) -> (Tensor<2>, Tensor<2>) {
+        ternarize(self.weight.val(), self.quantizer, self.granularity, 1)
+    }
+
+    /// The effective (dequantized) weights `[d_input, d_output]` of either state.
+    pub fn effective_weight(&self) -> Tensor<2> {
+        if self.is_packed() {
+            crate::ops::ternary_dequantize(self.packed.val(), self.scales.val(), self.d_input)
+                .transpose()
+        } else {
+            let (t, s) = self.ternary_weights();
+            t * s
+        }
+    }
+
+    /// Converts to the packed state with exactly the ternary values and scales the training
+    /// forward used. Errors (naming the layer) on non-finite weights.
+    pub fn freeze(self) -> Result<Self, TernaryError> {
+        if self.is_packed() {
+            return Ok(self);
+        }
+        let (t, s) = self.ternary_weights();
+        let (packed, scales) = packing::pack(t.transpose(), s.flatten(0, 1), "TernaryLinear")?;
+        let device = packed.device();
+        let n = self.d_output();
+        Ok(Self {
+            weight: self.weight.map(|_| Tensor::zeros([0, n], &device)),
+            packed: self.packed.map(|_| packed),
+            scales: self.scales.map(|_| scales),
+            ..self
+        })
+    }
+
+    /// Applies the layer.
+    ///
+    /// # Shapes
+    /// - input: `[..., d_input]` → `[..., d_output]`
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        let dims = input.dims();
+        assert_eq!(
+            dims[D - 1],
+            self.d_input,
+            "TernaryLinear: input {dims:?} does not end in d_input = {}",
+            self.d_input
+        );
+        if self.is_packed() {
+            let n = self.packed.val().dims()[0];
+            let m = dims[..D - 1].iter().product();
+            let x = input.reshape([m, self.d_input]);
+            let int8 = self.activation == ActivationQuant::Int8PerToken;
+            let y = ternary_linear(x, self.packed.val(), self.scales.val(), self.d_input, int8);
+            let y = match &self.bias {
+                Some(b) => y + b.val().unsqueeze::<2>(),
+                None => y,
+            };
+            let mut out = dims;
+            out[D - 1] = n;
+            y.reshape(out)
+        } else {
+            let x = match self.activation {
+                ActivationQuant::None => input,
+                ActivationQuant::Int8PerToken => fake_quantize_activations(input),
+            };
+            let w = fake_ternarize(self.weight.val(), self.quantizer, self.granularity, 1);
+            burn::tensor::module::linear(x, w, self.bias.as_ref().map(|b| b.val()))
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Ternary modules in the burn-nn style, and the one-call conversions of whole models.
+
+mod conv2d;
+mod freeze;
+mod linear;
+mod packing;
+mod ternarize;
+
+pub use conv2d::{TernaryConv2d, TernaryConv2dConfig};
+pub use freeze::freeze;
+pub use linear::{TernaryLinear, TernaryLinearConfig};
+pub use ternarize::{Ternarizer, TernaryReparam, ternarize};

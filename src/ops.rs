@@ -1,0 +1,145 @@
+//! Tensor-level ternary ops: thin wrappers that route through `Dispatch` to the
+//! [`TernaryBackend`](crate::backend::TernaryBackend) implementation of the tensor's device.
+
+use burn::backend::Dispatch;
+use burn::tensor::module::unfold4d;
+use burn::tensor::ops::UnfoldOptions;
+use burn::tensor::{Int, Tensor};
+
+use crate::backend::TernaryBackend;
+
+/// `x[m, k] · Wᵀ` for packed `W` (`[n, row_words]` i32 words of the `I2` layout) with 1 or
+/// `n` scales. `int8_activations` selects W2A8 (BitNet) over exact f32 activations.
+///
+/// # Shapes
+/// - x: `[m, k]`, packed: `[n, ceil(k/128)·8]`, scales: `[1]` or `[n]` → `[m, n]`
+pub fn ternary_linear(
+    x: Tensor<2>,
+    packed: Tensor<2, Int>,
+    scales: Tensor<1>,
+    k: usize,
+    int8_activations: bool,
+) -> Tensor<2> {
+    let [m, kx] = x.dims();
+    assert_eq!(
+        kx, k,
+        "ternary_linear: input [{m}, {kx}] does not match k = {k}"
+    );
+    Tensor::from_dispatch(<Dispatch as TernaryBackend>::ternary_linear(
+        x.into_dispatch(),
+        packed.into_dispatch(),
+        scales.into_dispatch(),
+        k,
+        int8_activations,
+    ))
+}
+
+/// The dequantized `[n, k]` weights of a packed matrix.
+pub fn ternary_dequantize(packed: Tensor<2, Int>, scales: Tensor<1>, k: usize) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as TernaryBackend>::ternary_dequantize(
+        packed.into_dispatch(),
+        scales.into_dispatch(),
+        k,
+    ))
+}
+
+/// Convolution options of [`ternary_conv2d`] (symmetric padding, as `unfold4d` takes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TernaryConvOptions {
+    /// Kernel height and width.
+    pub kernel_size: [usize; 2],
+    /// Stride.
+    pub stride: [usize; 2],
+    /// Zero padding on each side.
+    pub padding: [usize; 2],
+    /// Dilation.
+    pub dilation: [usize; 2],
+    /// Groups: channels are split into this many independent convolutions.
+    pub groups: usize,
+}
+
+/// 2-D convolution with packed ternary filters, lowered to im2col (`unfold4d`) and the
+/// ternary GEMM of [`ternary_linear`], one GEMM per group.
+///
+/// The packed matrix has one row per output channel and `k = c_in/groups · kh · kw` columns
+/// in the order of a flattened `[c_out, c_in/groups, kh, kw]` weight.
+///
+/// # Shapes
+/// - x: `[batch, c_in, h, w]` → `[batch, c_out, h_out, w_out]`
+pub fn ternary_conv2d(
+    x: Tensor<4>,
+    packed: Tensor<2, Int>,
+    scales: Tensor<1>,
+    bias: Option<Tensor<1>>,
+    options: TernaryConvOptions,
+    int8_activations: bool,
+) -> Tensor<4> {
+    let c_out = packed.dims()[0];
+    let n_g = c_out / options.groups.max(1);
+    let per_tensor = scales.dims()[0] == 1;
+    conv2d_im2col(x, options, c_out, bias, |rows, g| {
+        let k = rows.dims()[1];
+        let packed_g = packed.clone().narrow(0, g * n_g, n_g);
+        let scales_g = if per_tensor {
+            scales.clone()
+        } else {
+            scales.clone().narrow(0, g * n_g, n_g)
+        };
+        ternary_linear(rows, packed_g, scales_g, k, int8_activations)
+    })
+}
+
+/// A convolution as im2col + one GEMM per group: `gemm(rows [batch·L, k], group)` returns
+/// `[batch·L, c_out/groups]`.
+pub(crate) fn conv2d_im2col(
+    x: Tensor<4>,
+    options: TernaryConvOptions,
+    c_out: usize,
+    bias: Option<Tensor<1>>,
+    gemm: impl Fn(Tensor<2>, usize) -> Tensor<2>,
+) -> Tensor<4> {
+    let [batch, c_in, h, w] = x.dims();
+    let [kh, kw] = options.kernel_size;
+    let g = options.groups;
+    assert!(
+        g > 0 && c_in % g == 0 && c_out % g == 0,
+        "ternary_conv2d: groups {g} must divide c_in {c_in} and c_out {c_out}"
+    );
+    let out_size = |size: usize, i: usize| {
+        let span = options.dilation[i] * (options.kernel_size[i] - 1) + 1;
+        assert!(
+            size + 2 * options.padding[i] >= span,
+            "ternary_conv2d: input {h}x{w} with padding {:?} is smaller than the kernel span",
+            options.padding
+        );
+        (size + 2 * options.padding[i] - span) / options.stride[i] + 1
+    };
+    let (h_out, w_out) = (out_size(h, 0), out_size(w, 1));
+    let k = c_in / g * kh * kw;
+    // [batch, c_in·kh·kw, L], channel-major like a flattened [c_out, c_in/g, kh, kw] weight.
+    let cols = unfold4d(
+        x,
+        options.kernel_size,
+        UnfoldOptions::new(options.stride, options.padding, options.dilation),
+    );
+    let l = h_out * w_out;
+    let outputs: Vec<Tensor<2>> = (0..g)
+        .map(|gi| {
+            let rows = cols
+                .clone()
+                .narrow(1, gi * k, k)
+                .swap_dims(1, 2)
+                .reshape([batch * l, k]);
+            gemm(rows, gi)
+        })
+        .collect();
+    let y = Tensor::cat(outputs, 1); // [batch·L, c_out]
+    let y = y
+        .reshape([batch, l, c_out])
+        .swap_dims(1, 2)
+        .reshape([batch, c_out, h_out, w_out]);
+    match bias {
+        Some(b) => y + b.reshape([1, c_out, 1, 1]),
+        None => y,
+    }
+}

@@ -1,0 +1,7 @@
+//! Quantization schemes and the straight-through fake quantization built from tensor ops.
+
+mod fake;
+mod scheme;
+
+pub use fake::{fake_quantize_activations, fake_ternarize, ternarize};
+pub use scheme::{ActivationQuant, Granularity, TernaryQuantizer};
