@@ -16,8 +16,8 @@ use crate::quant::QuantizedActivations;
 /// `code · x̃` with code ≤ 2 and |x̃| ≤ 127, so `254 · K ≤ i32::MAX` ⇒ K ≤ 8 454 660.
 pub const MAX_K_W2A8: usize = i32::MAX as usize / (2 * 127);
 
-/// Rows of x one task keeps hot in L2 (≈ 256 KiB of int8 activations).
-const L2_ACT_BYTES: usize = 256 * 1024;
+/// Weight bytes one GEMM task keeps hot in L2 while its rows of x pass by (≈ 512 KiB).
+const L2_WEIGHT_BYTES: usize = 512 * 1024;
 /// Below this many MACs a problem runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
@@ -52,7 +52,7 @@ fn tiles(m: usize, n: usize, kp: usize) -> Vec<Tile> {
         return Vec::new();
     }
     let threads = rayon::current_num_threads().max(1);
-    if m.saturating_mul(n).saturating_mul(kp) < PARALLEL_MIN_MACS || threads == 1 {
+    if m.saturating_mul(n).saturating_mul(kp) < PARALLEL_MIN_MACS {
         return vec![Tile {
             i0: 0,
             i1: m,
@@ -60,15 +60,17 @@ fn tiles(m: usize, n: usize, kp: usize) -> Vec<Tile> {
             j1: n,
         }];
     }
-    let mc = if m == 1 {
-        1
+    // GEMV: split N only, ≥ 4 tasks per thread for balance, in multiples of 8 rows of W.
+    // GEMM: N tiles whose packed rows fit L2 (kp/4 bytes each) — also on one thread, since
+    // the tiles run rows of x outer — and M split until every thread has work.
+    let (mc, nc) = if m == 1 {
+        (1, n.div_ceil(4 * threads).div_ceil(8) * 8)
     } else {
-        (L2_ACT_BYTES / kp.max(1)).clamp(4, 64) / 4 * 4
+        let nc = (L2_WEIGHT_BYTES / (kp / 4).max(1)).clamp(8, n.max(8)) / 8 * 8;
+        let n_tiles = n.div_ceil(nc);
+        let m_tiles_wanted = (4 * threads).div_ceil(n_tiles).max(1);
+        (m.div_ceil(m_tiles_wanted).div_ceil(4) * 4, nc)
     };
-    let m_tiles = m.div_ceil(mc);
-    // Aim for ≥ 4 tasks per thread for balance, in multiples of 8 rows of W.
-    let n_tiles_wanted = (4 * threads).div_ceil(m_tiles).max(1);
-    let nc = n.div_ceil(n_tiles_wanted).div_ceil(8) * 8;
     let mut v = Vec::new();
     for i0 in (0..m).step_by(mc) {
         for j0 in (0..n).step_by(nc.max(1)) {

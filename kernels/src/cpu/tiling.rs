@@ -21,34 +21,32 @@ macro_rules! drive_tiles {
                 $tile::<1, 1>(w.add(j * rb), rb, x, ldx, out.add(j), ldo);
             }
         } else {
+            // Rows of x outer: a 4-row tile of int8 activations (4·K bytes) stays in L1 while
+            // every weight row of the task streams past it from L2.
             let full_n = n / $nr * $nr;
-            for j in (0..full_n).step_by($nr) {
-                let wj = w.add(j * rb);
-                let mut i = 0;
-                while i < m {
-                    let (xi, oi) = (x.add(i * ldx), out.add(i * ldo + j));
-                    match m - i {
+            let mut i = 0;
+            while i < m {
+                let xi = x.add(i * ldx);
+                let rows = (m - i).min(4);
+                for j in (0..full_n).step_by($nr) {
+                    let (wj, oi) = (w.add(j * rb), out.add(i * ldo + j));
+                    match rows {
                         1 => $tile::<1, $nr>(wj, rb, xi, ldx, oi, ldo),
                         2 => $tile::<2, $nr>(wj, rb, xi, ldx, oi, ldo),
                         3 => $tile::<3, $nr>(wj, rb, xi, ldx, oi, ldo),
                         _ => $tile::<4, $nr>(wj, rb, xi, ldx, oi, ldo),
                     }
-                    i += 4;
                 }
-            }
-            for j in full_n..n {
-                let wj = w.add(j * rb);
-                let mut i = 0;
-                while i < m {
-                    let (xi, oi) = (x.add(i * ldx), out.add(i * ldo + j));
-                    match m - i {
+                for j in full_n..n {
+                    let (wj, oi) = (w.add(j * rb), out.add(i * ldo + j));
+                    match rows {
                         1 => $tile::<1, 1>(wj, rb, xi, ldx, oi, ldo),
                         2 => $tile::<2, 1>(wj, rb, xi, ldx, oi, ldo),
                         3 => $tile::<3, 1>(wj, rb, xi, ldx, oi, ldo),
                         _ => $tile::<4, 1>(wj, rb, xi, ldx, oi, ldo),
                     }
-                    i += 4;
                 }
+                i += 4;
             }
         }
     }};

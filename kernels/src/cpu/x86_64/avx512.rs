@@ -1,8 +1,10 @@
 //! AVX-512 kernels (Skylake-X and later, Zen 4).
 //!
-//! W2A8: a 32-byte block is broadcast to both halves of a zmm register and shifted per 16-bit
-//! lane by (0, 2) and (4, 6): after masking with `0b11` the two registers hold the codes of
-//! weights `0..64` and `64..128` of the block in order, so activations are read contiguously.
+//! W2A8: one 64-byte load holds two blocks; shifting it by `2s` (an immediate shift, cheap on
+//! every core, unlike the variable `vpsrlvw`) and masking with `0b11` gives the codes of
+//! weights `32s..32s+32` of both blocks. The int8 activations of a tile are rewritten once
+//! into that pair-interleaved order (`interleave_pairs`), so the inner loop reads them
+//! contiguously; an odd last block takes a 256-bit step.
 //! Codes are unsigned and activations signed, the operand order of `vpdpbusd` (VNNI);
 //! without VNNI, `vpmaddubsw` + `vpmaddwd` compute the same sums exactly.
 //!
@@ -50,32 +52,41 @@ unsafe fn w2a8_tile<D: Dot, const MR: usize, const NR: usize>(
     out: *mut i32,
     ldo: usize,
 ) {
-    // SAFETY: pointers satisfy the scalar module's contract; every load below reads inside
-    // row j of w (b·32 + 32 ≤ rb) or row i of x (b·128 + 128 ≤ 4·rb).
+    // SAFETY: pointers satisfy the scalar module's contract, with x in the pair-interleaved
+    // order of `interleave_pairs`; every load reads inside row j of w (p·64 + 64 ≤ rb, or the
+    // 32-byte tail) or row i of x (4·rb values).
     unsafe {
-        // Word lanes 0..16 (bytes 0..32) shift by `lo`, lanes 16..32 by `hi`.
-        let shifts = |lo: i16, hi: i16| {
-            _mm512_mask_blend_epi16(0xFFFF_0000, _mm512_set1_epi16(lo), _mm512_set1_epi16(hi))
-        };
-        let (sh01, sh23) = (shifts(0, 2), shifts(4, 6));
         let mask = _mm512_set1_epi8(3);
+        let blocks = rb / 32;
+        let pairs = blocks / 2;
         let mut acc = [[_mm512_setzero_si512(); NR]; MR];
-        for b in 0..rb / 32 {
-            let mut q0 = [_mm512_setzero_si512(); NR];
-            let mut q1 = [_mm512_setzero_si512(); NR];
-            for j in 0..NR {
-                let v = _mm256_loadu_si256(w.add(j * rb + b * 32).cast());
-                let v = _mm512_broadcast_i64x4(v);
-                q0[j] = _mm512_and_si512(_mm512_srlv_epi16(v, sh01), mask);
-                q1[j] = _mm512_and_si512(_mm512_srlv_epi16(v, sh23), mask);
-            }
-            for (i, acc_i) in acc.iter_mut().enumerate() {
-                let xp = x.add(i * ldx + b * 128);
-                let x0 = _mm512_loadu_si512(xp.cast());
-                let x1 = _mm512_loadu_si512(xp.add(64).cast());
+        for p in 0..pairs {
+            let v: [__m512i; NR] =
+                std::array::from_fn(|j| _mm512_loadu_si512(w.add(j * rb + p * 64).cast()));
+            for s in 0..4 {
+                let xs: [__m512i; MR] = std::array::from_fn(|i| {
+                    _mm512_loadu_si512(x.add(i * ldx + p * 256 + s * 64).cast())
+                });
                 for j in 0..NR {
-                    acc_i[j] = D::dot(acc_i[j], q0[j], x0);
-                    acc_i[j] = D::dot(acc_i[j], q1[j], x1);
+                    let q = _mm512_and_si512(shift_right_2s(v[j], s), mask);
+                    for i in 0..MR {
+                        acc[i][j] = D::dot(acc[i][j], q, xs[i]);
+                    }
+                }
+            }
+        }
+        if blocks % 2 == 1 {
+            // An odd last block, in natural order: 256-bit halves, zero-extended so the same
+            // zmm dot step adds nothing from the upper lanes.
+            let off = pairs * 64;
+            for j in 0..NR {
+                let v = _mm512_zextsi256_si512(_mm256_loadu_si256(w.add(j * rb + off).cast()));
+                for s in 0..4 {
+                    let q = _mm512_and_si512(shift_right_2s(v, s), mask);
+                    for (i, acc_i) in acc.iter_mut().enumerate() {
+                        let xv = _mm256_loadu_si256(x.add(i * ldx + pairs * 256 + 32 * s).cast());
+                        acc_i[j] = D::dot(acc_i[j], q, _mm512_zextsi256_si512(xv));
+                    }
                 }
             }
         }
@@ -83,6 +94,20 @@ unsafe fn w2a8_tile<D: Dot, const MR: usize, const NR: usize>(
             for (j, a) in acc_i.iter().enumerate() {
                 *out.add(i * ldo + j) = _mm512_reduce_add_epi32(*a);
             }
+        }
+    }
+}
+
+/// `v >> 2s` on 16-bit lanes with an immediate shift (`s` is a loop constant after unrolling).
+#[inline(always)]
+unsafe fn shift_right_2s(v: __m512i, s: usize) -> __m512i {
+    // SAFETY: register-only AVX-512BW op, reached from AVX-512 entry points.
+    unsafe {
+        match s {
+            0 => v,
+            1 => _mm512_srli_epi16::<2>(v),
+            2 => _mm512_srli_epi16::<4>(v),
+            _ => _mm512_srli_epi16::<6>(v),
         }
     }
 }
@@ -113,6 +138,57 @@ unsafe fn bw_tile<const MR: usize, const NR: usize>(
     unsafe { w2a8_tile::<Bw, MR, NR>(w, rb, x, ldx, out, ldo) }
 }
 
+thread_local! {
+    /// Pair-interleaved int8 activations of the tile being computed.
+    static INTERLEAVED: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Rewrites `m` activation rows so that a 64-byte weight load covering blocks `2p, 2p+1`
+/// lines up with contiguous activations: for pair `p` and lane group `s`, the 64 bytes at
+/// `p·256 + 64s` are `x[256p + 32s ..][..32]` then `x[256p + 128 + 32s ..][..32]`, i.e. the
+/// weights that `(block pair >> 2s) & 3` holds. An odd last block stays in natural order.
+///
+/// # Safety
+/// `x` holds `m` rows of stride `ldx` with `kp` readable values each; `dst` has `m·kp`.
+#[inline(always)]
+unsafe fn interleave_pairs(x: *const i8, ldx: usize, m: usize, kp: usize, dst: &mut [i8]) {
+    for i in 0..m {
+        // SAFETY: row i of x has kp readable values (contract).
+        let src = unsafe { std::slice::from_raw_parts(x.add(i * ldx), kp) };
+        let row = &mut dst[i * kp..(i + 1) * kp];
+        let pairs = kp / 256;
+        for p in 0..pairs {
+            for s in 0..4 {
+                let o = p * 256 + 64 * s;
+                row[o..o + 32].copy_from_slice(&src[p * 256 + 32 * s..][..32]);
+                row[o + 32..o + 64].copy_from_slice(&src[p * 256 + 128 + 32 * s..][..32]);
+            }
+        }
+        row[pairs * 256..].copy_from_slice(&src[pairs * 256..]);
+    }
+}
+
+/// Runs `drive` on a pair-interleaved copy of the activations.
+///
+/// # Safety
+/// As [`interleave_pairs`], plus whatever `drive` requires of `(x, ldx)`.
+#[inline(always)]
+unsafe fn with_interleaved(
+    x: *const i8,
+    ldx: usize,
+    m: usize,
+    kp: usize,
+    drive: impl FnOnce(*const i8, usize),
+) {
+    INTERLEAVED.with_borrow_mut(|buf| {
+        buf.clear();
+        buf.resize(m * kp, 0);
+        // SAFETY: forwarded contract.
+        unsafe { interleave_pairs(x, ldx, m, kp, buf) };
+        drive(buf.as_ptr(), kp);
+    });
+}
+
 /// W2A8 with `vpdpbusd`.
 ///
 /// # Safety
@@ -130,21 +206,23 @@ pub(crate) unsafe fn w2a8_vnni(
     out: *mut i32,
     ldo: usize,
 ) {
-    // SAFETY: forwarded contract.
+    // SAFETY: forwarded contract; the tiles read the interleaved copy with stride kp.
     unsafe {
-        drive_tiles!(
-            vnni_tile,
-            w,
-            row_bytes,
-            n,
-            x,
-            ldx,
-            m,
-            out,
-            ldo,
-            gemv_nr = 8,
-            nr = 4
-        )
+        with_interleaved(x, ldx, m, row_bytes * 4, |x, ldx| {
+            drive_tiles!(
+                vnni_tile,
+                w,
+                row_bytes,
+                n,
+                x,
+                ldx,
+                m,
+                out,
+                ldo,
+                gemv_nr = 8,
+                nr = 4
+            )
+        })
     }
 }
 
@@ -165,21 +243,23 @@ pub(crate) unsafe fn w2a8_bw(
     out: *mut i32,
     ldo: usize,
 ) {
-    // SAFETY: forwarded contract.
+    // SAFETY: forwarded contract; the tiles read the interleaved copy with stride kp.
     unsafe {
-        drive_tiles!(
-            bw_tile,
-            w,
-            row_bytes,
-            n,
-            x,
-            ldx,
-            m,
-            out,
-            ldo,
-            gemv_nr = 8,
-            nr = 4
-        )
+        with_interleaved(x, ldx, m, row_bytes * 4, |x, ldx| {
+            drive_tiles!(
+                bw_tile,
+                w,
+                row_bytes,
+                n,
+                x,
+                ldx,
+                m,
+                out,
+                ldo,
+                gemv_nr = 8,
+                nr = 4
+            )
+        })
     }
 }
 

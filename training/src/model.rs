@@ -1,0 +1,183 @@
+//! The MNIST network: conv + batch norm + ReLU + pooling, then linear layers. Every hidden
+//! conv/linear is ternary; the first conv and the classifier stay full precision by default,
+//! as in TWN (`ternary_all` makes them ternary too; `full_precision` makes all of them f32).
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Int, Tensor};
+use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
+use burn_ternary::nn::{TernaryConv2d, TernaryConv2dConfig, TernaryLinear, TernaryLinearConfig};
+use burn_ternary::quant::{Granularity, TernaryQuantizer};
+
+use crate::data::MnistBatch;
+
+/// Which layers are ternary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// Hidden layers ternary; first conv and classifier f32 (TWN's choice).
+    Ternary,
+    /// Every conv and linear ternary.
+    TernaryAll,
+    /// Every layer f32: the baseline.
+    Full,
+}
+
+/// A conv layer that is either full precision or ternary.
+#[derive(Module, Debug)]
+pub enum Conv {
+    /// f32.
+    Full(Conv2d),
+    /// Ternary.
+    Ternary(TernaryConv2d),
+}
+
+impl Conv {
+    fn new(c_in: usize, c_out: usize, ternary: bool, device: &Device) -> Self {
+        if ternary {
+            Conv::Ternary(
+                TernaryConv2dConfig::new([c_in, c_out], [3, 3])
+                    .with_padding([1, 1])
+                    .with_quantizer(TernaryQuantizer::Twn)
+                    .with_granularity(Granularity::PerChannel)
+                    .init(device),
+            )
+        } else {
+            Conv::Full(
+                Conv2dConfig::new([c_in, c_out], [3, 3])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .with_bias(false)
+                    .init(device),
+            )
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Conv::Full(c) => c.forward(x),
+            Conv::Ternary(c) => c.forward(x),
+        }
+    }
+}
+
+/// A linear layer that is either full precision or ternary.
+#[derive(Module, Debug)]
+pub enum Dense {
+    /// f32.
+    Full(Linear),
+    /// Ternary.
+    Ternary(TernaryLinear),
+}
+
+impl Dense {
+    fn new(d_in: usize, d_out: usize, ternary: bool, device: &Device) -> Self {
+        if ternary {
+            Dense::Ternary(
+                TernaryLinearConfig::new(d_in, d_out)
+                    .with_quantizer(TernaryQuantizer::Twn)
+                    .with_granularity(Granularity::PerChannel)
+                    .init(device),
+            )
+        } else {
+            Dense::Full(LinearConfig::new(d_in, d_out).init(device))
+        }
+    }
+
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            Dense::Full(l) => l.forward(x),
+            Dense::Ternary(l) => l.forward(x),
+        }
+    }
+}
+
+/// conv(1→32) · BN · ReLU · pool → conv(32→64) · BN · ReLU · pool → conv(64→64) · BN · ReLU
+/// → linear(3136→256) · BN · ReLU · dropout → linear(256→10).
+#[derive(Module, Debug)]
+pub struct MnistNet {
+    conv1: Conv,
+    bn1: BatchNorm,
+    conv2: Conv,
+    bn2: BatchNorm,
+    conv3: Conv,
+    bn3: BatchNorm,
+    fc1: Dense,
+    bn4: BatchNorm,
+    fc2: Dense,
+    pool: MaxPool2d,
+    dropout: Dropout,
+}
+
+impl MnistNet {
+    /// A freshly initialised network.
+    pub fn new(precision: Precision, device: &Device) -> Self {
+        let hidden = precision != Precision::Full;
+        let edges = precision == Precision::TernaryAll;
+        Self {
+            conv1: Conv::new(1, 32, edges, device),
+            bn1: BatchNormConfig::new(32).init(device),
+            conv2: Conv::new(32, 64, hidden, device),
+            bn2: BatchNormConfig::new(64).init(device),
+            conv3: Conv::new(64, 64, hidden, device),
+            bn3: BatchNormConfig::new(64).init(device),
+            fc1: Dense::new(64 * 7 * 7, 256, hidden, device),
+            bn4: BatchNormConfig::new(256).init(device),
+            fc2: Dense::new(256, 10, edges, device),
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            dropout: DropoutConfig::new(0.25).init(),
+        }
+    }
+
+    /// Logits `[b, 10]` for images `[b, 1, 28, 28]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = self
+            .pool
+            .forward(relu(self.bn1.forward(self.conv1.forward(x))));
+        let x = self
+            .pool
+            .forward(relu(self.bn2.forward(self.conv2.forward(x))));
+        let x = relu(self.bn3.forward(self.conv3.forward(x)));
+        let x = x.flatten::<2>(1, 3);
+        let x = self
+            .dropout
+            .forward(relu(self.bn4.forward(self.fc1.forward(x))));
+        self.fc2.forward(x)
+    }
+
+    /// Loss and logits for a batch.
+    pub fn classify(&self, images: Tensor<4>, targets: Tensor<1, Int>) -> ClassificationOutput {
+        let output = self.forward(images);
+        let loss = CrossEntropyLossConfig::new()
+            .init(&output.device())
+            .forward(output.clone(), targets.clone());
+        ClassificationOutput {
+            loss,
+            output,
+            targets,
+        }
+    }
+}
+
+impl TrainStep for MnistNet {
+    type Input = MnistBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: MnistBatch) -> TrainOutput<ClassificationOutput> {
+        let item = self.classify(batch.images, batch.targets);
+        TrainOutput::new(self, item.loss.backward(), item)
+    }
+}
+
+impl InferenceStep for MnistNet {
+    type Input = MnistBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: MnistBatch) -> ClassificationOutput {
+        self.classify(batch.images, batch.targets)
+    }
+}

@@ -1,0 +1,55 @@
+//! The MNIST loop end to end on a tiny subset: train, pack, evaluate, resume after a stop.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use training::mnist::{Args, run};
+
+fn args(dir: &Path, extra: &[&str]) -> Args {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist");
+    let mut v = vec![
+        "mnist".to_string(),
+        "--data-dir".into(),
+        data.display().to_string(),
+        "--artifact-dir".into(),
+        dir.display().to_string(),
+        "--limit-train".into(),
+        "1024".into(),
+        "--limit-test".into(),
+        "256".into(),
+        "--batch-size".into(),
+        "64".into(),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    Args::parse_from(v)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bt-smoke-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    d
+}
+
+#[test]
+fn trains_packs_evaluates_and_resumes() {
+    let dir = scratch("run");
+    // Epoch 1, then a "stop".
+    let first = run(args(&dir, &["--epochs", "1"])).unwrap();
+    assert_eq!(first.epoch_seconds.len(), 1);
+    assert!(first.packed_model_bytes > 0 && first.packed_model_bytes < first.f32_model_bytes);
+    // Starting over without --resume must not clobber the checkpoints.
+    assert!(run(args(&dir, &["--epochs", "2"])).is_err());
+    // Resume and finish epoch 2.
+    let second = run(args(&dir, &["--epochs", "2", "--resume"])).unwrap();
+    assert!(dir.join("checkpoint/model-2.bpk").exists());
+    assert!(
+        second.test_accuracy > 0.5,
+        "2 epochs on 1024 images: {}",
+        second.test_accuracy
+    );
+    // --eval recomputes exactly the accuracy training reported.
+    let packed = dir.join("model-packed.bpk");
+    let eval = run(args(&dir, &["--eval", packed.to_str().unwrap()])).unwrap();
+    assert_eq!(eval.test_accuracy, second.test_accuracy);
+    std::fs::remove_dir_all(&dir).ok();
+}
