@@ -102,7 +102,7 @@ pub(crate) fn conv2d_im2col(
     let [kh, kw] = options.kernel_size;
     let g = options.groups;
     assert!(
-        g > 0 && c_in % g == 0 && c_out % g == 0,
+        g > 0 && c_in.is_multiple_of(g) && c_out.is_multiple_of(g),
         "ternary_conv2d: groups {g} must divide c_in {c_in} and c_out {c_out}"
     );
     let out_size = |size: usize, i: usize| {

@@ -98,8 +98,8 @@ impl TernaryConv2dConfig {
     pub fn init(&self, device: &Device) -> TernaryConv2d {
         assert!(
             self.groups > 0
-                && self.channels[0] % self.groups == 0
-                && self.channels[1] % self.groups == 0,
+                && self.channels[0].is_multiple_of(self.groups)
+                && self.channels[1].is_multiple_of(self.groups),
             "TernaryConv2d: groups {} must divide channels {:?}",
             self.groups,
             self.channels

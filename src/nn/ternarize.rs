@@ -67,7 +67,7 @@ impl<F: FnMut(&str) -> bool> Reparameterizer for Ternarizer<F> {
         param: Param<Tensor<D>>,
     ) -> (Param<Tensor<D>>, Option<TernaryReparam>) {
         let wanted = (D == 2 || D == 4) && path.ends_with("weight") && (self.filter)(path);
-        let reparam = wanted.then(|| TernaryReparam {
+        let reparam = wanted.then_some(TernaryReparam {
             quantizer: self.quantizer,
             granularity: self.granularity,
         });

@@ -39,13 +39,29 @@ pub const DATA_ENV: &str = "BURN_TERNARY_DATA";
 /// Pixels per image.
 pub const PIXELS: usize = 28 * 28;
 
-/// The default data directory: `$BURN_TERNARY_DATA`, else `~/.cache/burn-ternary/mnist`.
+/// The default MNIST directory: `$BURN_TERNARY_DATA`; else the cache directory
+/// `~/.cache/burn-ternary/mnist` when it holds the files; else `../shared/data/mnist` (the
+/// copy shipped beside this repository on machines without internet) when present; else the
+/// cache directory, whose absence the loader then reports file by file.
 pub fn default_dir() -> PathBuf {
     if let Some(d) = std::env::var_os(DATA_ENV) {
         return PathBuf::from(d);
     }
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    home.join(".cache/burn-ternary/mnist")
+    let cache = home.join(".cache/burn-ternary/mnist");
+    let has_files = |d: &Path| {
+        ["t10k-labels-idx1-ubyte", "t10k-labels-idx1-ubyte.gz"]
+            .iter()
+            .any(|f| d.join(f).exists())
+    };
+    if has_files(&cache) {
+        return cache;
+    }
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist");
+    if has_files(&shared) {
+        return shared;
+    }
+    cache
 }
 
 /// Reads a file, gunzipping it when its name ends in `.gz`; tries `name.gz`, then `name`.

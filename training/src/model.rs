@@ -29,6 +29,8 @@ pub enum Precision {
 }
 
 /// A conv layer that is either full precision or ternary.
+// A handful of layers built once per model: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Conv {
     /// f32.
@@ -66,6 +68,7 @@ impl Conv {
 }
 
 /// A linear layer that is either full precision or ternary.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Dense {
     /// f32.

@@ -185,12 +185,13 @@ impl Kernel {
         let ptr = SendPtr(out.as_mut_ptr());
         let sums = x.sums();
         self.w2a8_tiles(x, w, ptr, |t| {
-            for i in t.i0..t.i1 {
+            for (di, &sum) in sums[t.i0..t.i1].iter().enumerate() {
+                let i = t.i0 + di;
                 for j in t.j0..t.j1 {
                     // SAFETY: inside this task's tile, written by the kernel just before.
                     unsafe {
                         let p = ptr.get().add(i * n + j);
-                        *p = (*p).wrapping_sub(sums[i]);
+                        *p = (*p).wrapping_sub(sum);
                     }
                 }
             }

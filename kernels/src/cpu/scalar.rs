@@ -14,6 +14,7 @@ use crate::format::i2::{BLOCK, BLOCK_BYTES};
 
 /// # Safety
 /// See the module docs.
+#[allow(clippy::too_many_arguments)] // the raw-kernel contract shared by every ISA
 pub(crate) unsafe fn w2a8(
     w: *const u8,
     row_bytes: usize,
@@ -47,6 +48,7 @@ pub(crate) unsafe fn w2a8(
 
 /// # Safety
 /// See the module docs.
+#[allow(clippy::too_many_arguments)] // the raw-kernel contract shared by every ISA
 pub(crate) unsafe fn f32(
     w: *const u8,
     row_bytes: usize,
