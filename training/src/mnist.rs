@@ -149,19 +149,18 @@ fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map_or(0, |m| m.len())
 }
 
-/// Per-epoch wall time from the modification times of the epoch checkpoints.
-fn epoch_seconds(dir: &Path, start: SystemTime, epochs: usize) -> Vec<f64> {
-    let ck = AtomicFileCheckpointer::new(dir, "model");
-    let mut prev = start;
+/// Per-epoch wall time (training + validation): burn-train creates `train/epoch-N` when epoch
+/// N starts, so consecutive start times bound each epoch; the last one ends at `end`.
+fn epoch_seconds(artifact_dir: &Path, end: SystemTime, epochs: usize) -> Vec<f64> {
+    let start = |e: usize| {
+        std::fs::metadata(artifact_dir.join(format!("train/epoch-{e}")))
+            .and_then(|m| m.modified())
+            .ok()
+    };
     (1..=epochs)
         .filter_map(|e| {
-            let t = std::fs::metadata(ck.path_for_epoch(e))
-                .ok()?
-                .modified()
-                .ok()?;
-            let d = t.duration_since(prev).ok()?.as_secs_f64();
-            prev = t;
-            Some(d)
+            let next = if e == epochs { Some(end) } else { start(e + 1) };
+            Some(next?.duration_since(start(e)?).ok()?.as_secs_f64())
         })
         .collect()
 }
@@ -263,10 +262,10 @@ pub fn run(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
         println!("resuming after epoch {epoch}");
         training = training.checkpoint(epoch);
     }
-    let started = SystemTime::now();
     let clock = Instant::now();
     let result = training.launch(learner);
     let train_seconds = clock.elapsed().as_secs_f64();
+    let ended = SystemTime::now();
 
     let trained = result.model.valid();
     let parameters = trained.num_params();
@@ -285,7 +284,7 @@ pub fn run(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
         precision: precision_name.into(),
         test_accuracy: acc,
         test_images: test.len(),
-        epoch_seconds: epoch_seconds(&ckpt_dir, started, args.epochs),
+        epoch_seconds: epoch_seconds(&args.artifact_dir, ended, args.epochs),
         train_seconds,
         parameters,
         f32_model_bytes: file_len(&f32_path),

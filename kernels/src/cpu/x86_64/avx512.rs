@@ -8,8 +8,9 @@
 //! Codes are unsigned and activations signed, the operand order of `vpdpbusd` (VNNI);
 //! without VNNI, `vpmaddubsw` + `vpmaddwd` compute the same sums exactly.
 //!
-//! f32: `vptestmb` turns each 2-bit lane straight into the masks "code is 2" (+1) and "code is
-//! 0" (−1), which drive masked adds and subtracts: no multiplies, no decoded copy.
+//! f32: each packed byte widened to an i32 lane indexes a 16-entry {−1, 0, +1} table with
+//! `vpermps`, and an FMA by that ±1/0 adds, subtracts or skips the activation — with the same
+//! single rounding as a plain add or subtract. No decoded copy of the weights is made.
 
 use std::arch::x86_64::*;
 
@@ -61,6 +62,16 @@ unsafe fn w2a8_tile<D: Dot, const MR: usize, const NR: usize>(
         let pairs = blocks / 2;
         let mut acc = [[_mm512_setzero_si512(); NR]; MR];
         for p in 0..pairs {
+            if MR == 1 {
+                // GEMV streams weights from DRAM: the 8 rows of this tile are 8 strided
+                // streams, too many for the hardware prefetchers to keep up with. Fetch the
+                // next tile's contiguous rows (NR·rb bytes, NR lines per step) ahead instead.
+                // Prefetches never fault; wrapping_add keeps the address arithmetic defined.
+                for l in 0..NR {
+                    let ahead = w.wrapping_add(NR * rb + (p * NR + l) * 64);
+                    _mm_prefetch::<_MM_HINT_T1>(ahead.cast());
+                }
+            }
             let v: [__m512i; NR] =
                 std::array::from_fn(|j| _mm512_loadu_si512(w.add(j * rb + p * 64).cast()));
             for s in 0..4 {
@@ -264,27 +275,37 @@ pub(crate) unsafe fn w2a8_bw(
 }
 
 /// Exact-f32 tile: `NR` weight rows against one activation row.
+///
+/// Each byte of a block, widened to an i32 lane, holds four codes; shifted right by `2s`, its
+/// low four bits index a 16-entry table whose entry `i` is `(i & 3) − 1`, so one `vpermps`
+/// turns 16 codes into their weights {−1, 0, +1} and one FMA applies them. An FMA by ±1 or 0
+/// rounds exactly like the add, subtract or skip it stands for.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // `s` also picks the shift and the activation offset
 unsafe fn f32_rows<const NR: usize>(w: *const u8, rb: usize, x: *const f32, out: *mut f32) {
     // SAFETY: loads stay inside row j of w and the activation row (4·rb floats), as above.
     unsafe {
-        let plus: [__m128i; 4] = std::array::from_fn(|s| _mm_set1_epi8((2 << (2 * s)) as i8));
-        let any: [__m128i; 4] = std::array::from_fn(|s| _mm_set1_epi8((3 << (2 * s)) as i8));
-        // One accumulator per (row, lane group) keeps the add chains independent.
+        let table = _mm512_setr_ps(
+            -1.0, 0.0, 1.0, 0.0, -1.0, 0.0, 1.0, 0.0, -1.0, 0.0, 1.0, 0.0, -1.0, 0.0, 1.0, 0.0,
+        );
+        // One accumulator per (row, lane group) keeps the FMA chains independent.
         let mut acc = [[_mm512_setzero_ps(); 4]; NR];
         for b in 0..rb / 32 {
             for h in 0..2 {
-                let mut wv = [_mm_setzero_si128(); NR];
-                for (j, v) in wv.iter_mut().enumerate() {
-                    *v = _mm_loadu_si128(w.add(j * rb + b * 32 + h * 16).cast());
-                }
+                let lanes: [__m512i; NR] = std::array::from_fn(|j| {
+                    _mm512_cvtepu8_epi32(_mm_loadu_si128(w.add(j * rb + b * 32 + h * 16).cast()))
+                });
                 for s in 0..4 {
                     let xv = _mm512_loadu_ps(x.add(b * 128 + 32 * s + 16 * h));
                     for j in 0..NR {
-                        let p = _mm_test_epi8_mask(wv[j], plus[s]);
-                        let n = _mm_testn_epi8_mask(wv[j], any[s]);
-                        let a = _mm512_mask_add_ps(acc[j][s], p, acc[j][s], xv);
-                        acc[j][s] = _mm512_mask_sub_ps(a, n, a, xv);
+                        let idx = match s {
+                            0 => lanes[j],
+                            1 => _mm512_srli_epi32::<2>(lanes[j]),
+                            2 => _mm512_srli_epi32::<4>(lanes[j]),
+                            _ => _mm512_srli_epi32::<6>(lanes[j]),
+                        };
+                        let wv = _mm512_permutexvar_ps(idx, table);
+                        acc[j][s] = _mm512_fmadd_ps(wv, xv, acc[j][s]);
                     }
                 }
             }
@@ -296,7 +317,7 @@ unsafe fn f32_rows<const NR: usize>(w: *const u8, rb: usize, x: *const f32, out:
     }
 }
 
-/// Exact-f32 activations with masked adds/subtracts.
+/// Exact-f32 activations: table lookup of the weights and FMA by ±1/0.
 ///
 /// # Safety
 /// The CPU supports avx512f/bw/vl, and the arguments satisfy the contract of
