@@ -89,7 +89,7 @@ impl ModuleMapper for Freezer {
                 let channel_dim = if D == 2 { 1 } else { 0 };
                 let (t, s) = ternarize(w, quantizer, granularity, channel_dim);
                 let rows = if D == 2 {
-                    with_dims::<2, _>(t.reshape([dims[0], dims[D - 1]])).transpose()
+                    t.reshape([dims[0], dims[1]]).transpose()
                 } else {
                     let k = dims[1..].iter().product::<usize>();
                     t.reshape([dims[0], k])
@@ -100,10 +100,6 @@ impl ModuleMapper for Freezer {
                         self.stash = Some(stash);
                         let mut empty = dims;
                         empty[0] = 0;
-                        if D == 2 {
-                            empty = dims;
-                            empty[0] = 0;
-                        }
                         let device = param.val().device();
                         param.map(|_| Tensor::zeros(empty, &device))
                     }
