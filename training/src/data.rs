@@ -1,4 +1,5 @@
-//! MNIST from the four standard IDX files (`.gz` or raw), with errors that name the file.
+//! What every data set shares (errors, data directories, the image batch), and MNIST from
+//! the four standard IDX files (`.gz` or raw), with errors that name the file.
 //!
 //! IDX: a big-endian header — magic `0x0000_0803` for images (u8, 3 dims: count, rows, cols)
 //! or `0x0000_0801` for labels (u8, 1 dim: count) — then the bytes.
@@ -11,11 +12,13 @@ use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use thiserror::Error;
 
+use crate::download::{Remote, fetch};
+
 /// A data file that cannot be used.
 #[derive(Debug, Error)]
 pub enum DataError {
     /// The file is missing or unreadable.
-    #[error("{path}: {source} (point --data-dir or BURN_TERNARY_DATA at the MNIST files)")]
+    #[error("{path}: {source} (point --data-dir, or BURN_TERNARY_DATA, at the data set)")]
     Io {
         /// The file.
         path: PathBuf,
@@ -31,37 +34,111 @@ pub enum DataError {
         /// What is wrong.
         what: String,
     },
+    /// A download failed or delivered something other than the published file.
+    #[error("downloading {url}: {what}")]
+    Download {
+        /// What was fetched.
+        url: String,
+        /// What went wrong.
+        what: String,
+    },
 }
 
-/// Environment variable naming the data directory when `--data-dir` is not given.
+/// Environment variable naming the data root (holding `mnist/`, `cifar10/`) when
+/// `--data-dir` is not given.
 pub const DATA_ENV: &str = "BURN_TERNARY_DATA";
 
-/// Pixels per image.
+/// Pixels per MNIST image.
 pub const PIXELS: usize = 28 * 28;
 
-/// The default MNIST directory: `$BURN_TERNARY_DATA`; else the cache directory
-/// `~/.cache/burn-ternary/mnist` when it holds the files; else `../shared/data/mnist` (the
-/// copy shipped beside this repository on machines without internet) when present; else the
-/// cache directory, whose absence the loader then reports file by file.
-pub fn default_dir() -> PathBuf {
+/// Where a data set is looked for when `--data-dir` is not given, and whether it may be
+/// downloaded there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataLocation {
+    /// The directory.
+    pub dir: PathBuf,
+    /// True for the cache directory (download when absent); false for a copy found on disk.
+    pub download: bool,
+}
+
+/// The default directory of data set `name` (`mnist`, `cifar10`): `$BURN_TERNARY_DATA/name`
+/// when the variable is set; else `~/.cache/burn-ternary/name` when `present` says it holds
+/// the files; else `../shared/data/name` (the copy shipped beside this repository for machines
+/// without internet) when that holds them; else the cache directory, to download into.
+pub fn default_location(name: &str, present: impl Fn(&Path) -> bool) -> DataLocation {
     if let Some(d) = std::env::var_os(DATA_ENV) {
-        return PathBuf::from(d);
+        let dir = PathBuf::from(d).join(name);
+        let download = !present(&dir);
+        return DataLocation { dir, download };
     }
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    let cache = home.join(".cache/burn-ternary/mnist");
-    let has_files = |d: &Path| {
-        ["t10k-labels-idx1-ubyte", "t10k-labels-idx1-ubyte.gz"]
-            .iter()
-            .any(|f| d.join(f).exists())
-    };
-    if has_files(&cache) {
-        return cache;
+    let cache = home.join(".cache/burn-ternary").join(name);
+    if present(&cache) {
+        return DataLocation {
+            dir: cache,
+            download: false,
+        };
     }
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist");
-    if has_files(&shared) {
-        return shared;
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data")
+        .join(name);
+    if present(&shared) {
+        return DataLocation {
+            dir: shared,
+            download: false,
+        };
     }
-    cache
+    DataLocation {
+        dir: cache,
+        download: true,
+    }
+}
+
+/// The MNIST files as published (the PyTorch mirror of the original distribution; sizes and
+/// MD5s of the `.gz` files as the original site lists them).
+pub const MNIST_REMOTE: [Remote; 4] = [
+    Remote {
+        url: "https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz",
+        file: "train-images-idx3-ubyte.gz",
+        size: 9_912_422,
+        md5: "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    },
+    Remote {
+        url: "https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
+        file: "train-labels-idx1-ubyte.gz",
+        size: 28_881,
+        md5: "d53e105ee54ea40749a09fcbcd1e9432",
+    },
+    Remote {
+        url: "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz",
+        file: "t10k-images-idx3-ubyte.gz",
+        size: 1_648_877,
+        md5: "9fb629c4189551a2d022fa330f9573f3",
+    },
+    Remote {
+        url: "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz",
+        file: "t10k-labels-idx1-ubyte.gz",
+        size: 4_542,
+        md5: "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+];
+
+/// True when `dir` holds all four MNIST files (`.gz` or raw).
+pub fn mnist_present(dir: &Path) -> bool {
+    MNIST_REMOTE.iter().all(|r| {
+        let raw = r.file.trim_end_matches(".gz");
+        dir.join(r.file).exists() || dir.join(raw).exists()
+    })
+}
+
+/// Downloads whichever MNIST files `dir` lacks.
+pub fn download_mnist(dir: &Path) -> Result<(), DataError> {
+    for r in &MNIST_REMOTE {
+        if !dir.join(r.file.trim_end_matches(".gz")).exists() {
+            fetch(r, dir)?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads a file, gunzipping it when its name ends in `.gz`; tries `name.gz`, then `name`.
@@ -224,9 +301,9 @@ impl Dataset<MnistItem> for Mnist {
     }
 }
 
-/// A batch: normalised images `[b, 1, 28, 28]` and labels `[b]`.
+/// A batch of normalised images `[b, c, h, w]` and their labels `[b]`.
 #[derive(Debug, Clone)]
-pub struct MnistBatch {
+pub struct ImageBatch {
     /// Images.
     pub images: Tensor<4>,
     /// Labels.
@@ -237,8 +314,8 @@ pub struct MnistBatch {
 #[derive(Debug, Clone, Default)]
 pub struct MnistBatcher;
 
-impl Batcher<MnistItem, MnistBatch> for MnistBatcher {
-    fn batch(&self, items: Vec<MnistItem>, device: &Device) -> MnistBatch {
+impl Batcher<MnistItem, ImageBatch> for MnistBatcher {
+    fn batch(&self, items: Vec<MnistItem>, device: &Device) -> ImageBatch {
         let b = items.len();
         let pixels: Vec<f32> = items
             .iter()
@@ -249,7 +326,7 @@ impl Batcher<MnistItem, MnistBatch> for MnistBatcher {
             })
             .collect();
         let labels: Vec<i64> = items.iter().map(|it| i64::from(it.label)).collect();
-        MnistBatch {
+        ImageBatch {
             images: Tensor::from_data(TensorData::new(pixels, [b, 1, 28, 28]), device),
             targets: Tensor::from_data(TensorData::new(labels, [b]), device),
         }

@@ -2,8 +2,14 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod cifar;
 pub mod data;
+pub mod download;
 pub mod mnist;
 pub mod model;
+pub mod progress;
+pub mod resnet;
+pub mod run;
 
 pub use data::DataError;
+pub use run::{Args, Summary};

@@ -11,11 +11,58 @@ use burn::nn::{
 };
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor};
-use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
+use burn::train::ClassificationOutput;
 use burn_ternary::nn::{TernaryConv2d, TernaryConv2dConfig, TernaryLinear, TernaryLinearConfig};
 use burn_ternary::quant::{Granularity, TernaryQuantizer};
 
-use crate::data::MnistBatch;
+/// An image classifier: logits for a batch of images. [`classifier_steps`] gives it the
+/// burn-train steps (cross-entropy loss, classification output).
+pub trait Classifier {
+    /// Logits `[b, classes]` for images `[b, c, h, w]`.
+    fn forward(&self, x: Tensor<4>) -> Tensor<2>;
+
+    /// Loss and logits for a batch.
+    fn classify(&self, images: Tensor<4>, targets: Tensor<1, Int>) -> ClassificationOutput {
+        let output = self.forward(images);
+        let loss = CrossEntropyLossConfig::new()
+            .init(&output.device())
+            .forward(output.clone(), targets.clone());
+        ClassificationOutput {
+            loss,
+            output,
+            targets,
+        }
+    }
+}
+
+/// Implements burn-train's `TrainStep` and `InferenceStep` on [`ImageBatch`](crate::data::ImageBatch) for a
+/// [`Classifier`] (a macro because both traits are foreign to this crate).
+macro_rules! classifier_steps {
+    ($model:ty) => {
+        impl burn::train::TrainStep for $model {
+            type Input = $crate::data::ImageBatch;
+            type Output = burn::train::ClassificationOutput;
+
+            fn step(
+                &self,
+                batch: $crate::data::ImageBatch,
+            ) -> burn::train::TrainOutput<burn::train::ClassificationOutput> {
+                let item = $crate::model::Classifier::classify(self, batch.images, batch.targets);
+                burn::train::TrainOutput::new(self, item.loss.backward(), item)
+            }
+        }
+
+        impl burn::train::InferenceStep for $model {
+            type Input = $crate::data::ImageBatch;
+            type Output = burn::train::ClassificationOutput;
+
+            fn step(&self, batch: $crate::data::ImageBatch) -> burn::train::ClassificationOutput {
+                $crate::model::Classifier::classify(self, batch.images, batch.targets)
+            }
+        }
+    };
+}
+pub(crate) use classifier_steps;
 
 /// Which layers are ternary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +73,19 @@ pub enum Precision {
     TernaryAll,
     /// Every layer f32: the baseline.
     Full,
+}
+
+impl Precision {
+    /// Which layers are ternary, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Precision::Ternary => {
+                "hidden layers ternary (TWN, per channel), first conv and classifier f32 as in TWN"
+            }
+            Precision::TernaryAll => "every conv and linear ternary (TWN, per channel)",
+            Precision::Full => "full precision (f32 baseline)",
+        }
+    }
 }
 
 /// A conv layer that is either full precision or ternary.
@@ -40,26 +100,45 @@ pub enum Conv {
 }
 
 impl Conv {
-    fn new(c_in: usize, c_out: usize, ternary: bool, device: &Device) -> Self {
+    /// A 3×3 convolution, stride 1, padding 1, no bias.
+    pub fn new(c_in: usize, c_out: usize, ternary: bool, device: &Device) -> Self {
+        Self::with_geometry(c_in, c_out, 3, 1, ternary, device)
+    }
+
+    /// A `kernel × kernel` convolution with `stride` and "same" padding (`kernel / 2`). The
+    /// f32 layer has no bias (batch norm follows); the ternary one keeps its f32 bias (a
+    /// handful of values). Ternary layers use TWN per output channel.
+    pub fn with_geometry(
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        ternary: bool,
+        device: &Device,
+    ) -> Self {
+        let pad = kernel / 2;
         if ternary {
             Conv::Ternary(
-                TernaryConv2dConfig::new([c_in, c_out], [3, 3])
-                    .with_padding([1, 1])
+                TernaryConv2dConfig::new([c_in, c_out], [kernel, kernel])
+                    .with_stride([stride, stride])
+                    .with_padding([pad, pad])
                     .with_quantizer(TernaryQuantizer::Twn)
                     .with_granularity(Granularity::PerChannel)
                     .init(device),
             )
         } else {
             Conv::Full(
-                Conv2dConfig::new([c_in, c_out], [3, 3])
-                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                Conv2dConfig::new([c_in, c_out], [kernel, kernel])
+                    .with_stride([stride, stride])
+                    .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
                     .with_bias(false)
                     .init(device),
             )
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    /// Applies the convolution.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Conv::Full(c) => c.forward(x),
             Conv::Ternary(c) => c.forward(x),
@@ -78,7 +157,8 @@ pub enum Dense {
 }
 
 impl Dense {
-    fn new(d_in: usize, d_out: usize, ternary: bool, device: &Device) -> Self {
+    /// A linear layer with bias; ternary layers use TWN per output channel.
+    pub fn new(d_in: usize, d_out: usize, ternary: bool, device: &Device) -> Self {
         if ternary {
             Dense::Ternary(
                 TernaryLinearConfig::new(d_in, d_out)
@@ -91,7 +171,8 @@ impl Dense {
         }
     }
 
-    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+    /// Applies the layer.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         match self {
             Dense::Full(l) => l.forward(x),
             Dense::Ternary(l) => l.forward(x),
@@ -151,36 +232,12 @@ impl MnistNet {
             .forward(relu(self.bn4.forward(self.fc1.forward(x))));
         self.fc2.forward(x)
     }
+}
 
-    /// Loss and logits for a batch.
-    pub fn classify(&self, images: Tensor<4>, targets: Tensor<1, Int>) -> ClassificationOutput {
-        let output = self.forward(images);
-        let loss = CrossEntropyLossConfig::new()
-            .init(&output.device())
-            .forward(output.clone(), targets.clone());
-        ClassificationOutput {
-            loss,
-            output,
-            targets,
-        }
+impl Classifier for MnistNet {
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        MnistNet::forward(self, x)
     }
 }
 
-impl TrainStep for MnistNet {
-    type Input = MnistBatch;
-    type Output = ClassificationOutput;
-
-    fn step(&self, batch: MnistBatch) -> TrainOutput<ClassificationOutput> {
-        let item = self.classify(batch.images, batch.targets);
-        TrainOutput::new(self, item.loss.backward(), item)
-    }
-}
-
-impl InferenceStep for MnistNet {
-    type Input = MnistBatch;
-    type Output = ClassificationOutput;
-
-    fn step(&self, batch: MnistBatch) -> ClassificationOutput {
-        self.classify(batch.images, batch.targets)
-    }
-}
+classifier_steps!(MnistNet);

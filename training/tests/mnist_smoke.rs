@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use training::mnist::{Args, run};
+use training::Args;
+use training::mnist::run;
 
 fn args(dir: &Path, extra: &[&str]) -> Args {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist");

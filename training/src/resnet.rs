@@ -1,0 +1,103 @@
+//! ResNet-20 for 32×32 images (He et al. 2016, the CIFAR variant): a 3×3 stem, three stages of
+//! three basic blocks at 16, 32 and 64 channels (×`width`), global average pooling and a linear
+//! classifier. Every convolution inside the blocks (and the 1×1 projection shortcuts) is
+//! ternary; the stem and the classifier stay f32 by default, as in TWN.
+
+use burn::module::Module;
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use crate::model::{Classifier, Conv, Dense, Precision, classifier_steps};
+
+/// conv · BN · ReLU · conv · BN, plus the input (or its 1×1 projection when the shape
+/// changes), then ReLU.
+#[derive(Module, Debug)]
+pub struct BasicBlock {
+    conv1: Conv,
+    bn1: BatchNorm,
+    conv2: Conv,
+    bn2: BatchNorm,
+    shortcut: Option<Projection>,
+}
+
+/// A 1×1 strided convolution and batch norm matching the residual to the block's output.
+#[derive(Module, Debug)]
+pub struct Projection {
+    conv: Conv,
+    bn: BatchNorm,
+}
+
+impl BasicBlock {
+    fn new(c_in: usize, c_out: usize, stride: usize, ternary: bool, device: &Device) -> Self {
+        let shortcut = (stride != 1 || c_in != c_out).then(|| Projection {
+            conv: Conv::with_geometry(c_in, c_out, 1, stride, ternary, device),
+            bn: BatchNormConfig::new(c_out).init(device),
+        });
+        Self {
+            conv1: Conv::with_geometry(c_in, c_out, 3, stride, ternary, device),
+            bn1: BatchNormConfig::new(c_out).init(device),
+            conv2: Conv::with_geometry(c_out, c_out, 3, 1, ternary, device),
+            bn2: BatchNormConfig::new(c_out).init(device),
+            shortcut,
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = relu(self.bn1.forward(self.conv1.forward(x.clone())));
+        let y = self.bn2.forward(self.conv2.forward(y));
+        let residual = match &self.shortcut {
+            Some(p) => p.bn.forward(p.conv.forward(x)),
+            None => x,
+        };
+        relu(y + residual)
+    }
+}
+
+/// ResNet-20 (`3·3·2 + 2` layers with weights).
+#[derive(Module, Debug)]
+pub struct ResNet20 {
+    stem: Conv,
+    bn: BatchNorm,
+    blocks: Vec<BasicBlock>,
+    classifier: Dense,
+}
+
+impl ResNet20 {
+    /// A freshly initialised network with `16·width`, `32·width`, `64·width` channels and
+    /// `classes` outputs.
+    pub fn new(precision: Precision, width: usize, classes: usize, device: &Device) -> Self {
+        let hidden = precision != Precision::Full;
+        let edges = precision == Precision::TernaryAll;
+        let widths = [16 * width, 32 * width, 64 * width];
+        let mut blocks = Vec::new();
+        let mut c_in = widths[0];
+        for (stage, &c_out) in widths.iter().enumerate() {
+            for i in 0..3 {
+                let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+                blocks.push(BasicBlock::new(c_in, c_out, stride, hidden, device));
+                c_in = c_out;
+            }
+        }
+        Self {
+            stem: Conv::new(3, widths[0], edges, device),
+            bn: BatchNormConfig::new(widths[0]).init(device),
+            blocks,
+            classifier: Dense::new(widths[2], classes, edges, device),
+        }
+    }
+}
+
+impl Classifier for ResNet20 {
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut x = relu(self.bn.forward(self.stem.forward(x)));
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        // Global average pooling: [b, c, h, w] → [b, c].
+        let x = x.mean_dim(3).mean_dim(2).flatten::<2>(1, 3);
+        self.classifier.forward(x)
+    }
+}
+
+classifier_steps!(ResNet20);

@@ -1,0 +1,485 @@
+//! What every example run shares: the arguments, training through burn-train's `Learner`,
+//! packing, evaluation and the JSON summary. A [`Task`] says which data and which model.
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, SgdConfig};
+use burn::tensor::{Device, DeviceKind};
+use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
+use burn::train::{ClassificationOutput, InferenceStep, Learner, SupervisedTraining, TrainStep};
+use burn_ternary::nn::freeze;
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+use crate::checkpoint::AtomicFileCheckpointer;
+use crate::data::{DataError, DataLocation, ImageBatch, Split};
+use crate::model::{Classifier, Precision};
+use crate::progress::LineRenderer;
+
+/// The optimizer (both with cosine learning-rate decay to 0 over the run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Adam (β = 0.9, 0.999), no weight decay.
+    Adam,
+    /// SGD with Nesterov momentum 0.9 and weight decay (`--weight-decay`).
+    Sgd,
+}
+
+/// Train a ternary network, pack it, and report its test accuracy.
+#[derive(Parser, Debug, Clone)]
+#[command(about)]
+pub struct Args {
+    /// Directory with local copies of the data set (never downloaded into); default
+    /// `$BURN_TERNARY_DATA/<set>`, else `~/.cache/burn-ternary/<set>` (downloaded when absent).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Never download; fail when the data is not found.
+    #[arg(long)]
+    pub offline: bool,
+    /// Where checkpoints, the packed model and the summary go [default: target/<set>-run].
+    #[arg(long)]
+    pub artifact_dir: Option<PathBuf>,
+    /// Training epochs [default: per data set].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Batch size [default: per data set].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Initial learning rate, cosine-annealed to 0 [default: per data set and optimizer].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Optimizer [default: per data set].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<Optimizer>,
+    /// L2 weight decay of SGD.
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f32,
+    /// Random seed (initialisation, shuffling, augmentation).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Device: flex (CPU), wgpu, vulkan.
+    #[arg(long, default_value = "flex")]
+    pub device: String,
+    /// Use only the first N training images.
+    #[arg(long)]
+    pub limit_train: Option<usize>,
+    /// Use only the first N test images.
+    #[arg(long)]
+    pub limit_test: Option<usize>,
+    /// Train the same architecture in f32 (the baseline).
+    #[arg(long)]
+    pub full_precision: bool,
+    /// Make the first conv and the classifier ternary too.
+    #[arg(long)]
+    pub ternary_all: bool,
+    /// Channel multiplier of the CIFAR-10 ResNet-20 (1: 16/32/64 channels).
+    #[arg(long, default_value_t = 1)]
+    pub width: usize,
+    /// Continue from the last checkpoint in the artifact directory.
+    #[arg(long)]
+    pub resume: bool,
+    /// Only evaluate a packed model saved by a previous run.
+    #[arg(long)]
+    pub eval: Option<PathBuf>,
+    /// Data-loading worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+/// A data set's defaults for the flags left unset.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Optimizer.
+    pub optimizer: Optimizer,
+    /// Learning rate for Adam.
+    pub adam_lr: f64,
+    /// Learning rate for SGD.
+    pub sgd_lr: f64,
+}
+
+/// The flags with every default filled in.
+#[derive(Debug, Clone)]
+struct Settings {
+    artifact_dir: PathBuf,
+    epochs: usize,
+    batch_size: usize,
+    optimizer: Optimizer,
+    lr: f64,
+}
+
+/// A data set and the model trained on it.
+pub trait Task {
+    /// Name shown to the user (`MNIST`).
+    const NAME: &'static str;
+    /// Directory name under the data root and in the default artifact directory (`mnist`).
+    const KEY: &'static str;
+    /// One example.
+    type Item: Clone + Send + Sync + std::fmt::Debug + 'static;
+    /// A split.
+    type Data: Dataset<Self::Item> + Clone + 'static;
+    /// Turns items into batches.
+    type Batcher: Batcher<Self::Item, ImageBatch> + Clone + 'static;
+    /// The network.
+    type Model: Classifier
+        + Module
+        + TrainStep<Input = ImageBatch, Output = ClassificationOutput>
+        + InferenceStep<Input = ImageBatch, Output = ClassificationOutput>
+        + std::fmt::Display
+        + 'static;
+
+    /// Defaults of the unset flags.
+    fn defaults() -> Defaults;
+    /// Whether `dir` holds the data set.
+    fn present(dir: &Path) -> bool;
+    /// Downloads the data set into `dir`.
+    fn download(dir: &Path) -> Result<(), DataError>;
+    /// Loads a split, keeping the first `limit` examples.
+    fn load(dir: &Path, split: Split, limit: Option<usize>) -> Result<Self::Data, DataError>;
+    /// The batcher of a split (training batches may be augmented with `seed`).
+    fn batcher(split: Split, seed: u64) -> Self::Batcher;
+    /// A fresh model.
+    fn model(precision: Precision, args: &Args, device: &Device) -> Self::Model;
+    /// What the model is and which layers are ternary, for the output.
+    fn describe(precision: Precision, args: &Args) -> String;
+}
+
+impl Args {
+    fn precision(&self) -> Precision {
+        match (self.full_precision, self.ternary_all) {
+            (true, _) => Precision::Full,
+            (false, true) => Precision::TernaryAll,
+            (false, false) => Precision::Ternary,
+        }
+    }
+
+    fn device(&self) -> Result<Device, String> {
+        match self.device.as_str() {
+            "flex" | "cpu" => Ok(Device::flex()),
+            "wgpu" => Ok(Device::wgpu(DeviceKind::DefaultDevice)),
+            #[cfg(feature = "vulkan")]
+            "vulkan" => Ok(Device::vulkan(DeviceKind::DefaultDevice)),
+            #[cfg(not(feature = "vulkan"))]
+            "vulkan" => {
+                Err("built without the `vulkan` feature (cargo run --features vulkan)".into())
+            }
+            other => Err(format!("unknown device {other:?} (flex, wgpu, vulkan)")),
+        }
+    }
+
+    fn settings<T: Task>(&self) -> Settings {
+        let d = T::defaults();
+        let optimizer = self.optimizer.unwrap_or(d.optimizer);
+        Settings {
+            artifact_dir: self
+                .artifact_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("target/{}-run", T::KEY))),
+            epochs: self.epochs.unwrap_or(d.epochs),
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            optimizer,
+            lr: self.lr.unwrap_or(match optimizer {
+                Optimizer::Adam => d.adam_lr,
+                Optimizer::Sgd => d.sgd_lr,
+            }),
+        }
+    }
+
+    /// The data directory, downloading into the cache when that is where the data belongs and
+    /// it is absent.
+    fn data_dir<T: Task>(&self) -> Result<PathBuf, DataError> {
+        let location = match &self.data_dir {
+            Some(dir) => DataLocation {
+                dir: dir.clone(),
+                download: false,
+            },
+            None => crate::data::default_location(T::KEY, T::present),
+        };
+        if location.download && !self.offline && !T::present(&location.dir) {
+            T::download(&location.dir)?;
+        }
+        Ok(location.dir)
+    }
+}
+
+/// What a run reports, also written to `summary.json`.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// The data set.
+    pub dataset: String,
+    /// The model and which layers are ternary.
+    pub model: String,
+    /// Accuracy of the saved (packed) model on the test images, in [0, 1].
+    pub test_accuracy: f64,
+    /// Test images evaluated.
+    pub test_images: usize,
+    /// Training images used.
+    pub train_images: usize,
+    /// Wall seconds of each epoch (training + validation) run by this process.
+    pub epoch_seconds: Vec<f64>,
+    /// Total wall seconds of training in this process.
+    pub train_seconds: f64,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Bytes of the trained model saved in f32.
+    pub f32_model_bytes: u64,
+    /// Bytes of the packed model file.
+    pub packed_model_bytes: u64,
+    /// Device.
+    pub device: String,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Optimizer.
+    pub optimizer: Optimizer,
+    /// Learning rate.
+    pub lr: f64,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// Accuracy of `model` on `data`, in batches, without a data loader (deterministic).
+pub fn evaluate<M: Classifier, I, B: Batcher<I, ImageBatch>>(
+    model: &M,
+    data: &impl Dataset<I>,
+    batcher: &B,
+    batch_size: usize,
+    device: &Device,
+) -> f64 {
+    let n = data.len();
+    let mut correct = 0usize;
+    for start in (0..n).step_by(batch_size.max(1)) {
+        let items: Vec<I> = (start..(start + batch_size).min(n))
+            .filter_map(|i| data.get(i).ok())
+            .collect();
+        let batch = batcher.batch(items, device);
+        let pred = model.forward(batch.images).argmax(1).flatten::<1>(0, 1);
+        let hits = pred.equal(batch.targets).int().sum().into_scalar::<i64>();
+        correct += hits as usize;
+    }
+    correct as f64 / n.max(1) as f64
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map_or(0, |m| m.len())
+}
+
+/// Saves a module to `path` through a temporary file and a rename, so an interrupted save
+/// never leaves a half-written model under the final name.
+fn save_atomic<M: Module>(module: M, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = path.with_extension("bpk.tmp");
+    module.save_file(&tmp)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Per-epoch wall time (training + validation): burn-train creates `train/epoch-N` when epoch
+/// N starts, so consecutive start times bound each epoch; the last one ends at `end`. Epochs
+/// that ran before `since` (an earlier process, on `--resume`) are left out.
+fn epoch_seconds(
+    artifact_dir: &Path,
+    since: SystemTime,
+    end: SystemTime,
+    epochs: usize,
+) -> Vec<f64> {
+    let start = |e: usize| {
+        std::fs::metadata(artifact_dir.join(format!("train/epoch-{e}")))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    (1..=epochs)
+        .filter_map(|e| {
+            let begin = start(e).filter(|t| *t >= since)?;
+            let next = if e == epochs { Some(end) } else { start(e + 1) };
+            Some(next?.duration_since(begin).ok()?.as_secs_f64())
+        })
+        .collect()
+}
+
+/// Runs training (or `--eval`) of task `T` as the arguments say.
+pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
+    let device = args.device()?;
+    let precision = args.precision();
+    let s = args.settings::<T>();
+    let model_name = T::describe(precision, &args);
+    let data_dir = args.data_dir::<T>()?;
+    let test = T::load(&data_dir, Split::Test, args.limit_test)?;
+    let test_batcher = T::batcher(Split::Test, args.seed);
+    let summary = |test_accuracy,
+                   train_images,
+                   epoch_seconds,
+                   train_seconds,
+                   parameters,
+                   f32_bytes,
+                   packed_bytes| Summary {
+        dataset: T::NAME.into(),
+        model: model_name.clone(),
+        test_accuracy,
+        test_images: test.len(),
+        train_images,
+        epoch_seconds,
+        train_seconds,
+        parameters,
+        f32_model_bytes: f32_bytes,
+        packed_model_bytes: packed_bytes,
+        device: args.device.clone(),
+        epochs: s.epochs,
+        batch_size: s.batch_size,
+        optimizer: s.optimizer,
+        lr: s.lr,
+        seed: args.seed,
+    };
+
+    if let Some(path) = &args.eval {
+        let template = T::model(precision, &args, &device);
+        let template = if precision == Precision::Full {
+            template
+        } else {
+            freeze(template)?
+        };
+        let model = template.try_load_file(path)?;
+        let acc = evaluate(&model, &test, &test_batcher, s.batch_size, &device);
+        println!(
+            "{}: test accuracy {:.2}% on {} images",
+            path.display(),
+            100.0 * acc,
+            test.len()
+        );
+        return Ok(summary(
+            acc,
+            0,
+            vec![],
+            0.0,
+            model.num_params(),
+            0,
+            file_len(path),
+        ));
+    }
+
+    let train = T::load(&data_dir, Split::Train, args.limit_train)?;
+    println!(
+        "{}: {} train / {} test images from {} | {model_name} | device {} | {} epochs, batch {}, {:?} lr {}",
+        T::NAME,
+        train.len(),
+        test.len(),
+        data_dir.display(),
+        args.device,
+        s.epochs,
+        s.batch_size,
+        s.optimizer,
+        s.lr
+    );
+    let ckpt_dir = s.artifact_dir.join("checkpoint");
+    let last = AtomicFileCheckpointer::last_epoch(&ckpt_dir, "model");
+    if last.is_some() && !args.resume {
+        return Err(format!(
+            "{} already holds checkpoints: pass --resume to continue, or choose another --artifact-dir",
+            ckpt_dir.display()
+        )
+        .into());
+    }
+    std::fs::create_dir_all(&s.artifact_dir)?;
+    device.seed(args.seed);
+
+    // Training runs on the autodiff view of the device; validation on the plain one.
+    let train_device = device.clone().autodiff();
+    let train_loader = DataLoaderBuilder::new(T::batcher(Split::Train, args.seed))
+        .batch_size(s.batch_size)
+        .num_workers(args.workers)
+        .shuffle(args.seed)
+        .set_device(train_device.clone())
+        .build(train.clone());
+    let test_loader = DataLoaderBuilder::new(test_batcher.clone())
+        .batch_size(s.batch_size)
+        .num_workers(args.workers)
+        .set_device(device.clone())
+        .build(test.clone());
+
+    let iters = s.epochs * train.len().div_ceil(s.batch_size);
+    let lr = CosineAnnealingLrSchedulerConfig::new(s.lr, iters.max(1)).init()?;
+    let optim = match s.optimizer {
+        Optimizer::Adam => AdamConfig::new().init(),
+        Optimizer::Sgd => SgdConfig::new()
+            .with_momentum(Some(MomentumConfig {
+                momentum: 0.9,
+                dampening: 0.0,
+                nesterov: true,
+            }))
+            .with_weight_decay(Some(WeightDecayConfig {
+                penalty: args.weight_decay,
+            }))
+            .init(),
+    };
+    let model = T::model(precision, &args, &train_device);
+    let learner = Learner::new(model, optim, lr);
+    let mut training = SupervisedTraining::new(&s.artifact_dir, train_loader, test_loader)
+        .metrics((AccuracyMetric::new(), LossMetric::new()))
+        .metrics((LearningRateMetric::new(),))
+        .num_epochs(s.epochs)
+        .with_custom_checkpointers(
+            AtomicFileCheckpointer::new(&ckpt_dir, "model"),
+            AtomicFileCheckpointer::new(&ckpt_dir, "optim"),
+            AtomicFileCheckpointer::new(&ckpt_dir, "scheduler"),
+        )
+        .renderer(Box::new(LineRenderer::new()))
+        .summary();
+    if let Some(epoch) = last.filter(|_| args.resume) {
+        println!("resuming after epoch {epoch}");
+        training = training.checkpoint(epoch);
+    }
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let result = training.launch(learner);
+    let train_seconds = clock.elapsed().as_secs_f64();
+    let ended = SystemTime::now();
+
+    let trained = result.model.valid();
+    let parameters = trained.num_params();
+    let f32_path = s.artifact_dir.join("model-f32.bpk");
+    save_atomic(trained.clone(), &f32_path)?;
+    let packed = if precision == Precision::Full {
+        trained
+    } else {
+        freeze(trained)?
+    };
+    let packed_path = s.artifact_dir.join("model-packed.bpk");
+    save_atomic(packed.clone(), &packed_path)?;
+    let acc = evaluate(&packed, &test, &test_batcher, s.batch_size, &device);
+
+    let summary = summary(
+        acc,
+        train.len(),
+        epoch_seconds(&s.artifact_dir, started, ended, s.epochs),
+        train_seconds,
+        parameters,
+        file_len(&f32_path),
+        file_len(&packed_path),
+    );
+    std::fs::write(
+        s.artifact_dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    println!(
+        "test accuracy (packed model, {} images): {:.2}%  |  model {} B f32 -> {} B packed  |  {}",
+        test.len(),
+        100.0 * acc,
+        summary.f32_model_bytes,
+        summary.packed_model_bytes,
+        packed_path.display()
+    );
+    Ok(summary)
+}
