@@ -105,6 +105,12 @@ pub enum KernelError {
         /// Its value.
         value: u64,
     },
+    /// A serialized matrix declares rows but no columns: no bytes back the claim.
+    #[error("a serialized {n} x 0 matrix: rows without columns are refused")]
+    EmptyRows {
+        /// Declared rows.
+        n: u64,
+    },
     /// Declared dimensions overflow the address space.
     #[error("shape {n} x {k} overflows")]
     ShapeOverflow {

@@ -29,11 +29,18 @@ proptest! {
         let a = PackedI2::from_ternary(&t, n, k, scales.clone()).unwrap();
         prop_assert_eq!(a.to_ternary(), t.clone());
         for r in 0..n { for c in 0..k { prop_assert_eq!(a.get(r, c), t[r * k + c]); } }
-        prop_assert_eq!(PackedI2::from_bytes(&a.to_bytes()).unwrap(), a.clone());
         let b = PackedT1::from_i2(&a);
         prop_assert_eq!(b.to_ternary(), t.clone());
         prop_assert_eq!(b.to_i2(), a.clone());
-        prop_assert_eq!(PackedT1::from_bytes(&b.to_bytes()).unwrap(), b.clone());
+        if k == 0 && n > 0 {
+            // Rows without columns exist in memory but are never read back from bytes.
+            let empty = KernelError::EmptyRows { n: n as u64 };
+            prop_assert_eq!(PackedI2::from_bytes(&a.to_bytes()), Err(empty.clone()));
+            prop_assert_eq!(PackedT1::from_bytes(&b.to_bytes()), Err(empty));
+        } else {
+            prop_assert_eq!(PackedI2::from_bytes(&a.to_bytes()).unwrap(), a.clone());
+            prop_assert_eq!(PackedT1::from_bytes(&b.to_bytes()).unwrap(), b.clone());
+        }
         prop_assert_eq!(PackedT1::from_ternary(&t, n, k, scales).unwrap(), b);
     }
 
@@ -171,6 +178,31 @@ fn huge_declared_shapes_fail_before_allocating() {
         PackedI2::from_bytes(&b),
         Err(KernelError::Truncated { .. })
     ));
+}
+
+/// Found by the `packed_formats` fuzz target: 2^60 rows of zero columns cost no payload
+/// bytes, so every row-walking consumer spun on a bare claim.
+#[test]
+fn rows_without_columns_are_refused() {
+    let mut b = Vec::from(&b"TRNY"[..]);
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&[1, 0]); // I2, one scale
+    b.extend_from_slice(&(1u64 << 60).to_le_bytes()); // n
+    b.extend_from_slice(&0u64.to_le_bytes()); // k
+    b.extend_from_slice(&128u32.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&1.0f32.to_le_bytes());
+    assert_eq!(
+        PackedI2::from_bytes(&b),
+        Err(KernelError::EmptyRows { n: 1 << 60 })
+    );
+    let mut t = b.clone();
+    t[6] = 2; // T1
+    t[24..28].copy_from_slice(&5u32.to_le_bytes());
+    assert_eq!(
+        PackedT1::from_bytes(&t),
+        Err(KernelError::EmptyRows { n: 1 << 60 })
+    );
 }
 
 #[test]

@@ -132,6 +132,11 @@ pub(crate) fn read(
     let n = usize::try_from(n64).map_err(|_| overflow.clone())?;
     let k = usize::try_from(k64).map_err(|_| overflow.clone())?;
     n.checked_mul(k).ok_or(overflow.clone())?;
+    // n rows of nothing cost no bytes, so n would be bounded by nothing in the file; anything
+    // that walks the rows (or allocates an output per row) would trust a bare claim.
+    if k == 0 && n > 0 {
+        return Err(KernelError::EmptyRows { n: n64 });
+    }
     let payload = payload_len(n, k).ok_or(overflow.clone())?;
     let n_scales = match raw.scale_kind {
         0 => 1,
