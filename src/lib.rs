@@ -30,6 +30,7 @@
 
 pub mod backend;
 mod error;
+pub mod import;
 pub mod nn;
 pub mod ops;
 pub mod quant;

@@ -37,6 +37,7 @@ mod error;
 pub mod format;
 pub mod quant;
 pub mod random;
+pub mod report;
 
 pub use cpu::matmul::MAX_K_W2A8;
 pub use error::{KernelError, Result};

@@ -5,6 +5,8 @@
 //! It relies on the field order of those two structs (`scheme`, `weight`, `packed`,
 //! `scales`), which the derive visits in declaration order; unit tests pin it.
 
+use std::collections::HashMap;
+
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Int, Tensor};
 
@@ -18,16 +20,33 @@ const LAYERS: [&str; 2] = ["Struct:TernaryLinear", "Struct:TernaryConv2d"];
 struct Freezer {
     /// Path of the enclosing modules, for error messages.
     path: Vec<String>,
+    /// Container type of each `path` entry (`Enum:*` entries are variant names).
+    containers: Vec<String>,
     /// The field of a ternary layer being visited, if any.
     field: Option<String>,
     scheme: Option<Vec<i64>>,
     stash: Option<(Tensor<2, Int>, Tensor<1>)>,
     error: Option<TernaryError>,
+    /// Layers (by path) whose latent weights already hold ternary values, with their scales:
+    /// packed as they are instead of being ternarized again.
+    given_scales: HashMap<String, Tensor<1>>,
 }
 
 impl Freezer {
     fn layer_path(&self) -> String {
         self.path[..self.path.len().saturating_sub(1)].join(".")
+    }
+
+    /// The layer's path as checkpoints name it: without enum variant names.
+    fn checkpoint_path(&self) -> String {
+        let n = self.path.len().saturating_sub(1);
+        self.path[..n]
+            .iter()
+            .zip(&self.containers)
+            .filter(|(_, c)| !c.starts_with("Enum:"))
+            .map(|(p, _)| p.as_str())
+            .collect::<Vec<_>>()
+            .join(".")
     }
 }
 
@@ -42,11 +61,13 @@ fn with_dims<const D: usize, K: burn::tensor::kind::Basic>(t: Tensor<2, K>) -> T
 impl ModuleMapper for Freezer {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
         self.field = LAYERS.contains(&container_type).then(|| name.to_string());
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.path.pop();
+        self.containers.pop();
         self.field = None;
     }
 
@@ -84,18 +105,25 @@ impl ModuleMapper for Freezer {
                 if dims[0] == 0 || (D == 2 && dims[1] == 0) {
                     return param; // already packed
                 }
-                let (quantizer, granularity) = scheme_from_codes(&codes);
-                // Linear weights are [in, out] (channels on dim 1); conv filters lead with c_out.
-                let channel_dim = if D == 2 { 1 } else { 0 };
-                let (t, s) = ternarize(w, quantizer, granularity, channel_dim);
+                let (t, s) = match self.given_scales.remove(&self.checkpoint_path()) {
+                    Some(s) => (w, s),
+                    None => {
+                        let (quantizer, granularity) = scheme_from_codes(&codes);
+                        // Linear weights are [in, out] (channels on dim 1); conv filters lead
+                        // with c_out.
+                        let channel_dim = if D == 2 { 1 } else { 0 };
+                        let (t, s) = ternarize(w, quantizer, granularity, channel_dim);
+                        let n = s.dims().iter().product::<usize>();
+                        (t, s.reshape([n]))
+                    }
+                };
                 let rows = if D == 2 {
                     t.reshape([dims[0], dims[1]]).transpose()
                 } else {
                     let k = dims[1..].iter().product::<usize>();
                     t.reshape([dims[0], k])
                 };
-                let n = s.dims().iter().product::<usize>();
-                match pack(rows, s.reshape([n]), &self.layer_path()) {
+                match pack(rows, s, &self.layer_path()) {
                     Ok(stash) => {
                         self.stash = Some(stash);
                         let mut empty = dims;
@@ -130,7 +158,21 @@ impl ModuleMapper for Freezer {
 /// Errors, naming the layer, on non-finite weights; the model is then returned to no one,
 /// so nothing half-packed escapes.
 pub fn freeze<M: Module>(model: M) -> Result<M, TernaryError> {
-    let mut freezer = Freezer::default();
+    freeze_with_scales(model, HashMap::new())
+}
+
+/// [`freeze`], except that the layers named in `given_scales` (module paths such as
+/// `"fc1"`) already hold ternary values in their latent weights: those are packed with the
+/// given scales (1 or one per output channel) as they are, without loss. Paths are written as
+/// checkpoints name layers: field names and indices, without enum variant names.
+pub(crate) fn freeze_with_scales<M: Module>(
+    model: M,
+    given_scales: HashMap<String, Tensor<1>>,
+) -> Result<M, TernaryError> {
+    let mut freezer = Freezer {
+        given_scales,
+        ..Freezer::default()
+    };
     let model = model.map(&mut freezer);
     match freezer.error {
         Some(e) => Err(e),

@@ -8,5 +8,6 @@ mod ternarize;
 
 pub use conv2d::{TernaryConv2d, TernaryConv2dConfig};
 pub use freeze::freeze;
+pub(crate) use freeze::freeze_with_scales;
 pub use linear::{TernaryLinear, TernaryLinearConfig};
 pub use ternarize::{Ternarizer, TernaryReparam, ternarize};

@@ -1,0 +1,485 @@
+//! Bringing models trained elsewhere in: PyTorch (`.pt`/`.pth` state dicts) and safetensors
+//! checkpoints into Burn models made of burn-ternary modules and stock Burn layers.
+//!
+//! Files are read through burn-store (`PytorchStore`, `SafetensorsStore`) with its key
+//! remapping; every tensor is checked (floats finite) before anything is applied; weights are
+//! laid out for Burn (PyTorch's `[out, in]` linear weights transposed for `nn::Linear` and
+//! [`TernaryLinear`](crate::nn::TernaryLinear) alike, normalization `weight`/`bias` renamed); and
+//! the tensors go into a *copy* of the model, returned only when every parameter loaded — a
+//! model is never left half-loaded.
+//!
+//! Three entry points:
+//! - [`load`]: f32 weights into the model as it is (training-state ternary layers keep latent
+//!   f32 weights, e.g. to fine-tune with QAT);
+//! - [`load_packed`]: the same, then quantize on load — every ternary layer packed with its
+//!   configured quantizer and granularity;
+//! - [`load_ternary`]: checkpoints that are already ternary (BitNet style: `<layer>.weight` in
+//!   {−1, 0, +1} and `<layer>.weight_scale`), packed without loss.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::{DType, Tensor, TensorData};
+use burn_store::burn_pack::Tensor as PackTensor;
+use burn_store::{
+    KeyRemapper, ModuleAdapter, ModuleContext, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
+    PytorchStore, SafetensorsStore, bridge,
+};
+use thiserror::Error;
+
+use crate::error::TernaryError;
+use crate::nn::{freeze, freeze_with_scales};
+
+pub mod container;
+
+/// Why an import failed. Every variant names the file, tensor or pattern involved.
+#[derive(Debug, Error)]
+pub enum ImportError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a readable checkpoint (truncated, bad header, wrong format).
+    #[error("{path}: {what}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// A key-remapping pattern is not a valid regular expression.
+    #[error("key remapping pattern {pattern:?}: {what}")]
+    BadPattern {
+        /// The pattern.
+        pattern: String,
+        /// Why.
+        what: String,
+    },
+    /// A tensor's data cannot be decoded (unsupported dtype, short data).
+    #[error("tensor {tensor}: {what}")]
+    BadTensor {
+        /// The tensor.
+        tensor: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// A float tensor holds NaN or ±Inf.
+    #[error("tensor {tensor}: non-finite value {value} at flat index {index}")]
+    NonFinite {
+        /// The tensor.
+        tensor: String,
+        /// Flat (row-major) index of the first bad value.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
+    /// A tensor expected to hold {−1, 0, +1} holds something else.
+    #[error("tensor {tensor}: value {value} at flat index {index} is not ternary (-1, 0, 1)")]
+    NotTernary {
+        /// The tensor.
+        tensor: String,
+        /// Flat index of the first bad value.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
+    /// Checkpoint tensors that no parameter of the model takes (a misnamed or missing layer,
+    /// a bias the model does not have). [`ImportOptions::allow_unused`] accepts them.
+    #[error("not used by the model: {} (check names and bias settings, or allow_unused)", keys.join(", "))]
+    Unused {
+        /// Checkpoint keys.
+        keys: Vec<String>,
+    },
+    /// Parameters of the model that the checkpoint does not provide.
+    #[error("missing from the checkpoint: {}", keys.join(", "))]
+    Missing {
+        /// Model parameter paths.
+        keys: Vec<String>,
+    },
+    /// A tensor's shape does not match the model parameter.
+    #[error("tensor {tensor}: shape {found:?} in the checkpoint, the model expects {expected:?}")]
+    ShapeMismatch {
+        /// The tensor.
+        tensor: String,
+        /// The model's shape.
+        expected: Vec<usize>,
+        /// The checkpoint's shape.
+        found: Vec<usize>,
+    },
+    /// Any other refusal to apply a tensor.
+    #[error("tensor {tensor}: {what}")]
+    Apply {
+        /// The tensor.
+        tensor: String,
+        /// Why.
+        what: String,
+    },
+    /// A scale tensor does not fit its layer (wrong length, non-positive or non-finite).
+    #[error("tensor {tensor}: {what}")]
+    BadScale {
+        /// The tensor.
+        tensor: String,
+        /// Why.
+        what: String,
+    },
+    /// Packing failed.
+    #[error(transparent)]
+    Pack(#[from] TernaryError),
+}
+
+/// How to read a checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    remap: Vec<(String, String)>,
+    top_level_key: Option<String>,
+    allow_unused: bool,
+}
+
+impl ImportOptions {
+    /// Default options: keys used as they are.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Renames keys matching the regular expression `from` to `to` (`$1` etc. refer to
+    /// groups), applied in the order added, e.g. `("^encoder\\.(.*)", "$1")`.
+    pub fn with_key_remapping(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
+        self.remap.push((from.into(), to.into()));
+        self
+    }
+
+    /// Accepts checkpoint tensors that no model parameter takes (by default they are an
+    /// [`ImportError::Unused`]: a bias or layer silently dropped changes the outputs).
+    /// PyTorch's `*.num_batches_tracked` counters are always ignored.
+    pub fn allow_unused(mut self) -> Self {
+        self.allow_unused = true;
+        self
+    }
+
+    /// Reads the state dict under this key of a PyTorch checkpoint (e.g. `"state_dict"`).
+    pub fn with_top_level_key(mut self, key: impl Into<String>) -> Self {
+        self.top_level_key = Some(key.into());
+        self
+    }
+
+    fn remapper(&self) -> Result<KeyRemapper, ImportError> {
+        let mut r = KeyRemapper::new();
+        for (from, to) in &self.remap {
+            r = r
+                .add_pattern(from.as_str(), to.as_str())
+                .map_err(|e| ImportError::BadPattern {
+                    pattern: from.clone(),
+                    what: e.to_string(),
+                })?;
+        }
+        Ok(r)
+    }
+}
+
+/// The checkpoint kinds, told apart by extension (`.safetensors`; `.pt`, `.pth`, `.bin`).
+fn is_safetensors(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "safetensors")
+}
+
+/// Runs third-party parsing, turning a panic inside it into a format error: a hostile file
+/// must not take the program down even if a dependency has a bug.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, String>) -> Result<T, ImportError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(what)) => Err(ImportError::Format {
+            path: path.to_path_buf(),
+            what,
+        }),
+        Err(_) => Err(ImportError::Format {
+            path: path.to_path_buf(),
+            what: "the reader failed on malformed data".into(),
+        }),
+    }
+}
+
+/// Every tensor of a checkpoint, after key remapping: floats converted to f32 and checked
+/// finite; integer tensors as stored.
+pub fn read_tensors(
+    path: &Path,
+    options: &ImportOptions,
+) -> Result<BTreeMap<String, TensorData>, ImportError> {
+    read_raw(path, options)?
+        .into_iter()
+        .map(|(name, data)| {
+            let data = to_f32_checked(&name, data)?;
+            Ok((name, data))
+        })
+        .collect()
+}
+
+/// Every tensor of a checkpoint, after key remapping, in its stored dtype.
+pub fn read_raw(
+    path: &Path,
+    options: &ImportOptions,
+) -> Result<BTreeMap<String, TensorData>, ImportError> {
+    std::fs::metadata(path).map_err(|source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let remapper = options.remapper()?;
+    guarded(path, || {
+        let tensors = if is_safetensors(path) {
+            let mut store = SafetensorsStore::from_file(path).remap(remapper);
+            store.get_all_tensors().map_err(|e| e.to_string())?.clone()
+        } else {
+            let mut store = PytorchStore::from_file(path).remap(remapper);
+            if let Some(key) = &options.top_level_key {
+                store = store.with_top_level_key(key.clone());
+            }
+            store.get_all_tensors().map_err(|e| e.to_string())?.clone()
+        };
+        let mut out = BTreeMap::new();
+        for (name, t) in tensors {
+            let data = bridge::into_data(t).map_err(|e| format!("tensor {name}: {e}"))?;
+            out.insert(name, data);
+        }
+        Ok(out)
+    })
+}
+
+/// Floats become f32, checked finite; other dtypes pass through.
+fn to_f32_checked(name: &str, data: TensorData) -> Result<TensorData, ImportError> {
+    if !data.dtype().is_float() {
+        return Ok(data);
+    }
+    let data = if data.dtype() == DType::F32 {
+        data
+    } else {
+        data.convert::<f32>()
+    };
+    let values = data.as_slice::<f32>().map_err(|e| ImportError::BadTensor {
+        tensor: name.to_string(),
+        what: format!("{e:?}"),
+    })?;
+    if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(ImportError::NonFinite {
+            tensor: name.to_string(),
+            index,
+            value,
+        });
+    }
+    Ok(data)
+}
+
+/// PyTorch → Burn layout for stock layers and ours: `TernaryLinear` weights are `[in, out]`
+/// like `nn::Linear`, so they get the same transpose.
+#[derive(Debug, Clone, Default)]
+struct TernaryPyTorchAdapter;
+
+impl ModuleAdapter for TernaryPyTorchAdapter {
+    fn adapt(&self, tensor: PackTensor, ctx: ModuleContext<'_>) -> PackTensor {
+        if ctx.module_type() == Some("Struct:TernaryLinear") {
+            let as_linear = ["Struct:Linear".to_string()];
+            return PyTorchToBurnAdapter.adapt(tensor, ModuleContext::new(&as_linear));
+        }
+        PyTorchToBurnAdapter.adapt(tensor, ctx)
+    }
+
+    fn get_alternative_param_name(&self, param_name: &str, container_type: &str) -> Option<String> {
+        PyTorchToBurnAdapter.get_alternative_param_name(param_name, container_type)
+    }
+
+    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
+        Box::new(self.clone())
+    }
+}
+
+/// Parameters of ternary layers that no checkpoint holds: they are filled by packing.
+fn expected_absent(path: &str, containers: &str) -> bool {
+    let param = path.rsplit('.').next().unwrap_or(path);
+    let ternary = containers.ends_with("Struct:TernaryLinear")
+        || containers.ends_with("Struct:TernaryConv2d");
+    ternary && matches!(param, "scheme" | "packed" | "scales")
+}
+
+/// Applies `tensors` to a copy of `model`.
+fn apply<M: Module>(
+    model: &M,
+    tensors: BTreeMap<String, TensorData>,
+    options: &ImportOptions,
+) -> Result<M, ImportError> {
+    let tensors: Vec<_> = tensors
+        .into_iter()
+        .map(|(name, data)| bridge::from_data(data, name, None))
+        .collect();
+    let mut copy = model.clone();
+    let result = copy.apply(tensors, None, Some(Box::new(TernaryPyTorchAdapter)), true);
+    if let Some(e) = result.errors.into_iter().next() {
+        return Err(match e {
+            burn_store::ApplyError::ShapeMismatch {
+                path,
+                expected,
+                found,
+            } => ImportError::ShapeMismatch {
+                tensor: path,
+                expected: expected.to_vec(),
+                found: found.to_vec(),
+            },
+            other => ImportError::Apply {
+                tensor: match &other {
+                    burn_store::ApplyError::DTypeMismatch { path, .. }
+                    | burn_store::ApplyError::AdapterError { path, .. }
+                    | burn_store::ApplyError::LoadError { path, .. } => path.clone(),
+                    burn_store::ApplyError::ShapeMismatch { path, .. } => path.clone(),
+                },
+                what: other.to_string(),
+            },
+        });
+    }
+    let missing: Vec<String> = result
+        .missing
+        .into_iter()
+        .filter(|(path, containers)| !expected_absent(path, containers))
+        .map(|(path, _)| path)
+        .collect();
+    if !missing.is_empty() {
+        return Err(ImportError::Missing { keys: missing });
+    }
+    let unused: Vec<String> = result
+        .unused
+        .into_iter()
+        .filter(|k| !k.ends_with("num_batches_tracked"))
+        .collect();
+    if !unused.is_empty() && !options.allow_unused {
+        return Err(ImportError::Unused { keys: unused });
+    }
+    Ok(copy)
+}
+
+/// Loads a checkpoint's f32 weights into a copy of `model` (see the module docs). Ternary
+/// layers must be in their training state: their latent weights receive the f32 values.
+pub fn load<M: Module>(model: &M, path: &Path, options: &ImportOptions) -> Result<M, ImportError> {
+    apply(model, read_tensors(path, options)?, options)
+}
+
+/// Quantize on load: [`load`], then every ternary layer packed with its own quantizer and
+/// granularity ([`crate::nn::freeze`]).
+pub fn load_packed<M: Module>(
+    model: &M,
+    path: &Path,
+    options: &ImportOptions,
+) -> Result<M, ImportError> {
+    Ok(freeze(load(model, path, options)?)?)
+}
+
+/// Loads an already-ternary checkpoint: for every `<layer>.weight_scale` in the file,
+/// `<layer>.weight` must hold only −1, 0 and +1, and the layer (a training-state
+/// `TernaryLinear`/`TernaryConv2d` of `model`) is packed from those values and scales exactly.
+/// Ternary layers without a `weight_scale` are quantized as in [`load_packed`].
+pub fn load_ternary<M: Module>(
+    model: &M,
+    path: &Path,
+    options: &ImportOptions,
+) -> Result<M, ImportError> {
+    let mut tensors = read_tensors(path, options)?;
+    let scale_keys: Vec<String> = tensors
+        .keys()
+        .filter(|k| k.ends_with(".weight_scale"))
+        .cloned()
+        .collect();
+    let device = model
+        .devices()
+        .into_iter()
+        .next()
+        .ok_or_else(|| ImportError::Apply {
+            tensor: String::new(),
+            what: "the model has no parameters".into(),
+        })?;
+    let mut given = HashMap::new();
+    for key in scale_keys {
+        let layer = key.trim_end_matches(".weight_scale").to_string();
+        let weight_key = format!("{layer}.weight");
+        let scales = tensors.remove(&key).expect("listed above");
+        let weight = tensors
+            .get(&weight_key)
+            .ok_or_else(|| ImportError::Missing {
+                keys: vec![weight_key.clone()],
+            })?;
+        check_ternary(&weight_key, weight)?;
+        let rows = weight.shape().first().copied().unwrap_or(0);
+        let s = check_scales(&key, scales, rows)?;
+        given.insert(layer, s);
+    }
+    let model = apply(model, tensors, options)?;
+    let given = given
+        .into_iter()
+        .map(|(layer, s)| {
+            let n = s.len();
+            (
+                layer,
+                Tensor::<1>::from_data(TensorData::new(s, [n]), &device),
+            )
+        })
+        .collect();
+    Ok(freeze_with_scales(model, given)?)
+}
+
+fn check_ternary(name: &str, data: &TensorData) -> Result<(), ImportError> {
+    let converted;
+    let values: &[f32] = if data.dtype() == DType::F32 {
+        data.as_slice().map_err(|e| ImportError::BadTensor {
+            tensor: name.to_string(),
+            what: format!("{e:?}"),
+        })?
+    } else {
+        converted = data
+            .clone()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| ImportError::BadTensor {
+                tensor: name.to_string(),
+                what: format!("{e:?}"),
+            })?;
+        &converted
+    };
+    match values
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !matches!(**v, -1.0 | 0.0 | 1.0))
+    {
+        Some((index, &value)) => Err(ImportError::NotTernary {
+            tensor: name.to_string(),
+            index,
+            value,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn check_scales(name: &str, data: TensorData, rows: usize) -> Result<Vec<f32>, ImportError> {
+    let bad = |what: String| ImportError::BadScale {
+        tensor: name.to_string(),
+        what,
+    };
+    let s = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| bad(format!("{e:?}")))?;
+    if s.len() != 1 && s.len() != rows {
+        return Err(bad(format!(
+            "{} scales for a weight with {rows} output channels (expected 1 or {rows})",
+            s.len()
+        )));
+    }
+    if let Some((i, v)) = s
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+    {
+        return Err(bad(format!(
+            "scale {v} at index {i} is not a finite value ≥ 0"
+        )));
+    }
+    Ok(s)
+}
