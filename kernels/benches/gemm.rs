@@ -6,6 +6,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ternary_kernels::QuantizedActivations;
 use ternary_kernels::cpu::{Isa, kernels};
 use ternary_kernels::random::XorShift;
+use ternary_kernels::report::gemm_f32;
 
 fn gemm_bench(c: &mut Criterion) {
     for (m, k, n) in [(128, 2560, 2560), (512, 4096, 4096)] {
@@ -28,30 +29,7 @@ fn gemm_bench(c: &mut Criterion) {
         let threads = rayon::current_num_threads();
         g.bench_function("f32_gemm_crate", |b| {
             b.iter(|| {
-                // SAFETY: y is m×n row-major, x m×k row-major, wf n×k row-major read as k×n.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        n,
-                        k,
-                        y.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        false,
-                        x.as_ptr(),
-                        1,
-                        k as isize,
-                        wf.as_ptr(),
-                        k as isize,
-                        1,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::Rayon(threads),
-                    )
-                };
+                gemm_f32(&mut y, &x, &wf, m, k, n, gemm::Parallelism::Rayon(threads));
                 black_box(&y);
             })
         });

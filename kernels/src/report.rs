@@ -14,6 +14,51 @@ use crate::cpu::{Kernel, kernels};
 use crate::random::XorShift;
 use crate::{Granularity, Method, PackedI2, QuantizedActivations};
 
+/// The f32 baseline: `y[m×n] = x[m×k] · Wᵀ` for row-major `W[n×k]`, through the `gemm`
+/// crate Burn's Flex backend multiplies with. Panics on buffers of the wrong length.
+pub fn gemm_f32(
+    y: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    par: gemm::Parallelism,
+) {
+    assert!(
+        y.len() == m * n && x.len() == m * k && w.len() == n * k,
+        "gemm_f32: buffers {}/{}/{} for m={m} k={k} n={n}",
+        y.len(),
+        x.len(),
+        w.len()
+    );
+    // SAFETY: y is m×n row-major (rs = n, cs = 1); x is m×k row-major; W is n×k row-major,
+    // read as the k×n matrix Wᵀ (row stride 1, column stride k); lengths checked above.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            y.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            k as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
 /// Options of the report.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ReportArgs {
@@ -170,31 +215,7 @@ fn baseline_f32(m: usize, k: usize, n: usize, threads: usize, rotate: bool, reps
     };
     let t = median_time(reps, |i| {
         let w = &ws[i % copies];
-        // SAFETY: y is m×n row-major (rs = n, cs = 1); x is m×k row-major; W is n×k
-        // row-major, read as the k×n matrix Wᵀ (row stride 1, column stride k). All in bounds.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                y.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                x.as_ptr(),
-                1,
-                k as isize,
-                w.as_ptr(),
-                k as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            );
-        }
+        gemm_f32(&mut y, &x, w, m, k, n, par);
         black_box(&y);
     });
     (m * n * k) as f64 / t / 1e9

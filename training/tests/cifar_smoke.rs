@@ -1,39 +1,29 @@
 //! The CIFAR-10 loop end to end on a tiny subset: train, pack, evaluate, resume after a stop.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use clap::Parser;
+use std::path::Path;
+
+use common::scratch;
 use training::Args;
 use training::cifar::run;
 
-fn args(dir: &Path, extra: &[&str]) -> Args {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10");
-    let mut v = vec![
-        "cifar10".to_string(),
-        "--data-dir".into(),
-        data.display().to_string(),
-        "--artifact-dir".into(),
-        dir.display().to_string(),
-        "--limit-train".into(),
-        "256".into(),
-        "--limit-test".into(),
-        "128".into(),
-        "--batch-size".into(),
-        "32".into(),
-    ];
-    v.extend(extra.iter().map(|s| s.to_string()));
-    Args::parse_from(v)
-}
+const BASE: &[&str] = &[
+    "--limit-train",
+    "256",
+    "--limit-test",
+    "128",
+    "--batch-size",
+    "32",
+];
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bt-cifar-smoke-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&d).ok();
-    d
+fn args(dir: &Path, extra: &[&str]) -> Args {
+    common::args("cifar10", dir, BASE, extra)
 }
 
 #[test]
 fn trains_packs_evaluates_and_resumes() {
-    let dir = scratch("run");
+    let dir = scratch("cifar");
     let first = run(args(&dir, &["--epochs", "1"])).unwrap();
     assert_eq!(first.dataset, "CIFAR-10");
     assert_eq!((first.train_images, first.test_images), (256, 128));

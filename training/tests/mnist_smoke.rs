@@ -1,39 +1,29 @@
 //! The MNIST loop end to end on a tiny subset: train, pack, evaluate, resume after a stop.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use clap::Parser;
+use std::path::Path;
+
+use common::scratch;
 use training::Args;
 use training::mnist::run;
 
-fn args(dir: &Path, extra: &[&str]) -> Args {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mnist");
-    let mut v = vec![
-        "mnist".to_string(),
-        "--data-dir".into(),
-        data.display().to_string(),
-        "--artifact-dir".into(),
-        dir.display().to_string(),
-        "--limit-train".into(),
-        "1024".into(),
-        "--limit-test".into(),
-        "256".into(),
-        "--batch-size".into(),
-        "64".into(),
-    ];
-    v.extend(extra.iter().map(|s| s.to_string()));
-    Args::parse_from(v)
-}
+const BASE: &[&str] = &[
+    "--limit-train",
+    "1024",
+    "--limit-test",
+    "256",
+    "--batch-size",
+    "64",
+];
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bt-smoke-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&d).ok();
-    d
+fn args(dir: &Path, extra: &[&str]) -> Args {
+    common::args("mnist", dir, BASE, extra)
 }
 
 #[test]
 fn trains_packs_evaluates_and_resumes() {
-    let dir = scratch("run");
+    let dir = scratch("mnist");
     // Epoch 1, then a "stop".
     let first = run(args(&dir, &["--epochs", "1"])).unwrap();
     assert_eq!(first.epoch_seconds.len(), 1);
