@@ -8,7 +8,7 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::Device;
 use burn_ternary::import::container::{self, ConvertOptions};
-use burn_ternary::import::{ImportError, ImportOptions, load, load_ternary};
+use burn_ternary::import::{ImportError, ImportOptions, load, load_packed, load_ternary};
 use burn_ternary::nn::{TernaryLinear, TernaryLinearConfig};
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -332,4 +332,37 @@ fn corrupt_packed_files_are_errors_and_convert_leaves_no_partial_output() {
     let bad_out = scratch("never.safetensors");
     assert!(container::convert(&bad_in, &bad_out, &ConvertOptions::default(), |_, _| {}).is_err());
     assert!(!bad_out.exists());
+}
+
+#[test]
+fn quantize_on_load_checks_ternary_layer_shapes_itself() {
+    let device = Device::flex();
+    let model = TernaryMlp {
+        fc1: TernaryLinearConfig::new(32, 64).init(&device),
+        fc2: TernaryLinearConfig::new(64, 16).init(&device),
+        head: LinearConfig::new(16, 10).init(&device),
+    };
+    // fc1.weight stored as [in, out] (Burn's layout) instead of PyTorch's [out, in].
+    let path = scratch("ternary-shape.safetensors");
+    write_edited(&path, |t| {
+        t.iter_mut().find(|(n, _, _)| n == "fc1.weight").unwrap().1 = vec![32, 64];
+    });
+    match load_packed(&model, &path, &ImportOptions::new()).unwrap_err() {
+        ImportError::ShapeMismatch {
+            tensor,
+            expected,
+            found,
+        } => assert_eq!(
+            (tensor.as_str(), expected, found),
+            ("fc1.weight", vec![64, 32], vec![32, 64])
+        ),
+        other => panic!("expected ShapeMismatch, got {other:?}"),
+    }
+    // A missing ternary weight is reported like any other missing key.
+    let path = scratch("ternary-missing.safetensors");
+    write_edited(&path, |t| t.retain(|(n, _, _)| n != "fc2.weight"));
+    match load_packed(&model, &path, &ImportOptions::new()).unwrap_err() {
+        ImportError::Missing { keys } => assert_eq!(keys, ["fc2.weight"]),
+        other => panic!("expected Missing, got {other:?}"),
+    }
 }

@@ -40,10 +40,13 @@ pub trait TernaryBackend: Backend {
     }
 }
 
+// Output shapes for Fusion's graph (the `#[fusion]` attributes); unused without wgpu.
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
 fn linear_shape(x: &Shape, packed: &Shape) -> Shape {
     Shape::new([x[0], packed[0]])
 }
 
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
 fn dequantize_shape(packed: &Shape, k: &usize) -> Shape {
     Shape::new([packed[0], *k])
 }

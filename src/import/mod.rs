@@ -28,8 +28,13 @@ use burn_store::{
 };
 use thiserror::Error;
 
+use burn::module::{ModuleVisitor, Param};
+use burn::tensor::Int;
+use ternary_kernels::PackedI2;
+
 use crate::error::TernaryError;
-use crate::nn::{freeze, freeze_with_scales};
+use crate::nn::{freeze_with, freeze_with_scales, scheme_from_codes, to_tensors};
+use crate::quant::{Granularity, TernaryQuantizer};
 
 pub mod container;
 
@@ -308,6 +313,7 @@ fn apply<M: Module>(
     model: &M,
     tensors: BTreeMap<String, TensorData>,
     options: &ImportOptions,
+    packed_elsewhere: &HashMap<String, (Tensor<2, Int>, Tensor<1>)>,
 ) -> Result<M, ImportError> {
     let tensors: Vec<_> = tensors
         .into_iter()
@@ -341,6 +347,12 @@ fn apply<M: Module>(
         .missing
         .into_iter()
         .filter(|(path, containers)| !expected_absent(path, containers))
+        .filter(|(path, _)| {
+            // Weights of layers quantized straight from the checkpoint were taken already.
+            !path
+                .strip_suffix(".weight")
+                .is_some_and(|layer| packed_elsewhere.contains_key(layer))
+        })
         .map(|(path, _)| path)
         .collect();
     if !missing.is_empty() {
@@ -360,17 +372,153 @@ fn apply<M: Module>(
 /// Loads a checkpoint's f32 weights into a copy of `model` (see the module docs). Ternary
 /// layers must be in their training state: their latent weights receive the f32 values.
 pub fn load<M: Module>(model: &M, path: &Path, options: &ImportOptions) -> Result<M, ImportError> {
-    apply(model, read_tensors(path, options)?, options)
+    apply(
+        model,
+        read_tensors(path, options)?,
+        options,
+        &HashMap::new(),
+    )
 }
 
-/// Quantize on load: [`load`], then every ternary layer packed with its own quantizer and
-/// granularity ([`crate::nn::freeze`]).
+/// Quantize on load: every ternary layer of `model` is quantized (with its own quantizer and
+/// granularity) and packed straight from the checkpoint's f32 weights by the kernel crate's
+/// fused quantize-and-pack — no latent copy, no transpose — and every other parameter is
+/// loaded as by [`load`]. The result equals `freeze(load(..))` up to the summation order of
+/// the per-channel means.
 pub fn load_packed<M: Module>(
     model: &M,
     path: &Path,
     options: &ImportOptions,
 ) -> Result<M, ImportError> {
-    Ok(freeze(load(model, path, options)?)?)
+    let mut tensors = read_tensors(path, options)?;
+    let device = model_device(model)?;
+    let mut finder = TernaryLayers::default();
+    model.visit(&mut finder);
+    let mut packed = HashMap::new();
+    for layer in finder.layers {
+        let key = format!("{}.weight", layer.path);
+        let Some(data) = tensors.get(&key) else {
+            continue; // reported as missing by `apply`
+        };
+        // PyTorch layouts: linear [out, in] (our latent weight is [in, out]); conv filters
+        // [out, in/groups, kh, kw] like ours.
+        let expected: Vec<usize> = if layer.dims.len() == 2 {
+            vec![layer.dims[1], layer.dims[0]]
+        } else {
+            layer.dims.clone()
+        };
+        if data.shape().to_vec() != expected {
+            return Err(ImportError::ShapeMismatch {
+                tensor: key,
+                expected,
+                found: data.shape().to_vec(),
+            });
+        }
+        let (n, k) = (expected[0], expected[1..].iter().product::<usize>());
+        let values: &[f32] = data.as_slice().map_err(|e| ImportError::BadTensor {
+            tensor: key.clone(),
+            what: format!("{e:?}"),
+        })?;
+        let (quantizer, granularity) = scheme_from_codes(&layer.scheme);
+        let method = match quantizer {
+            TernaryQuantizer::AbsMean => ternary_kernels::Method::AbsMean,
+            TernaryQuantizer::Twn => ternary_kernels::Method::Twn,
+        };
+        let gran = match granularity {
+            Granularity::PerTensor => ternary_kernels::Granularity::PerTensor,
+            Granularity::PerChannel => ternary_kernels::Granularity::PerRow,
+        };
+        let p =
+            PackedI2::quantize(values, n, k, method, gran).map_err(|e| ImportError::BadTensor {
+                tensor: key.clone(),
+                what: e.to_string(),
+            })?;
+        packed.insert(layer.path, to_tensors(&p, &device));
+        tensors.remove(&key);
+    }
+    let model = apply(model, tensors, options, &packed)?;
+    Ok(freeze_with(model, HashMap::new(), packed)?)
+}
+
+fn model_device<M: Module>(model: &M) -> Result<burn::tensor::Device, ImportError> {
+    model
+        .devices()
+        .into_iter()
+        .next()
+        .ok_or_else(|| ImportError::Apply {
+            tensor: String::new(),
+            what: "the model has no parameters".into(),
+        })
+}
+
+/// A training-state ternary layer of a model: its checkpoint path (no enum variant names),
+/// scheme codes and latent weight dims.
+struct TernaryLayer {
+    path: String,
+    scheme: Vec<i64>,
+    dims: Vec<usize>,
+}
+
+#[derive(Default)]
+struct TernaryLayers {
+    path: Vec<(String, String)>,
+    scheme: Option<Vec<i64>>,
+    layers: Vec<TernaryLayer>,
+}
+
+impl TernaryLayers {
+    /// The field being visited when it belongs to a ternary layer.
+    fn ternary_field(&self) -> Option<&str> {
+        let (name, container) = self.path.last()?;
+        matches!(
+            container.as_str(),
+            "Struct:TernaryLinear" | "Struct:TernaryConv2d"
+        )
+        .then_some(name.as_str())
+    }
+
+    fn layer_path(&self) -> String {
+        let n = self.path.len().saturating_sub(1);
+        self.path[..n]
+            .iter()
+            .filter(|(_, c)| !c.starts_with("Enum:"))
+            .map(|(p, _)| p.as_str())
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+impl ModuleVisitor for TernaryLayers {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path
+            .push((name.to_string(), container_type.to_string()));
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_int<const D: usize>(&mut self, param: &Param<Tensor<D, Int>>) {
+        if self.ternary_field() == Some("scheme") {
+            self.scheme = param
+                .val()
+                .into_data()
+                .convert::<i64>()
+                .try_into_vec::<i64>()
+                .ok();
+        }
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.ternary_field() == Some("weight") {
+            let dims = param.val().dims().to_vec();
+            // An already packed layer has an empty latent weight: nothing to load into it.
+            if let Some(scheme) = self.scheme.take().filter(|_| dims[0] > 0) {
+                let path = self.layer_path();
+                self.layers.push(TernaryLayer { path, scheme, dims });
+            }
+        }
+    }
 }
 
 /// Loads an already-ternary checkpoint: for every `<layer>.weight_scale` in the file,
@@ -388,14 +536,7 @@ pub fn load_ternary<M: Module>(
         .filter(|k| k.ends_with(".weight_scale"))
         .cloned()
         .collect();
-    let device = model
-        .devices()
-        .into_iter()
-        .next()
-        .ok_or_else(|| ImportError::Apply {
-            tensor: String::new(),
-            what: "the model has no parameters".into(),
-        })?;
+    let device = model_device(model)?;
     let mut given = HashMap::new();
     for key in scale_keys {
         let layer = key.trim_end_matches(".weight_scale").to_string();
@@ -411,7 +552,7 @@ pub fn load_ternary<M: Module>(
         let s = check_scales(&key, scales, rows)?;
         given.insert(layer, s);
     }
-    let model = apply(model, tensors, options)?;
+    let model = apply(model, tensors, options, &HashMap::new())?;
     let given = given
         .into_iter()
         .map(|(layer, s)| {

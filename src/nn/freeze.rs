@@ -30,6 +30,9 @@ struct Freezer {
     /// Layers (by path) whose latent weights already hold ternary values, with their scales:
     /// packed as they are instead of being ternarized again.
     given_scales: HashMap<String, Tensor<1>>,
+    /// Layers (by path) whose packed words and scales were computed elsewhere: swapped in
+    /// as they are; the latent weight is not read.
+    given_packed: HashMap<String, (Tensor<2, Int>, Tensor<1>)>,
 }
 
 impl Freezer {
@@ -102,6 +105,13 @@ impl ModuleMapper for Freezer {
                 };
                 let w = param.val();
                 let dims = w.dims();
+                if let Some(stash) = self.given_packed.remove(&self.checkpoint_path()) {
+                    self.stash = Some(stash);
+                    let mut empty = dims;
+                    empty[0] = 0;
+                    let device = w.device();
+                    return param.map(|_| Tensor::zeros(empty, &device));
+                }
                 if dims[0] == 0 || (D == 2 && dims[1] == 0) {
                     return param; // already packed
                 }
@@ -169,8 +179,19 @@ pub(crate) fn freeze_with_scales<M: Module>(
     model: M,
     given_scales: HashMap<String, Tensor<1>>,
 ) -> Result<M, TernaryError> {
+    freeze_with(model, given_scales, HashMap::new())
+}
+
+/// [`freeze_with_scales`], plus layers whose packed words and scales are given outright (see
+/// `crate::import::load_packed`, which quantizes straight from the checkpoint).
+pub(crate) fn freeze_with<M: Module>(
+    model: M,
+    given_scales: HashMap<String, Tensor<1>>,
+    given_packed: HashMap<String, (Tensor<2, Int>, Tensor<1>)>,
+) -> Result<M, TernaryError> {
     let mut freezer = Freezer {
         given_scales,
+        given_packed,
         ..Freezer::default()
     };
     let model = model.map(&mut freezer);

@@ -8,6 +8,7 @@ mod ternarize;
 
 pub use conv2d::{TernaryConv2d, TernaryConv2dConfig};
 pub use freeze::freeze;
-pub(crate) use freeze::freeze_with_scales;
+pub(crate) use freeze::{freeze_with, freeze_with_scales};
 pub use linear::{TernaryLinear, TernaryLinearConfig};
+pub(crate) use packing::{scheme_from_codes, to_tensors};
 pub use ternarize::{Ternarizer, TernaryReparam, ternarize};
