@@ -25,14 +25,13 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// `x`, `y_f32`, `y_ternary` of a fixture.
-fn io(name: &str, device: &Device) -> (TensorData, Vec<f32>, Vec<f32>) {
+fn io(name: &str) -> (TensorData, Vec<f32>, Vec<f32>) {
     let t = read_tensors(
         &fixture(&format!("{name}_io.safetensors")),
         &ImportOptions::new(),
     )
     .unwrap();
     let v = |k: &str| t[k].clone().try_into_vec::<f32>().unwrap();
-    let _ = device;
     (t["x"].clone(), v("y_f32"), v("y_ternary"))
 }
 
@@ -160,7 +159,7 @@ fn is_packed(d: &Dense) -> bool {
 #[test]
 fn mlp_f32_import_reproduces_pytorch_from_pt_and_safetensors() {
     let device = Device::flex();
-    let (x, y, _) = io("mlp", &device);
+    let (x, y, _) = io("mlp");
     for file in ["mlp.pt", "mlp.safetensors"] {
         let model = load(
             &Mlp::new(false, &device),
@@ -176,7 +175,7 @@ fn mlp_f32_import_reproduces_pytorch_from_pt_and_safetensors() {
 #[test]
 fn mlp_ternary_imports_reproduce_pytorch_ternarized_outputs() {
     let device = Device::flex();
-    let (x, _, y_t) = io("mlp", &device);
+    let (x, _, y_t) = io("mlp");
     let x = || Tensor::<2>::from_data(x.clone(), &device);
     let template = Mlp::new(true, &device);
     for file in ["mlp.pt", "mlp.safetensors"] {
@@ -202,7 +201,7 @@ fn mlp_ternary_imports_reproduce_pytorch_ternarized_outputs() {
 #[test]
 fn cnn_imports_with_batch_norm_and_ternary_conv() {
     let device = Device::flex();
-    let (x, y, y_t) = io("cnn", &device);
+    let (x, y, y_t) = io("cnn");
     let x = || Tensor::<4>::from_data(x.clone(), &device);
     let f32_model = load(
         &Cnn::new(false, &device),
@@ -232,7 +231,7 @@ fn cnn_imports_with_batch_norm_and_ternary_conv() {
 #[test]
 fn key_remapping_renames_before_applying() {
     let device = Device::flex();
-    let (x, y, _) = io("mlp", &device);
+    let (x, y, _) = io("mlp");
     // A model whose first layer is called `input` loads `fc1.*` through a remap.
     #[derive(Module, Debug)]
     struct Renamed {

@@ -274,6 +274,17 @@ fn non_ternary_values_and_bad_scales_in_a_ternary_checkpoint_are_errors() {
         Err(ImportError::BadScale { tensor, .. }) => assert_eq!(tensor, "fc2.weight_scale"),
         other => panic!("expected BadScale, got {other:?}"),
     }
+    // A ternary checkpoint whose scaled layer is a stock Linear in the model: refused rather
+    // than loading unscaled {-1, 0, 1} weights.
+    let stock = mlp(&device);
+    match load_ternary(
+        &stock,
+        &save(&good, "stock.safetensors"),
+        &ImportOptions::new(),
+    ) {
+        Err(ImportError::Apply { tensor, .. }) => assert!(tensor.ends_with(".weight_scale")),
+        other => panic!("expected Apply, got {other:?}"),
+    }
     let mut neg = good;
     neg.iter_mut()
         .find(|(n, _, _)| n == "fc1.weight_scale")
@@ -309,6 +320,26 @@ fn corrupt_packed_files_are_errors_and_convert_leaves_no_partial_output() {
     )
     .unwrap();
     assert!(report.ternary_weights > 0);
+    // The packed tensor reads back as exactly what the kernel quantizer makes of the source.
+    let (info, packed) = container::read_packed(&out, "block.up.weight").unwrap();
+    assert_eq!(info.shape, [1024, 256]);
+    let src =
+        burn_ternary::import::read_tensors(&fixture("ffn_f16.safetensors"), &ImportOptions::new())
+            .unwrap();
+    let w: Vec<f32> = src["block.up.weight"].clone().try_into_vec().unwrap();
+    let expect = burn_ternary::kernels::PackedI2::quantize(
+        &w,
+        1024,
+        256,
+        burn_ternary::kernels::Method::AbsMean,
+        burn_ternary::kernels::Granularity::PerRow,
+    )
+    .unwrap();
+    assert_eq!(packed, expect);
+    assert!(
+        container::read_packed(&out, "block.up.bias").is_err(),
+        "not a packed tensor"
+    );
     let bytes = std::fs::read(&out).unwrap();
     // Flip bytes across the whole file: never a panic; the header and packed headers are
     // checked, so most flips are refused.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::tensor::{DType, TensorData};
+use burn::tensor::DType;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use ternary_kernels::quant::{Granularity, Method};
@@ -404,9 +404,4 @@ pub fn read_packed(path: &Path, name: &str) -> Result<(PackedInfo, PackedI2), Im
         what: e.to_string(),
     })?;
     Ok((info, packed))
-}
-
-/// The float data of a tensor as f32 (for tests and tools).
-pub fn f32_values(data: &TensorData) -> Option<Vec<f32>> {
-    data.clone().convert::<f32>().try_into_vec().ok()
 }

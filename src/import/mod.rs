@@ -537,9 +537,18 @@ pub fn load_ternary<M: Module>(
         .cloned()
         .collect();
     let device = model_device(model)?;
+    let mut finder = TernaryLayers::default();
+    model.visit(&mut finder);
     let mut given = HashMap::new();
     for key in scale_keys {
         let layer = key.trim_end_matches(".weight_scale").to_string();
+        // A scale for a stock layer would be dropped and its {-1, 0, 1} values loaded unscaled.
+        if !finder.layers.iter().any(|l| l.path == layer) {
+            return Err(ImportError::Apply {
+                tensor: key,
+                what: format!("{layer} is not a training-state ternary layer of the model"),
+            });
+        }
         let weight_key = format!("{layer}.weight");
         let scales = tensors.remove(&key).expect("listed above");
         let weight = tensors

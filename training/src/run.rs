@@ -319,23 +319,18 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
     let data_dir = args.data_dir::<T>()?;
     let test = T::load(&data_dir, Split::Test, args.limit_test)?;
     let test_batcher = T::batcher(Split::Test, args.seed);
-    let summary = |test_accuracy,
-                   train_images,
-                   epoch_seconds,
-                   train_seconds,
-                   parameters,
-                   f32_bytes,
-                   packed_bytes| Summary {
+    // What every summary says; each outcome fills in its measurements.
+    let base = || Summary {
         dataset: T::NAME.into(),
         model: model_name.clone(),
-        test_accuracy,
+        test_accuracy: 0.0,
         test_images: test.len(),
-        train_images,
-        epoch_seconds,
-        train_seconds,
-        parameters,
-        f32_model_bytes: f32_bytes,
-        packed_model_bytes: packed_bytes,
+        train_images: 0,
+        epoch_seconds: vec![],
+        train_seconds: 0.0,
+        parameters: 0,
+        f32_model_bytes: 0,
+        packed_model_bytes: 0,
         device: args.device.clone(),
         epochs: s.epochs,
         batch_size: s.batch_size,
@@ -359,15 +354,12 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
             100.0 * acc,
             test.len()
         );
-        return Ok(summary(
-            acc,
-            0,
-            vec![],
-            0.0,
-            model.num_params(),
-            0,
-            file_len(path),
-        ));
+        return Ok(Summary {
+            test_accuracy: acc,
+            parameters: model.num_params(),
+            packed_model_bytes: file_len(path),
+            ..base()
+        });
     }
 
     let train = T::load(&data_dir, Split::Train, args.limit_train)?;
@@ -460,15 +452,16 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
     save_atomic(packed.clone(), &packed_path)?;
     let acc = evaluate(&packed, &test, &test_batcher, s.batch_size, &device);
 
-    let summary = summary(
-        acc,
-        train.len(),
-        epoch_seconds(&s.artifact_dir, started, ended, s.epochs),
+    let summary = Summary {
+        test_accuracy: acc,
+        train_images: train.len(),
+        epoch_seconds: epoch_seconds(&s.artifact_dir, started, ended, s.epochs),
         train_seconds,
         parameters,
-        file_len(&f32_path),
-        file_len(&packed_path),
-    );
+        f32_model_bytes: file_len(&f32_path),
+        packed_model_bytes: file_len(&packed_path),
+        ..base()
+    };
     std::fs::write(
         s.artifact_dir.join("summary.json"),
         serde_json::to_string_pretty(&summary)?,
