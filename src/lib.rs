@@ -4,15 +4,17 @@
 //! estimator and frozen into a packed 2-bit form that runs on the `ternary-kernels` SIMD code.
 //!
 //! * [`backend::TernaryBackend`]: a `#[backend_extension]` with a packed ternary linear op,
-//!   native on Flex (SIMD kernels), on Cube (wgpu; a documented dequantize path) and under
-//!   Autodiff (straight-through backward).
+//!   native on Flex (SIMD kernels), on Cube (CubeCL GEMV/GEMM kernels reading the packed
+//!   words on the device) and under Autodiff (straight-through backward).
 //! * [`nn::TernaryLinear`], [`nn::TernaryConv2d`]: modules with a training state (latent f32
 //!   weights, fake quantization) and a packed state ([`nn::freeze`] packs a whole model).
 //! * [`nn::ternarize`]: makes the stock `nn::Linear` / `nn::Conv2d` of any model train ternary.
 //!
 //! | feature | default | what |
 //! |---|---|---|
-//! | `wgpu` | yes | Burn's wgpu/Vulkan backend (Cube), with the extension implemented for it |
+//! | `wgpu` | yes | Burn's wgpu backend (Cube), with the extension implemented for it |
+//! | `vulkan` | no | Burn's native Vulkan device (needs a recent Vulkan driver) |
+//! | `cuda` | no | Burn's CUDA device (cubecl's CUDA runtime downloads LLVM at build time) |
 //!
 //! ```
 //! use burn::tensor::{Device, Tensor, Distribution};

@@ -1,5 +1,6 @@
 //! The same packed and training layers on wgpu (Cube; lavapipe on CPU-only machines) and on
-//! Flex. The Cube path dequantizes on the device with primitive ops (see `backend::cube`).
+//! Flex. The packed Cube path runs the CubeCL kernels on the packed words (see
+//! `backend::cube`; the kernels themselves are checked bit-exactly in `kernels/tests/cube.rs`).
 #![cfg(feature = "wgpu")]
 
 use burn::module::Module;
@@ -28,6 +29,39 @@ fn packed_linear_on_wgpu_equals_flex_in_both_modes() {
             // W2A8 may round an exact activation tie differently: one int8 step.
             Tolerance::rel_abs(1e-4, 5e-3),
         );
+    }
+}
+
+#[test]
+fn packed_linear_on_wgpu_equals_flex_through_gemv_and_gemm_and_f16() {
+    use burn::tensor::FloatDType;
+    let cpu = Device::flex();
+    for activation in [ActivationQuant::None, ActivationQuant::Int8PerToken] {
+        for granularity in [Granularity::PerTensor, Granularity::PerChannel] {
+            let layer = TernaryLinearConfig::new(1000, 130)
+                .with_granularity(granularity)
+                .with_activation(activation)
+                .init(&cpu);
+            let packed: TernaryLinear = freeze(layer).unwrap();
+            let on_gpu = packed.clone().to_device(&gpu());
+            // m = 1 and 3 take the GEMV kernel, 100 the tiled GEMM.
+            for m in [1, 3, 100] {
+                let x = Tensor::<2>::random([m, 1000], Distribution::Normal(0.0, 1.0), &cpu);
+                let want = packed.forward(x.clone()).into_data();
+                let got = on_gpu.forward(x.clone().to_device(&gpu()));
+                got.to_device(&cpu)
+                    .into_data()
+                    .assert_approx_eq::<f32>(&want, Tolerance::rel_abs(1e-4, 1e-4));
+                // f16 activations in, f16 out, f32 accumulation inside.
+                let xh = x.to_device(&gpu()).cast(FloatDType::F16);
+                let got = on_gpu.forward(xh);
+                assert_eq!(got.dtype(), burn::tensor::DType::F16);
+                got.cast(FloatDType::F32)
+                    .to_device(&cpu)
+                    .into_data()
+                    .assert_approx_eq::<f32>(&want, Tolerance::rel_abs(2e-2, 5e-2));
+            }
+        }
     }
 }
 

@@ -33,6 +33,10 @@
 #![warn(missing_docs)]
 
 pub mod cpu;
+#[cfg(feature = "cube")]
+// `#[cube]` generates undocumented launch modules and structs next to each kernel.
+#[allow(missing_docs)]
+pub mod cube;
 mod error;
 pub mod format;
 pub mod quant;

@@ -1,9 +1,99 @@
-//! Cube (wgpu / Vulkan / Metal; CUDA where it builds): the primitive-op reference path — the
-//! packed words are gathered, shifted and masked on the device into f32 weights, then Burn's
-//! matmul runs. Correct everywhere Cube runs; dedicated CubeCL kernels replace it later.
+//! Cube (wgpu / Vulkan / Metal; CUDA where it builds): the packed words stay packed on the
+//! device and the CubeCL kernels of [`ternary_kernels::cube`] multiply by them — a GEMV for
+//! small `m`, a shared-memory tiled GEMM above. Dequantization (only the straight-through
+//! backward asks for it) keeps the primitive-op path of [`super::reference`].
 
+use burn::backend::TensorMetadata;
+use burn::tensor::{DType, Shape};
 use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::{cast, into_contiguous};
+use burn_cubecl::tensor::CubeTensor;
+use ternary_kernels::cube::{self as gpu, DeviceMatrix, Strategy};
 
 use super::TernaryBackend;
 
-impl TernaryBackend for CubeBackend {}
+/// The tensor in `dtype`, contiguous from its first element.
+fn prepare(t: CubeTensor, dtype: DType) -> CubeTensor {
+    let t = if t.dtype == dtype { t } else { cast(t, dtype) };
+    into_contiguous(t)
+}
+
+/// The packed matrix as kernel arguments; panics with the values on a shape contract breach,
+/// as Burn's own ops do.
+fn device_matrix(packed: CubeTensor, scales: CubeTensor, k: usize) -> (DeviceMatrix, CubeTensor) {
+    let (ps, ss) = (packed.shape(), scales.shape());
+    let n = ps[0];
+    let words = gpu::row_words(k);
+    assert!(
+        ps.num_dims() == 2 && ps[1] == words,
+        "ternary op: packed weights of shape {ps:?} do not describe [n, {words}] words for k = {k}"
+    );
+    let n_scales = ss.num_elements();
+    assert!(
+        n_scales == 1 || n_scales == n,
+        "ternary op: {n_scales} scales for {n} packed rows (expected 1 or {n})"
+    );
+    // The kernels read the words as u32: any 32-bit int dtype has the same bytes.
+    let packed = match packed.dtype {
+        DType::I32 | DType::U32 => into_contiguous(packed),
+        _ => prepare(packed, DType::I32),
+    };
+    let scales = prepare(scales, DType::F32);
+    let matrix = DeviceMatrix {
+        words: packed.handle.clone(),
+        scales: scales.handle.clone(),
+        n,
+        k,
+        per_row: n_scales == n && n > 1,
+    };
+    // The scales tensor is returned so its buffer outlives the launch.
+    (matrix, scales)
+}
+
+impl TernaryBackend for CubeBackend {
+    fn ternary_linear(
+        x: CubeTensor,
+        packed: CubeTensor,
+        scales: CubeTensor,
+        k: usize,
+        int8_activations: bool,
+    ) -> CubeTensor {
+        let shape = x.shape();
+        assert!(
+            shape.num_dims() == 2 && shape[1] == k,
+            "ternary_linear: input shape {shape:?} must be [m, {k}]"
+        );
+        let m = shape[0];
+        let out_dtype = x.dtype;
+        // f32 and f16 run natively; other float types go through f32.
+        let dtype = match out_dtype {
+            DType::F16 => DType::F16,
+            _ => DType::F32,
+        };
+        let x = prepare(x, dtype);
+        let (w, _scales) = device_matrix(packed, scales, k);
+        let n = w.n;
+        let client = x.client.clone();
+        let handle = match (int8_activations, dtype) {
+            (true, DType::F16) => {
+                let q = gpu::quantize_rows::<burn::tensor::f16>(&client, &x.handle, m, k);
+                gpu::matmul_w2a8::<burn::tensor::f16>(&client, &q, &w, Strategy::Auto, false)
+            }
+            (true, _) => {
+                let q = gpu::quantize_rows::<f32>(&client, &x.handle, m, k);
+                gpu::matmul_w2a8::<f32>(&client, &q, &w, Strategy::Auto, false)
+            }
+            (false, DType::F16) => {
+                gpu::matmul_float::<burn::tensor::f16>(&client, &x.handle, m, &w, Strategy::Auto)
+            }
+            (false, _) => gpu::matmul_float::<f32>(&client, &x.handle, m, &w, Strategy::Auto),
+        };
+        let out =
+            CubeTensor::new_contiguous(client, x.device.clone(), Shape::new([m, n]), handle, dtype);
+        if out_dtype == dtype {
+            out
+        } else {
+            cast(out, out_dtype)
+        }
+    }
+}

@@ -14,7 +14,7 @@ use super::reference;
 /// `packed` is the `I2` payload of a `[n, k]` ternary matrix viewed as `[n, row_words]` i32
 /// words (little-endian bytes of `ternary_kernels::PackedI2::data`); `scales` holds 1 or `n`
 /// f32 values; `k` is the logical reduction length.
-#[backend_extension(Flex, Cube: cfg(feature = "wgpu"), Fusion: cfg(feature = "wgpu"), Autodiff)]
+#[backend_extension(Flex, Cube: cfg(feature = "cube"), Fusion: cfg(feature = "cube"), Autodiff)]
 pub trait TernaryBackend: Backend {
     /// `y[m, n] = x[m, k] · Wᵀ`, with `x` quantized to int8 per row first when
     /// `int8_activations` is set (BitNet W2A8), else exact f32 activations.
@@ -41,12 +41,12 @@ pub trait TernaryBackend: Backend {
 }
 
 // Output shapes for Fusion's graph (the `#[fusion]` attributes); unused without wgpu.
-#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+#[cfg_attr(not(feature = "cube"), allow(dead_code))]
 fn linear_shape(x: &Shape, packed: &Shape) -> Shape {
     Shape::new([x[0], packed[0]])
 }
 
-#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+#[cfg_attr(not(feature = "cube"), allow(dead_code))]
 fn dequantize_shape(packed: &Shape, k: &usize) -> Shape {
     Shape::new([packed[0], *k])
 }

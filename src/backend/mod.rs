@@ -2,7 +2,7 @@
 //! file per backend implementation, and a reference built from plain primitive ops.
 
 mod autodiff;
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cube")]
 mod cube;
 mod extension;
 mod flex;

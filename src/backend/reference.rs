@@ -1,6 +1,6 @@
 //! Packed ternary ops written with Burn primitive ops only, so they run on every backend:
-//! the path a Cube device takes until it has dedicated kernels, and the definition the
-//! SIMD implementation is tested against.
+//! the default body of the extension (dequantization on Cube takes it), and the definition
+//! the SIMD and CubeCL implementations are tested against.
 //!
 //! Column `c` of row `r` lives in byte `(c / 128) · 32 + c % 32` of the row, at bit
 //! `2 · ((c % 128) / 32)` (see the `I2` layout); in i32 words that is word

@@ -187,7 +187,11 @@ impl TernaryLinear {
             let int8 = self.activation == ActivationQuant::Int8PerToken;
             let y = ternary_linear(x, self.packed.val(), self.scales.val(), self.d_input, int8);
             let y = match &self.bias {
-                Some(b) => y + b.val().unsqueeze::<2>(),
+                // The bias is kept in f32; the output follows the input's float type.
+                Some(b) => {
+                    let dtype = y.dtype();
+                    y + b.val().cast(dtype).unsqueeze::<2>()
+                }
                 None => y,
             };
             let mut out = dims;

@@ -1,0 +1,804 @@
+//! GPU kernels written in CubeCL: one source for every cubecl runtime (wgpu/Vulkan/Metal,
+//! CUDA where it builds). Nothing here names a runtime; the caller hands in a client.
+//!
+//! The weights stay in the packed `I2` layout on the device (see [`crate::format::i2`]): a row
+//! is `ceil(k/128)` blocks of 8 little-endian u32 words, byte `j` of a block holding columns
+//! `j, j+32, j+64, j+96` in bit pairs 0–1, 2–3, 4–5, 6–7 (code = weight + 1). Shifting a word
+//! right by `2s` and masking with `0x03030303` gives the codes of four *consecutive* columns
+//! `32s + 4w .. 32s + 4w + 3` of word `w`, one per byte — exactly the layout of four int8
+//! activations packed in a word, so the W2A8 inner loop is one `dp4a` per 4 weights:
+//! `Σ x·code − Σ x = Σ x·w`, the same identity the CPU kernels use.
+//!
+//! Kernels:
+//! * [`quantize_rows_kernel`]: int8 per-row activation quantization, bit-compatible with
+//!   [`crate::QuantizedActivations`] (same rounding, same scale, same row sums);
+//! * GEMV (`m` small): 32 lanes per weight row, the activation chunk staged in shared memory,
+//!   vectorized loads of 4 packed words (64 weights) per lane;
+//! * GEMM (`m` large): 64×64 output tiles, a 128-column block of weights and activations
+//!   staged in shared memory per step, 4×4 outputs per unit.
+//!
+//! Both exist for int8 activations (integer accumulation, exact) and for float activations
+//! (`f32`/`f16` in, `f32` accumulation).
+
+use cubecl::prelude::*;
+use cubecl::server::Handle;
+
+use crate::format::i2;
+
+/// Lanes cooperating on one weight row in the GEMV kernels.
+const LANES: usize = 32;
+/// Rows of lanes per GEMV cube.
+const LANE_ROWS: usize = 8;
+/// Weight rows each row of lanes computes in the GEMV kernels.
+const GEMV_ROWS: usize = 4;
+/// I2 blocks (128 columns each) of activations staged per GEMV step.
+const CHUNK_BLOCKS: usize = 16;
+/// Packed words loaded per vector.
+const VECTOR: usize = 4;
+/// GEMM output tile: `TILE × TILE`, `TILE/4` units per side, 4×4 outputs per unit.
+const TILE: usize = 64;
+/// Units per GEMM cube side.
+const TILE_UNITS: usize = 16;
+/// Units per quantization cube.
+const QUANT_UNITS: usize = 256;
+/// `log2(QUANT_UNITS)`: steps of the tree reductions.
+const QUANT_STEPS: usize = 8;
+
+/// Columns per I2 block.
+const BLOCK: usize = 128;
+/// Activation words (4 int8 each) per block.
+const BLOCK_UNITS: usize = 32;
+/// Packed words per block.
+const BLOCK_WORDS: usize = 8;
+/// Columns one bit pair of a block's words covers.
+const SLICE: usize = 32;
+
+/// Rounds half away from zero, exactly as `f32::round` does (`v − floor|v|` is exact in f32).
+#[cube]
+fn round_half_away(v: f32) -> f32 {
+    let a = v.abs();
+    let f = a.floor();
+    let r = f + select(a - f >= 0.5, 1.0f32, 0.0f32);
+    select(v < 0.0, -r, r)
+}
+
+/// Per-row int8 quantization: one cube per row. Writes the packed activations
+/// (`kp/4` i32 words per row, columns `k..kp` zero), `amax/127` per row and `Σ q` per row.
+/// A row holding NaN or ±Inf gets a NaN scale, so every output it feeds is NaN.
+#[cube(launch_unchecked)]
+pub fn quantize_rows_kernel<F: Float>(
+    x: &[F],
+    q: &mut [i32],
+    scales: &mut [f32],
+    sums: &mut [i32],
+    k: usize,
+    row_units: usize,
+) {
+    let row = CUBE_POS_X as usize;
+    let t = UNIT_POS as usize;
+    let mut amax = 0.0f32;
+    let mut bad = 0u32;
+    let mut c = t;
+    while c < k {
+        let a = f32::cast_from(x[row * k + c]).abs();
+        // NaN fails every comparison: flag it (and ±Inf) separately.
+        bad = select(a <= 3.402_823_5e38f32, bad, 1u32);
+        amax = select(a > amax, a, amax);
+        c += QUANT_UNITS;
+    }
+    let mut red_f = Shared::<[f32]>::new_slice(QUANT_UNITS);
+    let mut red_u = Shared::<[u32]>::new_slice(QUANT_UNITS);
+    red_f[t] = amax;
+    red_u[t] = bad;
+    sync_cube();
+    // Tree reduction, unrolled: `s` is a compile-time stride in each step.
+    #[unroll]
+    for step in 1..=QUANT_STEPS {
+        let s = QUANT_UNITS >> step;
+        if t < s {
+            red_f[t] = select(red_f[t + s] > red_f[t], red_f[t + s], red_f[t]);
+            red_u[t] |= red_u[t + s];
+        }
+        sync_cube();
+    }
+    let amax = red_f[0usize];
+    let bad = red_u[0usize];
+    sync_cube();
+    let inv = select(amax > 0.0, 127.0f32 / amax, 0.0f32);
+
+    let mut sum = 0i32;
+    let mut u = t;
+    while u < row_units {
+        let mut word = 0i32;
+        #[unroll]
+        for b in 0..4usize {
+            let col = u * 4 + b;
+            let mut v = 0.0f32;
+            if col < k {
+                v = f32::cast_from(x[row * k + col]);
+            }
+            let r = round_half_away(v * inv).clamp(-127.0f32, 127.0f32);
+            let qv = i32::cast_from(r);
+            sum += qv;
+            word |= (qv & 255i32) << (8 * b as i32);
+        }
+        q[row * row_units + u] = word;
+        u += QUANT_UNITS;
+    }
+    let mut red_i = Shared::<[i32]>::new_slice(QUANT_UNITS);
+    red_i[t] = sum;
+    sync_cube();
+    #[unroll]
+    for step in 1..=QUANT_STEPS {
+        let s = QUANT_UNITS >> step;
+        if t < s {
+            red_i[t] += red_i[t + s];
+        }
+        sync_cube();
+    }
+    if t == 0 {
+        sums[row] = red_i[0usize];
+        let scale = amax / 127.0f32;
+        // A quiet NaN built from a runtime value, so no shader compiler folds it away.
+        let nan = f32::reinterpret(0x7fc0_0000u32 | bad);
+        scales[row] = select(bad == 0u32, scale, nan);
+    }
+}
+
+/// The codes of the four consecutive columns `32s + 4w ..` of packed word `w`, one per byte.
+#[cube]
+fn codes(word: u32, #[comptime] s: usize) -> u32 {
+    (word >> (2 * s as u32)) & 0x0303_0303u32
+}
+
+/// Writes one W2A8 result: raw `Σ x·w` (its bits, for exactness tests) or scaled.
+#[cube]
+fn store_w2a8<O: Float>(
+    out: &mut [O],
+    index: usize,
+    acc: i32,
+    sum: i32,
+    xs: f32,
+    ws: f32,
+    #[comptime] raw: bool,
+) {
+    let v = acc - sum;
+    if raw {
+        out[index] = O::reinterpret(v);
+    } else {
+        out[index] = O::cast_from(f32::cast_from(v) * (xs * ws));
+    }
+}
+
+/// W2A8 GEMV: cube `(bx, i)` computes activation row `i` against weight rows
+/// `bx·32 .. bx·32+32` (8 rows of 32 lanes, 4 weight rows per lane row).
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn gemv_w2a8_kernel<O: Float, N: Size>(
+    x: &[Vector<i32, N>],
+    sums: &[i32],
+    xs: &[f32],
+    w: &[Vector<u32, N>],
+    ws: &[f32],
+    out: &mut [O],
+    n_rows: usize,
+    row_words: usize,
+    #[comptime] per_channel: bool,
+    #[comptime] raw: bool,
+) {
+    let lane = UNIT_POS_X as usize;
+    let ly = UNIT_POS_Y as usize;
+    let t = UNIT_POS as usize;
+    let i = CUBE_POS_Y as usize;
+    let row0 = (CUBE_POS_X as usize * LANE_ROWS + ly) * GEMV_ROWS;
+    let row_units = row_words * 4;
+
+    let mut acc = Array::<i32>::new(GEMV_ROWS);
+    let mut stage = Shared::<[i32]>::new_slice(CHUNK_BLOCKS * BLOCK_UNITS);
+    let blocks = row_words / BLOCK_WORDS;
+    let mut b0 = 0usize;
+    while b0 < blocks {
+        let nb = select(blocks - b0 < CHUNK_BLOCKS, blocks - b0, CHUNK_BLOCKS);
+        // Stage the chunk's activations (nb·32 words) with vector loads.
+        let vecs = nb * BLOCK_UNITS / N::value();
+        let mut v = t;
+        while v < vecs {
+            let val = x[(i * row_units + b0 * BLOCK_UNITS) / N::value() + v];
+            #[unroll]
+            for e in 0..N::value() {
+                stage[v * N::value() + e] = val.extract(e);
+            }
+            v += LANES * LANE_ROWS;
+        }
+        sync_cube();
+        #[unroll]
+        for r in 0..GEMV_ROWS {
+            let j = row0 + r;
+            if j < n_rows {
+                let row_vecs = nb * BLOCK_WORDS / N::value();
+                let base = (j * row_words + b0 * BLOCK_WORDS) / N::value();
+                let mut a = acc[r];
+                let mut v = lane;
+                while v < row_vecs {
+                    let wv = w[base + v];
+                    let word0 = v * N::value();
+                    let blk = word0 / BLOCK_WORDS;
+                    let wi = word0 % BLOCK_WORDS;
+                    #[unroll]
+                    for e in 0..N::value() {
+                        let word = wv.extract(e);
+                        #[unroll]
+                        for s in 0..4usize {
+                            let xa = stage[blk * BLOCK_UNITS + 8 * s + wi + e];
+                            a = dp4a(xa, i32::cast_from(codes(word, s)), a);
+                        }
+                    }
+                    v += LANES;
+                }
+                acc[r] = a;
+            }
+        }
+        sync_cube();
+        b0 += CHUNK_BLOCKS;
+    }
+
+    let mut red = Shared::<[i32]>::new_slice(LANES * LANE_ROWS * GEMV_ROWS);
+    #[unroll]
+    for r in 0..GEMV_ROWS {
+        red[(ly * LANES + lane) * GEMV_ROWS + r] = acc[r];
+    }
+    sync_cube();
+    if lane < GEMV_ROWS {
+        let j = row0 + lane;
+        if j < n_rows {
+            let mut total = 0i32;
+            for l in 0..LANES {
+                total += red[(ly * LANES + l) * GEMV_ROWS + lane];
+            }
+            let mut wsj = ws[0usize];
+            if per_channel {
+                wsj = ws[j];
+            }
+            store_w2a8::<O>(out, i * n_rows + j, total, sums[i], xs[i], wsj, raw);
+        }
+    }
+}
+
+/// Float GEMV: as [`gemv_w2a8_kernel`], the activations staged as floats and the ternary
+/// weights applied as `x · (code − 1)` in f32.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn gemv_float_kernel<F: Float, N: Size>(
+    x: &[F],
+    w: &[Vector<u32, N>],
+    ws: &[f32],
+    out: &mut [F],
+    n_rows: usize,
+    k: usize,
+    row_words: usize,
+    #[comptime] per_channel: bool,
+) {
+    let lane = UNIT_POS_X as usize;
+    let ly = UNIT_POS_Y as usize;
+    let t = UNIT_POS as usize;
+    let i = CUBE_POS_Y as usize;
+    let row0 = (CUBE_POS_X as usize * LANE_ROWS + ly) * GEMV_ROWS;
+
+    let mut acc = Array::<f32>::new(GEMV_ROWS);
+    let mut stage = Shared::<[f32]>::new_slice(CHUNK_BLOCKS * BLOCK);
+    let blocks = row_words / BLOCK_WORDS;
+    let mut b0 = 0usize;
+    while b0 < blocks {
+        let nb = select(blocks - b0 < CHUNK_BLOCKS, blocks - b0, CHUNK_BLOCKS);
+        let cols = nb * BLOCK;
+        let mut c = t;
+        while c < cols {
+            let col = b0 * BLOCK + c;
+            let mut v = 0.0f32;
+            if col < k {
+                v = f32::cast_from(x[i * k + col]);
+            }
+            stage[c] = v;
+            c += LANES * LANE_ROWS;
+        }
+        sync_cube();
+        #[unroll]
+        for r in 0..GEMV_ROWS {
+            let j = row0 + r;
+            if j < n_rows {
+                let row_vecs = nb * BLOCK_WORDS / N::value();
+                let base = (j * row_words + b0 * BLOCK_WORDS) / N::value();
+                let mut a = acc[r];
+                let mut v = lane;
+                while v < row_vecs {
+                    let wv = w[base + v];
+                    let word0 = v * N::value();
+                    let blk = word0 / BLOCK_WORDS;
+                    let wi = word0 % BLOCK_WORDS;
+                    #[unroll]
+                    for e in 0..N::value() {
+                        let word = wv.extract(e);
+                        #[unroll]
+                        for s in 0..4usize {
+                            let cs = codes(word, s);
+                            let col = blk * BLOCK + 32 * s + 4 * (wi + e);
+                            #[unroll]
+                            for b in 0..4usize {
+                                let code = (cs >> (8 * b as u32)) & 3u32;
+                                a += stage[col + b] * (f32::cast_from(code) - 1.0f32);
+                            }
+                        }
+                    }
+                    v += LANES;
+                }
+                acc[r] = a;
+            }
+        }
+        sync_cube();
+        b0 += CHUNK_BLOCKS;
+    }
+
+    let mut red = Shared::<[f32]>::new_slice(LANES * LANE_ROWS * GEMV_ROWS);
+    #[unroll]
+    for r in 0..GEMV_ROWS {
+        red[(ly * LANES + lane) * GEMV_ROWS + r] = acc[r];
+    }
+    sync_cube();
+    if lane < GEMV_ROWS {
+        let j = row0 + lane;
+        if j < n_rows {
+            let mut total = 0.0f32;
+            for l in 0..LANES {
+                total += red[(ly * LANES + l) * GEMV_ROWS + lane];
+            }
+            let mut wsj = ws[0usize];
+            if per_channel {
+                wsj = ws[j];
+            }
+            out[i * n_rows + j] = F::cast_from(total * wsj);
+        }
+    }
+}
+
+/// Stages one 128-column block of `TILE` weight rows (8 words each) into shared memory.
+/// Rows past `n` read as zero codes; their outputs are never written.
+#[cube]
+fn stage_weights(
+    w: &[u32],
+    tile: &mut Shared<[u32]>,
+    n0: usize,
+    n: usize,
+    row_words: usize,
+    blk: usize,
+) {
+    let t = UNIT_POS as usize;
+    let units = TILE_UNITS * TILE_UNITS;
+    let mut idx = t;
+    while idx < TILE * BLOCK_WORDS {
+        let r = idx / BLOCK_WORDS;
+        let wi = idx % BLOCK_WORDS;
+        let j = n0 + r;
+        let mut v = 0u32;
+        if j < n {
+            v = w[j * row_words + blk * BLOCK_WORDS + wi];
+        }
+        tile[idx] = v;
+        idx += units;
+    }
+}
+
+/// W2A8 GEMM: cube `(bx, by)` computes the `64 × 64` output tile at rows `by·64`, columns
+/// `bx·64`; unit `(tx, ty)` owns rows `ty + 16·a` and columns `tx + 16·b`, `a, b < 4`.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_w2a8_kernel<O: Float>(
+    x: &[i32],
+    sums: &[i32],
+    xs: &[f32],
+    w: &[u32],
+    ws: &[f32],
+    out: &mut [O],
+    m: usize,
+    n: usize,
+    row_words: usize,
+    #[comptime] per_channel: bool,
+    #[comptime] raw: bool,
+) {
+    let tx = UNIT_POS_X as usize;
+    let ty = UNIT_POS_Y as usize;
+    let t = UNIT_POS as usize;
+    let m0 = CUBE_POS_Y as usize * TILE;
+    let n0 = CUBE_POS_X as usize * TILE;
+    let row_units = row_words * 4;
+    let units = TILE_UNITS * TILE_UNITS;
+
+    let mut wt = Shared::<[u32]>::new_slice(TILE * BLOCK_WORDS);
+    let mut xt = Shared::<[i32]>::new_slice(TILE * BLOCK_UNITS);
+    let mut acc = Array::<i32>::new(16usize);
+    let mut wc = Array::<i32>::new(4usize);
+    let blocks = row_words / BLOCK_WORDS;
+    for blk in 0..blocks {
+        stage_weights(w, &mut wt, n0, n, row_words, blk);
+        let mut idx = t;
+        while idx < TILE * BLOCK_UNITS {
+            let r = idx / BLOCK_UNITS;
+            let u = idx % BLOCK_UNITS;
+            let i = m0 + r;
+            let mut v = 0i32;
+            if i < m {
+                v = x[i * row_units + blk * BLOCK_UNITS + u];
+            }
+            xt[idx] = v;
+            idx += units;
+        }
+        sync_cube();
+        for wi in 0..BLOCK_WORDS {
+            #[unroll]
+            for s in 0..4usize {
+                #[unroll]
+                for b in 0..4usize {
+                    let word = wt[(tx + TILE_UNITS * b) * BLOCK_WORDS + wi];
+                    wc[b] = i32::cast_from(codes(word, s));
+                }
+                #[unroll]
+                for a in 0..4usize {
+                    let xa = xt[(ty + TILE_UNITS * a) * BLOCK_UNITS + 8 * s + wi];
+                    #[unroll]
+                    for b in 0..4usize {
+                        acc[a * 4 + b] = dp4a(xa, wc[b], acc[a * 4 + b]);
+                    }
+                }
+            }
+        }
+        sync_cube();
+    }
+    #[unroll]
+    for a in 0..4usize {
+        let i = m0 + ty + TILE_UNITS * a;
+        #[unroll]
+        for b in 0..4usize {
+            let j = n0 + tx + TILE_UNITS * b;
+            if i < m && j < n {
+                let mut wsj = ws[0usize];
+                if per_channel {
+                    wsj = ws[j];
+                }
+                store_w2a8::<O>(out, i * n + j, acc[a * 4 + b], sums[i], xs[i], wsj, raw);
+            }
+        }
+    }
+}
+
+/// Float GEMM: the tiling of [`gemm_w2a8_kernel`] with float activations. Each 128-column
+/// block is staged as its four 32-column slices (bit pair `s` of every word covers slice `s`),
+/// so shared memory holds `64 × 32` f32 values plus the block's weights: 10 KiB, inside the
+/// 16 KiB every WebGPU device offers.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_float_kernel<F: Float>(
+    x: &[F],
+    w: &[u32],
+    ws: &[f32],
+    out: &mut [F],
+    m: usize,
+    n: usize,
+    k: usize,
+    row_words: usize,
+    #[comptime] per_channel: bool,
+) {
+    let tx = UNIT_POS_X as usize;
+    let ty = UNIT_POS_Y as usize;
+    let t = UNIT_POS as usize;
+    let m0 = CUBE_POS_Y as usize * TILE;
+    let n0 = CUBE_POS_X as usize * TILE;
+    let units = TILE_UNITS * TILE_UNITS;
+
+    let mut wt = Shared::<[u32]>::new_slice(TILE * BLOCK_WORDS);
+    let mut xt = Shared::<[f32]>::new_slice(TILE * SLICE);
+    let mut acc = Array::<f32>::new(16usize);
+    let mut wc = Array::<u32>::new(4usize);
+    let blocks = row_words / BLOCK_WORDS;
+    for blk in 0..blocks {
+        stage_weights(w, &mut wt, n0, n, row_words, blk);
+        #[unroll]
+        for s in 0..4usize {
+            let mut idx = t;
+            while idx < TILE * SLICE {
+                let r = idx / SLICE;
+                let c = idx % SLICE;
+                let i = m0 + r;
+                let col = blk * BLOCK + SLICE * s + c;
+                let mut v = 0.0f32;
+                if i < m && col < k {
+                    v = f32::cast_from(x[i * k + col]);
+                }
+                xt[idx] = v;
+                idx += units;
+            }
+            sync_cube();
+            for wi in 0..BLOCK_WORDS {
+                #[unroll]
+                for b in 0..4usize {
+                    wc[b] = codes(wt[(tx + TILE_UNITS * b) * BLOCK_WORDS + wi], s);
+                }
+                #[unroll]
+                for e in 0..4usize {
+                    let c = 4 * wi + e;
+                    #[unroll]
+                    for a in 0..4usize {
+                        let xa = xt[(ty + TILE_UNITS * a) * SLICE + c];
+                        #[unroll]
+                        for b in 0..4usize {
+                            let code = (wc[b] >> (8 * e as u32)) & 3u32;
+                            acc[a * 4 + b] += xa * (f32::cast_from(code) - 1.0f32);
+                        }
+                    }
+                }
+            }
+            sync_cube();
+        }
+    }
+    #[unroll]
+    for a in 0..4usize {
+        let i = m0 + ty + TILE_UNITS * a;
+        #[unroll]
+        for b in 0..4usize {
+            let j = n0 + tx + TILE_UNITS * b;
+            if i < m && j < n {
+                let mut wsj = ws[0usize];
+                if per_channel {
+                    wsj = ws[j];
+                }
+                out[i * n + j] = F::cast_from(acc[a * 4 + b] * wsj);
+            }
+        }
+    }
+}
+
+/// Which kernel shape a product uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// GEMV for `m ≤` [`GEMV_MAX_M`], tiled GEMM above.
+    #[default]
+    Auto,
+    /// The GEMV kernel for every `m`.
+    Gemv,
+    /// The tiled GEMM kernel for every `m`.
+    Gemm,
+}
+
+/// Largest `m` [`Strategy::Auto`] sends to the GEMV kernel.
+pub const GEMV_MAX_M: usize = 8;
+
+impl Strategy {
+    fn gemv(self, m: usize) -> bool {
+        match self {
+            Strategy::Auto => m <= GEMV_MAX_M,
+            Strategy::Gemv => true,
+            Strategy::Gemm => false,
+        }
+    }
+}
+
+/// A packed `[n, k]` ternary matrix on the device: `n · padded_k(k)/16` u32 words (the bytes of
+/// [`crate::PackedI2::data`]) and 1 (per tensor) or `n` (per row) f32 scales.
+#[derive(Debug, Clone)]
+pub struct DeviceMatrix {
+    /// The packed words.
+    pub words: Handle,
+    /// The scales.
+    pub scales: Handle,
+    /// Rows.
+    pub n: usize,
+    /// Logical columns.
+    pub k: usize,
+    /// Whether `scales` holds one value per row.
+    pub per_row: bool,
+}
+
+impl DeviceMatrix {
+    /// Packed u32 words per row.
+    pub fn row_words(&self) -> usize {
+        row_words(self.k)
+    }
+}
+
+/// Packed u32 words per row of a `k`-column matrix.
+///
+/// # Panics
+/// If `k` is so large that the padded row overflows `usize`.
+pub fn row_words(k: usize) -> usize {
+    i2::padded_k(k).expect("k fits usize") / 16
+}
+
+/// Activations quantized on the device by [`quantize_rows`].
+#[derive(Debug, Clone)]
+pub struct DeviceActivations {
+    /// `m · padded_k(k)/4` i32 words, four int8 values each (column `4u + b` in byte `b`).
+    pub words: Handle,
+    /// `amax / 127` per row.
+    pub scales: Handle,
+    /// `Σ q` per row.
+    pub sums: Handle,
+    /// Rows.
+    pub m: usize,
+    /// Logical columns.
+    pub k: usize,
+}
+
+/// Quantizes `x` (`m × k` values of `F`, row-major) to int8 per row on the device.
+pub fn quantize_rows<F: Float + CubeElement>(
+    client: &Client,
+    x: &Handle,
+    m: usize,
+    k: usize,
+) -> DeviceActivations {
+    let row_units = row_words(k) * 4;
+    let words = client.empty(m * row_units * 4);
+    let scales = client.empty(m.max(1) * 4);
+    let sums = client.empty(m.max(1) * 4);
+    if m > 0 {
+        // SAFETY: every index the kernel forms lies inside the buffers sized above.
+        unsafe {
+            quantize_rows_kernel::launch_unchecked::<F>(
+                client,
+                CubeCount::Static(m as u32, 1, 1),
+                CubeDim::new_1d(QUANT_UNITS as u32),
+                BufferArg::from_raw_parts(x.clone(), m * k),
+                BufferArg::from_raw_parts(words.clone(), m * row_units),
+                BufferArg::from_raw_parts(scales.clone(), m),
+                BufferArg::from_raw_parts(sums.clone(), m),
+                k,
+                row_units,
+            );
+        }
+    }
+    DeviceActivations {
+        words,
+        scales,
+        sums,
+        m,
+        k,
+    }
+}
+
+fn cube_count(client: &Client, x: usize, y: usize) -> CubeCount {
+    let max = client.properties().hardware.max_cube_count;
+    assert!(
+        x as u64 <= u64::from(max.0) && y as u64 <= u64::from(max.1),
+        "ternary GPU kernel: a grid of {x} × {y} cubes exceeds the device limit {max:?}"
+    );
+    CubeCount::Static(x as u32, y as u32, 1)
+}
+
+/// `out[i, j] = Σ_c x̃[i, c] · w[j, c]` times `x_scale[i] · w_scale[j]` into an `m × n`
+/// buffer of `O`; with `raw`, the unscaled i32 sums (their bits in `O = f32`) instead.
+///
+/// # Panics
+/// If `x.k != w.k`, or with `raw` for an `O` that is not 4 bytes wide.
+pub fn matmul_w2a8<O: Float + CubeElement>(
+    client: &Client,
+    x: &DeviceActivations,
+    w: &DeviceMatrix,
+    strategy: Strategy,
+    raw: bool,
+) -> Handle {
+    assert_eq!(
+        x.k, w.k,
+        "ternary W2A8 matmul: activations have k = {} but the weights k = {}",
+        x.k, w.k
+    );
+    assert!(
+        !raw || size_of::<O>() == 4,
+        "raw i32 results need a 4-byte output type"
+    );
+    let (m, n) = (x.m, w.n);
+    let out = client.empty((m * n).max(1) * size_of::<O>());
+    if m == 0 || n == 0 {
+        return out;
+    }
+    let rw = w.row_words();
+    let units = rw * 4;
+    // SAFETY: the kernels index `x` below `m · rw · 4`, `w` below `n · rw`, the scales below
+    // `m` / `n` and `out` below `m · n`, all of which the buffers hold.
+    unsafe {
+        let xa = BufferArg::from_raw_parts(x.words.clone(), m * units);
+        let sums = BufferArg::from_raw_parts(x.sums.clone(), m);
+        let xs = BufferArg::from_raw_parts(x.scales.clone(), m);
+        let ws = BufferArg::from_raw_parts(w.scales.clone(), if w.per_row { n } else { 1 });
+        let o = BufferArg::from_raw_parts(out.clone(), m * n);
+        if strategy.gemv(m) {
+            let cubes = n.div_ceil(LANE_ROWS * GEMV_ROWS);
+            gemv_w2a8_kernel::launch_unchecked::<O>(
+                client,
+                cube_count(client, cubes, m),
+                CubeDim::new_2d(LANES as u32, LANE_ROWS as u32),
+                VECTOR,
+                BufferArg::from_raw_parts(x.words.clone(), m * units / VECTOR),
+                sums,
+                xs,
+                BufferArg::from_raw_parts(w.words.clone(), n * rw / VECTOR),
+                ws,
+                o,
+                n,
+                rw,
+                w.per_row,
+                raw,
+            );
+        } else {
+            gemm_w2a8_kernel::launch_unchecked::<O>(
+                client,
+                cube_count(client, n.div_ceil(TILE), m.div_ceil(TILE)),
+                CubeDim::new_2d(TILE_UNITS as u32, TILE_UNITS as u32),
+                xa,
+                sums,
+                xs,
+                BufferArg::from_raw_parts(w.words.clone(), n * rw),
+                ws,
+                o,
+                m,
+                n,
+                rw,
+                w.per_row,
+                raw,
+            );
+        }
+    }
+    out
+}
+
+/// `out[i, j] = (Σ_c x[i, c] · w[j, c]) · w_scale[j]` for float activations `x` (`m × k`
+/// values of `F`, row-major) into an `m × n` buffer of `F`.
+pub fn matmul_float<F: Float + CubeElement>(
+    client: &Client,
+    x: &Handle,
+    m: usize,
+    w: &DeviceMatrix,
+    strategy: Strategy,
+) -> Handle {
+    let (n, k) = (w.n, w.k);
+    let out = client.empty((m * n).max(1) * size_of::<F>());
+    if m == 0 || n == 0 {
+        return out;
+    }
+    let rw = w.row_words();
+    // SAFETY: as in `matmul_w2a8`; float activations are read below `m · k`.
+    unsafe {
+        let xa = BufferArg::from_raw_parts(x.clone(), m * k);
+        let ws = BufferArg::from_raw_parts(w.scales.clone(), if w.per_row { n } else { 1 });
+        let o = BufferArg::from_raw_parts(out.clone(), m * n);
+        if strategy.gemv(m) {
+            let cubes = n.div_ceil(LANE_ROWS * GEMV_ROWS);
+            gemv_float_kernel::launch_unchecked::<F>(
+                client,
+                cube_count(client, cubes, m),
+                CubeDim::new_2d(LANES as u32, LANE_ROWS as u32),
+                VECTOR,
+                xa,
+                BufferArg::from_raw_parts(w.words.clone(), n * rw / VECTOR),
+                ws,
+                o,
+                n,
+                k,
+                rw,
+                w.per_row,
+            );
+        } else {
+            gemm_float_kernel::launch_unchecked::<F>(
+                client,
+                cube_count(client, n.div_ceil(TILE), m.div_ceil(TILE)),
+                CubeDim::new_2d(TILE_UNITS as u32, TILE_UNITS as u32),
+                xa,
+                BufferArg::from_raw_parts(w.words.clone(), n * rw),
+                ws,
+                o,
+                m,
+                n,
+                k,
+                rw,
+                w.per_row,
+            );
+        }
+    }
+    out
+}

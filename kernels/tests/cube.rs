@@ -1,0 +1,286 @@
+//! The CubeCL kernels on wgpu (Mesa lavapipe on CPU-only machines, any Vulkan/Metal GPU
+//! elsewhere) against the CPU scalar reference, on random shapes including ragged ones.
+//!
+//! * W2A8: the raw integer sums equal the scalar kernel's bit for bit, through both the GEMV
+//!   and the GEMM kernel; the device quantizer produces the same int8 values, row sums and
+//!   scales as `QuantizedActivations`.
+//! * Float activations: within `1e-5 · Σ|x·w|` (f32) and `2e-3 · Σ|x·w|` (f16 inputs and
+//!   outputs) of the CPU result — only the order of the f32 additions differs.
+#![cfg(feature = "cube")]
+
+use cubecl::device::WgpuDeviceKind;
+use cubecl::prelude::*;
+use cubecl::server::Handle;
+use ternary_kernels::cpu::{self, Isa};
+use ternary_kernels::cube::{self as gpu, DeviceActivations, DeviceMatrix, Strategy};
+use ternary_kernels::random::XorShift;
+use ternary_kernels::{PackedI2, QuantizedActivations, Scales};
+
+fn client() -> Client {
+    cubecl::Device::wgpu(WgpuDeviceKind::DefaultDevice)
+        .expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)")
+        .client()
+}
+
+/// `(m, n, k)`: single rows and columns, k below, at and above a 128 block and above the
+/// GEMV's 2048-column staging chunk, n and m off the 32-row and 64-tile grids.
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (1, 33, 130),
+    (2, 7, 128),
+    (3, 70, 300),
+    (5, 129, 1000),
+    (8, 64, 2048),
+    (1, 40, 4100),
+    (9, 65, 257),
+    (17, 3, 33),
+    (64, 64, 256),
+    (70, 100, 777),
+    (130, 67, 2200),
+];
+
+fn scalar() -> &'static cpu::Kernel {
+    cpu::kernels()
+        .iter()
+        .find(|k| k.isa() == Isa::Scalar)
+        .expect("the scalar reference is always available")
+}
+
+fn upload_f32(client: &Client, v: &[f32]) -> Handle {
+    client.create_from_slice(bytemuck::cast_slice(v))
+}
+
+fn read_f32(client: &Client, h: Handle, len: usize) -> Vec<f32> {
+    let bytes = client.read_one_unchecked(h);
+    bytemuck::cast_slice::<u8, f32>(&bytes[..len * 4]).to_vec()
+}
+
+fn read_i32(client: &Client, h: Handle, len: usize) -> Vec<i32> {
+    let bytes = client.read_one_unchecked(h);
+    bytemuck::cast_slice::<u8, i32>(&bytes[..len * 4]).to_vec()
+}
+
+/// A random matrix with per-row or per-tensor scales, and its device copy.
+fn matrix(
+    client: &Client,
+    rng: &mut XorShift,
+    n: usize,
+    k: usize,
+    per_row: bool,
+) -> (PackedI2, DeviceMatrix) {
+    let t = rng.ternary(n * k);
+    let scales = if per_row {
+        Scales::PerRow((0..n).map(|_| rng.next_f32().abs() + 0.01).collect())
+    } else {
+        Scales::PerTensor(0.37)
+    };
+    let w = PackedI2::from_ternary(&t, n, k, scales).unwrap();
+    let scale_values: Vec<f32> = match w.scales() {
+        Scales::PerTensor(s) => vec![*s],
+        Scales::PerRow(s) => s.clone(),
+    };
+    let device = DeviceMatrix {
+        words: client.create_from_slice(w.data()),
+        scales: upload_f32(client, &scale_values),
+        n,
+        k,
+        per_row,
+    };
+    (w, device)
+}
+
+/// Activations with a few exact zeros and one all-zero row when there are several rows.
+fn activations(rng: &mut XorShift, m: usize, k: usize) -> Vec<f32> {
+    let mut x = rng.f32s(m * k);
+    for (i, v) in x.iter_mut().enumerate() {
+        if i % 11 == 3 {
+            *v = 0.0;
+        }
+    }
+    if m > 2 {
+        x[k..2 * k].fill(0.0);
+    }
+    x
+}
+
+/// The CPU's quantized activations on the device, as the GEMM kernels read them.
+fn upload_quantized(client: &Client, q: &QuantizedActivations) -> DeviceActivations {
+    DeviceActivations {
+        words: client.create_from_slice(bytemuck::cast_slice(q.data())),
+        scales: upload_f32(client, q.scales()),
+        sums: client.create_from_slice(bytemuck::cast_slice(q.sums())),
+        m: q.m(),
+        k: q.k(),
+    }
+}
+
+#[test]
+fn w2a8_integer_sums_equal_the_scalar_reference_bit_exactly() {
+    let client = client();
+    let mut rng = XorShift::new(1);
+    for &(m, n, k) in SHAPES {
+        for per_row in [true, false] {
+            let (w, dw) = matrix(&client, &mut rng, n, k, per_row);
+            let x = activations(&mut rng, m, k);
+            let q = QuantizedActivations::quantize(&x, m, k).unwrap();
+            let mut expected = vec![0i32; m * n];
+            scalar().matmul_w2a8_i32(&q, &w, &mut expected).unwrap();
+            let dq = upload_quantized(&client, &q);
+            for strategy in [Strategy::Gemv, Strategy::Gemm] {
+                let out = gpu::matmul_w2a8::<f32>(&client, &dq, &dw, strategy, true);
+                let got = read_i32(&client, out, m * n);
+                assert_eq!(
+                    got, expected,
+                    "{strategy:?} m={m} n={n} k={k} per_row={per_row}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn device_quantizer_matches_quantized_activations() {
+    let client = client();
+    let mut rng = XorShift::new(2);
+    for &(m, _, k) in SHAPES {
+        let x = activations(&mut rng, m, k);
+        let q = QuantizedActivations::quantize(&x, m, k).unwrap();
+        let dq = gpu::quantize_rows::<f32>(&client, &upload_f32(&client, &x), m, k);
+        let bytes = client.read_one_unchecked(dq.words);
+        let got: &[i8] = bytemuck::cast_slice(&bytes[..m * q.k_padded()]);
+        assert_eq!(got, q.data(), "int8 values, m={m} k={k}");
+        assert_eq!(
+            read_i32(&client, dq.sums, m),
+            q.sums(),
+            "row sums, m={m} k={k}"
+        );
+        let scales = read_f32(&client, dq.scales, m);
+        assert_eq!(
+            scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+            q.scales().iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+            "row scales, m={m} k={k}"
+        );
+    }
+}
+
+#[test]
+fn w2a8_scaled_outputs_match_the_cpu_kernel() {
+    let client = client();
+    let mut rng = XorShift::new(3);
+    for &(m, n, k) in SHAPES {
+        let (w, dw) = matrix(&client, &mut rng, n, k, true);
+        let x = activations(&mut rng, m, k);
+        let q = QuantizedActivations::quantize(&x, m, k).unwrap();
+        let mut expected = vec![0f32; m * n];
+        cpu::matmul_w2a8(&q, &w, None, &mut expected).unwrap();
+        let dq = gpu::quantize_rows::<f32>(&client, &upload_f32(&client, &x), m, k);
+        for strategy in [Strategy::Gemv, Strategy::Gemm] {
+            let out = gpu::matmul_w2a8::<f32>(&client, &dq, &dw, strategy, false);
+            let got = read_f32(&client, out, m * n);
+            for (idx, (g, e)) in got.iter().zip(&expected).enumerate() {
+                // Same integer sum, same `sum · (xs · ws)` in f32: one rounding apart at most.
+                assert!(
+                    (g - e).abs() <= 1e-6 * e.abs(),
+                    "{strategy:?} m={m} n={n} k={k} at {idx}: {g} vs {e}"
+                );
+            }
+        }
+    }
+}
+
+/// `Σ_c |x[i, c] · w[j, c]| · s_j`: the scale of the rounding error of a float dot product.
+fn magnitude(x: &[f32], w: &PackedI2, m: usize) -> Vec<f32> {
+    let (n, k) = (w.n(), w.k());
+    let t = w.to_ternary();
+    let mut out = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let s: f32 = (0..k)
+                .map(|c| (x[i * k + c] * f32::from(t[j * k + c])).abs())
+                .sum();
+            out[i * n + j] = s * ternary_kernels::PackedI2Ref::from(w).scale(j);
+        }
+    }
+    out
+}
+
+#[test]
+fn float_activations_match_the_cpu_kernel_within_tolerance() {
+    let client = client();
+    let mut rng = XorShift::new(4);
+    for &(m, n, k) in SHAPES {
+        for per_row in [true, false] {
+            let (w, dw) = matrix(&client, &mut rng, n, k, per_row);
+            let x = activations(&mut rng, m, k);
+            let mut expected = vec![0f32; m * n];
+            cpu::matmul_f32(&x, m, &w, None, &mut expected).unwrap();
+            let bound = magnitude(&x, &w, m);
+            let dx = upload_f32(&client, &x);
+            for strategy in [Strategy::Gemv, Strategy::Gemm] {
+                let out = gpu::matmul_float::<f32>(&client, &dx, m, &dw, strategy);
+                let got = read_f32(&client, out, m * n);
+                for idx in 0..m * n {
+                    assert!(
+                        (got[idx] - expected[idx]).abs() <= 1e-5 * bound[idx] + 1e-30,
+                        "{strategy:?} m={m} n={n} k={k} at {idx}: {} vs {}",
+                        got[idx],
+                        expected[idx]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn f16_activations_match_the_cpu_kernel_within_tolerance() {
+    use half::f16;
+    let client = client();
+    let mut rng = XorShift::new(5);
+    for &(m, n, k) in SHAPES {
+        let (w, dw) = matrix(&client, &mut rng, n, k, true);
+        // The CPU sees exactly the f16 values the GPU reads.
+        let xh: Vec<f16> = activations(&mut rng, m, k)
+            .into_iter()
+            .map(f16::from_f32)
+            .collect();
+        let x: Vec<f32> = xh.iter().map(|v| v.to_f32()).collect();
+        let mut expected = vec![0f32; m * n];
+        cpu::matmul_f32(&x, m, &w, None, &mut expected).unwrap();
+        let bound = magnitude(&x, &w, m);
+        let dx = client.create_from_slice(bytemuck::cast_slice(&xh));
+        for strategy in [Strategy::Gemv, Strategy::Gemm] {
+            let out = gpu::matmul_float::<f16>(&client, &dx, m, &dw, strategy);
+            let bytes = client.read_one_unchecked(out);
+            let got: &[f16] = bytemuck::cast_slice(&bytes[..m * n * 2]);
+            for idx in 0..m * n {
+                let g = got[idx].to_f32();
+                // f32 accumulation, then one f16 rounding of the result (2⁻¹¹ relative).
+                assert!(
+                    (g - expected[idx]).abs() <= 2e-3 * bound[idx] + 1e-6,
+                    "{strategy:?} m={m} n={n} k={k} at {idx}: {g} vs {}",
+                    expected[idx]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn non_finite_activations_give_nan_outputs_not_garbage() {
+    let client = client();
+    let mut rng = XorShift::new(6);
+    let (m, n, k) = (3, 10, 200);
+    let (_, dw) = matrix(&client, &mut rng, n, k, true);
+    let mut x = activations(&mut rng, m, k);
+    x[k + 5] = f32::NAN;
+    x[2 * k + 7] = f32::INFINITY;
+    let dq = gpu::quantize_rows::<f32>(&client, &upload_f32(&client, &x), m, k);
+    let out = gpu::matmul_w2a8::<f32>(&client, &dq, &dw, Strategy::Auto, false);
+    let got = read_f32(&client, out, m * n);
+    assert!(got[..n].iter().all(|v| v.is_finite()), "row 0 is clean");
+    assert!(
+        got[n..].iter().all(|v| v.is_nan()),
+        "rows 1 and 2 hold NaN/Inf: {got:?}"
+    );
+}
