@@ -1,0 +1,29 @@
+//! Generates two models from `fixtures/cnn.onnx` with the ternary overrides:
+//!
+//! * `model/cnn.rs`: `conv2d2` and `linear1` become ternary layers; `conv2d1` (the first
+//!   convolution, with the batch norm PyTorch folded into it on export) stays a stock
+//!   full-precision `Conv2d`, as BitNet keeps its input layer;
+//! * `model_f32/cnn.rs`: the filter selects nothing, so every layer is a stock Burn layer —
+//!   the same generator, checked against PyTorch's f32 outputs.
+
+use burn_onnx::ModelGen;
+use burn_ternary_onnx::{Granularity, LayerKind, Quantizer, TernaryOnnx};
+
+fn main() {
+    let onnx = "../fixtures/cnn.onnx";
+    println!("cargo:rerun-if-changed={onnx}");
+
+    let mut ternary = ModelGen::new();
+    ternary.input(onnx).out_dir("model/");
+    TernaryOnnx::new()
+        .quantizer(Quantizer::AbsMean)
+        .granularity(Granularity::PerChannel)
+        .select(|layer| !(layer.kind == LayerKind::Conv2d && layer.field == "conv2d1"))
+        .register(&mut ternary);
+    ternary.run_from_script();
+
+    let mut f32 = ModelGen::new();
+    f32.input(onnx).out_dir("model_f32/");
+    TernaryOnnx::new().select(|_| false).register(&mut f32);
+    f32.run_from_script();
+}

@@ -1,0 +1,117 @@
+//! The ONNX-imported CNN against PyTorch. Generated with every layer stock it reproduces
+//! PyTorch's f32 outputs; generated with ternary layers it reproduces PyTorch's ternarized
+//! model (absmean per output channel, `fixtures/make_fixtures.py`) both as imported (training
+//! state: straight-through fake quantization) and frozen to packed 2-bit weights. Bound: `1e-4`
+//! relative plus `1e-5` absolute per output — both sides multiply the same {−1, 0, +1}·scale
+//! weights with the same f32 activations and differ only in summation order.
+
+use burn::tensor::{Device, Tensor};
+use burn_ternary::nn::freeze;
+use onnx_cnn::{WEIGHTS, fixture_io, layers, load, load_f32, load_from, weight_bytes};
+
+fn assert_close(got: Tensor<2>, want: &[f32], what: &str) {
+    let got: Vec<f32> = got.into_data().convert::<f32>().try_into_vec().unwrap();
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-4 * w.abs() + 1e-5,
+            "{what}: output {i} is {g}, PyTorch gives {w}"
+        );
+    }
+}
+
+#[test]
+fn stock_import_reproduces_pytorch_f32() {
+    let device = Device::flex();
+    let (x, y_f32, _) = fixture_io().unwrap();
+    let model = load_f32(&device).unwrap();
+    assert_eq!(
+        layers(&model)
+            .iter()
+            .map(|(_, ty)| ty.as_str())
+            .collect::<Vec<_>>(),
+        ["Conv2d", "Conv2d", "Linear"]
+    );
+    assert_close(model.forward(Tensor::from_data(x, &device)), &y_f32, "f32");
+}
+
+#[test]
+fn ternary_import_in_training_state_matches_pytorch_ternarized() {
+    let device = Device::flex();
+    let (x, _, y_ternary) = fixture_io().unwrap();
+    let model = load(&device).unwrap();
+    assert_close(
+        model.forward(Tensor::from_data(x, &device)),
+        &y_ternary,
+        "training state",
+    );
+}
+
+#[test]
+fn generated_layers_are_ternary_where_selected() {
+    let model = load(&Device::flex()).unwrap();
+    // The build script's filter kept the first convolution stock and routed the rest.
+    let expect = [
+        ("conv2d1", "Conv2d"),
+        ("conv2d2", "TernaryConv2d"),
+        ("linear1", "TernaryLinear"),
+    ];
+    let got = layers(&model);
+    assert_eq!(
+        got.iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect::<Vec<_>>(),
+        expect
+    );
+}
+
+#[test]
+fn missing_or_corrupt_weights_are_errors_not_panics() {
+    let device = Device::flex();
+    let dir = std::env::temp_dir().join(format!("onnx-cnn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing.bpk");
+    assert!(load_from(&missing, &device).is_err());
+    let bytes = std::fs::read(WEIGHTS).unwrap();
+    for cut in [0, 7, bytes.len() / 2, bytes.len() - 1] {
+        let truncated = dir.join("truncated.bpk");
+        std::fs::write(&truncated, &bytes[..cut]).unwrap();
+        let err = load_from(&truncated, &device).err();
+        assert!(err.is_some(), "a file cut at {cut} bytes loaded");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn frozen_model_matches_pytorch_ternarized_reference() {
+    let device = Device::flex();
+    let (x, _, y_ternary) = fixture_io().unwrap();
+    let model = load(&device).unwrap();
+    let before = weight_bytes(&model);
+    let packed = freeze(model).unwrap();
+    assert_close(
+        packed.forward(Tensor::from_data(x, &device)),
+        &y_ternary,
+        "ternary",
+    );
+    // conv2d2 (1152 weights) and linear1 (2560) go from 4 bytes to 2 bits per weight.
+    let after = weight_bytes(&packed);
+    assert!(
+        after * 5 < before,
+        "packed storage {after} B is not much smaller than {before} B"
+    );
+}
+
+#[test]
+fn frozen_model_runs_on_wgpu_like_on_flex() {
+    use burn::module::Module;
+    let cpu = Device::flex();
+    let (x, _, y_ternary) = fixture_io().unwrap();
+    let packed = freeze(load(&cpu).unwrap()).unwrap();
+    let gpu = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    let y = packed
+        .to_device(&gpu)
+        .forward(Tensor::from_data(x, &gpu))
+        .to_device(&cpu);
+    assert_close(y, &y_ternary, "ternary on wgpu");
+}
