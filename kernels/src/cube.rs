@@ -170,6 +170,35 @@ fn store_w2a8<O: Float>(
     }
 }
 
+/// The scale of weight row `j`.
+#[cube]
+fn row_scale(ws: &[f32], j: usize, #[comptime] per_channel: bool) -> f32 {
+    let mut s = ws[0usize];
+    if per_channel {
+        s = ws[j];
+    }
+    s
+}
+
+/// GEMV epilogue: the sum over the 32 lanes of lane row `ly` of their `acc[r]`, returned to
+/// lane `r` for `r < GEMV_ROWS` (other lanes get zero). Every unit of the cube must call it.
+#[cube]
+fn lane_totals<T: Numeric>(acc: &Array<T>, lane: usize, ly: usize) -> T {
+    let mut red = Shared::<[T]>::new_slice(LANES * LANE_ROWS * GEMV_ROWS);
+    #[unroll]
+    for r in 0..GEMV_ROWS {
+        red[(ly * LANES + lane) * GEMV_ROWS + r] = acc[r];
+    }
+    sync_cube();
+    let mut total = T::from_int(0);
+    if lane < GEMV_ROWS {
+        for l in 0..LANES {
+            total += red[(ly * LANES + l) * GEMV_ROWS + lane];
+        }
+    }
+    total
+}
+
 /// W2A8 GEMV: cube `(bx, i)` computes activation row `i` against weight rows
 /// `bx·32 .. bx·32+32` (8 rows of 32 lanes, 4 weight rows per lane row).
 #[cube(launch_unchecked)]
@@ -242,25 +271,11 @@ pub fn gemv_w2a8_kernel<O: Float, N: Size>(
         b0 += CHUNK_BLOCKS;
     }
 
-    let mut red = Shared::<[i32]>::new_slice(LANES * LANE_ROWS * GEMV_ROWS);
-    #[unroll]
-    for r in 0..GEMV_ROWS {
-        red[(ly * LANES + lane) * GEMV_ROWS + r] = acc[r];
-    }
-    sync_cube();
-    if lane < GEMV_ROWS {
-        let j = row0 + lane;
-        if j < n_rows {
-            let mut total = 0i32;
-            for l in 0..LANES {
-                total += red[(ly * LANES + l) * GEMV_ROWS + lane];
-            }
-            let mut wsj = ws[0usize];
-            if per_channel {
-                wsj = ws[j];
-            }
-            store_w2a8::<O>(out, i * n_rows + j, total, sums[i], xs[i], wsj, raw);
-        }
+    let total = lane_totals::<i32>(&acc, lane, ly);
+    let j = row0 + lane;
+    if lane < GEMV_ROWS && j < n_rows {
+        let wsj = row_scale(ws, j, per_channel);
+        store_w2a8::<O>(out, i * n_rows + j, total, sums[i], xs[i], wsj, raw);
     }
 }
 
@@ -338,25 +353,10 @@ pub fn gemv_float_kernel<F: Float, N: Size>(
         b0 += CHUNK_BLOCKS;
     }
 
-    let mut red = Shared::<[f32]>::new_slice(LANES * LANE_ROWS * GEMV_ROWS);
-    #[unroll]
-    for r in 0..GEMV_ROWS {
-        red[(ly * LANES + lane) * GEMV_ROWS + r] = acc[r];
-    }
-    sync_cube();
-    if lane < GEMV_ROWS {
-        let j = row0 + lane;
-        if j < n_rows {
-            let mut total = 0.0f32;
-            for l in 0..LANES {
-                total += red[(ly * LANES + l) * GEMV_ROWS + lane];
-            }
-            let mut wsj = ws[0usize];
-            if per_channel {
-                wsj = ws[j];
-            }
-            out[i * n_rows + j] = F::cast_from(total * wsj);
-        }
+    let total = lane_totals::<f32>(&acc, lane, ly);
+    let j = row0 + lane;
+    if lane < GEMV_ROWS && j < n_rows {
+        out[i * n_rows + j] = F::cast_from(total * row_scale(ws, j, per_channel));
     }
 }
 
@@ -459,10 +459,7 @@ pub fn gemm_w2a8_kernel<O: Float>(
         for b in 0..4usize {
             let j = n0 + tx + TILE_UNITS * b;
             if i < m && j < n {
-                let mut wsj = ws[0usize];
-                if per_channel {
-                    wsj = ws[j];
-                }
+                let wsj = row_scale(ws, j, per_channel);
                 store_w2a8::<O>(out, i * n + j, acc[a * 4 + b], sums[i], xs[i], wsj, raw);
             }
         }
@@ -545,11 +542,7 @@ pub fn gemm_float_kernel<F: Float>(
         for b in 0..4usize {
             let j = n0 + tx + TILE_UNITS * b;
             if i < m && j < n {
-                let mut wsj = ws[0usize];
-                if per_channel {
-                    wsj = ws[j];
-                }
-                out[i * n + j] = F::cast_from(acc[a * 4 + b] * wsj);
+                out[i * n + j] = F::cast_from(acc[a * 4 + b] * row_scale(ws, j, per_channel));
             }
         }
     }

@@ -236,6 +236,23 @@ impl Settings {
     }
 }
 
+/// The concrete node inside an override's target type (burn-onnx hands each override only
+/// nodes of the type it registered for; anything else is an error, not a panic).
+macro_rules! expect_node {
+    ($node:expr, $variant:ident) => {
+        match $node {
+            Node::$variant(n) => n,
+            other => {
+                return Err(codegen_error(format!(
+                    "{}: not a {} node",
+                    other.name(),
+                    stringify!($variant)
+                )));
+            }
+        }
+    };
+}
+
 fn codegen_error(message: String) -> ProcessError {
     ProcessError::Custom(message)
 }
@@ -377,9 +394,7 @@ impl OpOverride for LinearOverride {
     }
 
     fn field(&self, node: &Node) -> Result<Option<Field>, ProcessError> {
-        let Node::Linear(node) = node else {
-            return Err(codegen_error(format!("{}: not a Linear node", node.name())));
-        };
+        let node = expect_node!(node, Linear);
         let bias = node.inputs.get(2).is_some_and(|b| !b.is_optional());
         let dims = Self::dims(node)?;
         Ok(Some(linear_field(
@@ -392,9 +407,7 @@ impl OpOverride for LinearOverride {
     }
 
     fn collect_tensors(&self, node: &Node, field: &str) -> Result<Vec<PackTensor>, ProcessError> {
-        let Node::Linear(node) = node else {
-            return Err(codegen_error(format!("{}: not a Linear node", node.name())));
-        };
+        let node = expect_node!(node, Linear);
         let weight = &node.inputs[1];
         let path = format!("{field}.weight");
         let mut tensors = vec![if node.config.transpose_weight {
@@ -417,9 +430,7 @@ impl OpOverride for LinearOverride {
         node: &Node,
         ctx: &mut CodegenContext<'_, '_>,
     ) -> Result<TokenStream, ProcessError> {
-        let Node::Linear(node) = node else {
-            return Err(codegen_error(format!("{}: not a Linear node", node.name())));
-        };
+        let node = expect_node!(node, Linear);
         Ok(forward_field(&node.name, &node.inputs, &node.outputs, ctx))
     }
 }
@@ -443,17 +454,13 @@ impl OpOverride for MatMulOverride {
     }
 
     fn field(&self, node: &Node) -> Result<Option<Field>, ProcessError> {
-        let Node::MatMul(node) = node else {
-            return Err(codegen_error(format!("{}: not a MatMul node", node.name())));
-        };
+        let node = expect_node!(node, MatMul);
         Ok(Self::weight_dims(node)
             .map(|dims| linear_field(&self.0, &node.name, &node.inputs[1], dims, false)))
     }
 
     fn collect_tensors(&self, node: &Node, field: &str) -> Result<Vec<PackTensor>, ProcessError> {
-        let Node::MatMul(node) = node else {
-            return Err(codegen_error(format!("{}: not a MatMul node", node.name())));
-        };
+        let node = expect_node!(node, MatMul);
         let Some([d_input, _]) = Self::weight_dims(node) else {
             return Ok(vec![]);
         };
@@ -470,9 +477,7 @@ impl OpOverride for MatMulOverride {
         node: &Node,
         ctx: &mut CodegenContext<'_, '_>,
     ) -> Result<TokenStream, ProcessError> {
-        let Node::MatMul(node) = node else {
-            return Err(codegen_error(format!("{}: not a MatMul node", node.name())));
-        };
+        let node = expect_node!(node, MatMul);
         if Self::weight_dims(node).is_some() {
             return Ok(forward_field(&node.name, &node.inputs, &node.outputs, ctx));
         }
@@ -559,9 +564,7 @@ impl OpOverride for ConvOverride {
     }
 
     fn field(&self, node: &Node) -> Result<Option<Field>, ProcessError> {
-        let Node::Conv2d(node) = node else {
-            return Err(codegen_error(format!("{}: not a Conv2d node", node.name())));
-        };
+        let node = expect_node!(node, Conv2d);
         let g = ConvGeometry::of(node)?;
         let ident = field_ident(&node.name);
         let (c_in, c_out, groups, bias) = (g.c_in, g.c_out, g.groups, g.bias);
@@ -613,9 +616,7 @@ impl OpOverride for ConvOverride {
     }
 
     fn collect_tensors(&self, node: &Node, field: &str) -> Result<Vec<PackTensor>, ProcessError> {
-        let Node::Conv2d(node) = node else {
-            return Err(codegen_error(format!("{}: not a Conv2d node", node.name())));
-        };
+        let node = expect_node!(node, Conv2d);
         let g = ConvGeometry::of(node)?;
         let weight = &node.inputs[1];
         let mut tensors = vec![deferred(weight, format!("{field}.weight"))?];
@@ -634,9 +635,7 @@ impl OpOverride for ConvOverride {
         node: &Node,
         ctx: &mut CodegenContext<'_, '_>,
     ) -> Result<TokenStream, ProcessError> {
-        let Node::Conv2d(node) = node else {
-            return Err(codegen_error(format!("{}: not a Conv2d node", node.name())));
-        };
+        let node = expect_node!(node, Conv2d);
         ConvGeometry::of(node)?;
         Ok(forward_field(&node.name, &node.inputs, &node.outputs, ctx))
     }
