@@ -4,7 +4,10 @@
 //!   convolution, with the batch norm PyTorch folded into it on export) stays a stock
 //!   full-precision `Conv2d`, as BitNet keeps its input layer;
 //! * `model_f32/cnn.rs`: the filter selects nothing, so every layer is a stock Burn layer —
-//!   the same generator, checked against PyTorch's f32 outputs.
+//!   the same generator, checked against PyTorch's f32 outputs;
+//! * `model_seq/seq.rs` and `model_seq_f32/seq.rs` from `fixtures/seq.onnx`: linear layers on a
+//!   3-D input, exported as `MatMul` + `Add` and a bare `MatMul` with `[in, out]` weights (onnx-ir
+//!   makes both `Linear` nodes, untransposed) — the path `cnn.onnx` (a `Gemm`) does not take.
 
 use burn_onnx::ModelGen;
 use burn_ternary_onnx::{Granularity, LayerKind, Quantizer, TernaryOnnx};
@@ -26,4 +29,15 @@ fn main() {
     f32.input(onnx).out_dir("model_f32/");
     TernaryOnnx::new().select(|_| false).register(&mut f32);
     f32.run_from_script();
+
+    let seq = "../fixtures/seq.onnx";
+    println!("cargo:rerun-if-changed={seq}");
+    for (dir, ternary) in [("model_seq/", true), ("model_seq_f32/", false)] {
+        let mut model_gen = ModelGen::new();
+        model_gen.input(seq).out_dir(dir);
+        TernaryOnnx::new()
+            .select(move |_| ternary)
+            .register(&mut model_gen);
+        model_gen.run_from_script();
+    }
 }

@@ -23,11 +23,28 @@ pub mod cnn_f32 {
     include!(concat!(env!("OUT_DIR"), "/model_f32/cnn.rs"));
 }
 
+/// `fixtures/seq.onnx` (linear layers on a 3-D input) with ternary layers.
+#[allow(clippy::all, missing_docs, unused)]
+pub mod seq {
+    include!(concat!(env!("OUT_DIR"), "/model_seq/seq.rs"));
+}
+
+/// `fixtures/seq.onnx` with every layer stock.
+#[allow(clippy::all, missing_docs, unused)]
+pub mod seq_f32 {
+    include!(concat!(env!("OUT_DIR"), "/model_seq_f32/seq.rs"));
+}
+
 pub use cnn::Model;
 
 /// The repository's `fixtures/` directory.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+/// A file the build script wrote, e.g. `generated("model_seq/seq.bpk")`.
+pub fn generated(path: &str) -> PathBuf {
+    Path::new(env!("OUT_DIR")).join(path)
 }
 
 /// The weights the build script converted from the ONNX file.
@@ -37,7 +54,11 @@ pub const WEIGHTS: &str = concat!(env!("OUT_DIR"), "/model/cnn.bpk");
 /// script). Unlike the generated `Model::from_file`, a missing or corrupt file is an error,
 /// not a panic.
 pub fn load_from(path: impl AsRef<Path>, device: &Device) -> Result<Model, Box<dyn Error>> {
-    let mut model = Model::new(device);
+    load_into(Model::new(device), path)
+}
+
+/// Loads a `.bpk` into a freshly built generated model, returning the store's error.
+pub fn load_into<M: Module>(mut model: M, path: impl AsRef<Path>) -> Result<M, Box<dyn Error>> {
     let mut store = BurnpackStore::from_file(path.as_ref());
     model
         .load_from(&mut store)
@@ -53,11 +74,24 @@ pub fn load(device: &Device) -> Result<Model, Box<dyn Error>> {
 /// The all-stock f32 model on `device`.
 pub fn load_f32(device: &Device) -> Result<cnn_f32::Model, Box<dyn Error>> {
     let path = concat!(env!("OUT_DIR"), "/model_f32/cnn.bpk");
-    let mut model = cnn_f32::Model::new(device);
-    model
-        .load_from(&mut BurnpackStore::from_file(path))
-        .map_err(|e| format!("{path}: {e}"))?;
-    Ok(model)
+    load_into(cnn_f32::Model::new(device), path)
+}
+
+/// A fixture's input `x` and PyTorch's outputs `y_f32`, `y_ternary` (`<name>_io.safetensors`).
+pub fn io(name: &str) -> Result<FixtureIo, Box<dyn Error>> {
+    let file = format!("{name}_io.safetensors");
+    let t = read_tensors(&fixtures().join(&file), &ImportOptions::new())?;
+    let get = |k: &str| -> Result<TensorData, Box<dyn Error>> {
+        Ok(t.get(k)
+            .ok_or_else(|| format!("{file} has no {k}"))?
+            .clone())
+    };
+    let vec = |k: &str| -> Result<Vec<f32>, Box<dyn Error>> {
+        get(k)?
+            .try_into_vec::<f32>()
+            .map_err(|e| format!("{k}: {e:?}").into())
+    };
+    Ok((get("x")?, vec("y_f32")?, vec("y_ternary")?))
 }
 
 /// `(field, module type)` of every layer of a model, e.g. `("conv2d2", "TernaryConv2d")`.
@@ -96,23 +130,9 @@ pub fn layers<M: Module>(module: &M) -> Vec<(String, String)> {
 /// PyTorch's input `x`, f32 outputs and ternarized-model outputs.
 pub type FixtureIo = (TensorData, Vec<f32>, Vec<f32>);
 
-/// PyTorch's input `x` `[2, 1, 8, 8]` and outputs `y_f32`, `y_ternary` `[2, 10]`.
+/// PyTorch's input `x` `[2, 1, 8, 8]` and outputs `y_f32`, `y_ternary` `[2, 10]` of the CNN.
 pub fn fixture_io() -> Result<FixtureIo, Box<dyn Error>> {
-    let t = read_tensors(
-        &fixtures().join("cnn_io.safetensors"),
-        &ImportOptions::new(),
-    )?;
-    let get = |k: &str| -> Result<TensorData, Box<dyn Error>> {
-        Ok(t.get(k)
-            .ok_or_else(|| format!("cnn_io.safetensors has no {k}"))?
-            .clone())
-    };
-    let vec = |k: &str| -> Result<Vec<f32>, Box<dyn Error>> {
-        get(k)?
-            .try_into_vec::<f32>()
-            .map_err(|e| format!("{k}: {e:?}").into())
-    };
-    Ok((get("x")?, vec("y_f32")?, vec("y_ternary")?))
+    io("cnn")
 }
 
 /// Bytes of every parameter a module stores (float params at their dtype's width, the packed

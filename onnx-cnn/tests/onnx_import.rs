@@ -7,7 +7,10 @@
 
 use burn::tensor::{Device, Tensor};
 use burn_ternary::nn::freeze;
-use onnx_cnn::{WEIGHTS, fixture_io, layers, load, load_f32, load_from, weight_bytes};
+use onnx_cnn::{
+    WEIGHTS, fixture_io, generated, io, layers, load, load_f32, load_from, load_into, seq, seq_f32,
+    weight_bytes,
+};
 
 fn assert_close(got: Tensor<2>, want: &[f32], what: &str) {
     let got: Vec<f32> = got.into_data().convert::<f32>().try_into_vec().unwrap();
@@ -114,4 +117,39 @@ fn frozen_model_runs_on_wgpu_like_on_flex() {
         .forward(Tensor::from_data(x, &gpu))
         .to_device(&cpu);
     assert_close(y, &y_ternary, "ternary on wgpu");
+}
+
+/// `MatMul` + `Add` and a bare `MatMul` with constant `[in, out]` weights on a 3-D input: onnx-ir
+/// makes both `Linear` nodes that need no transpose, the path a `Gemm` does not take.
+#[test]
+fn matmul_layers_on_3d_input_match_pytorch() {
+    let device = Device::flex();
+    let (x, y_f32, y_ternary) = io("seq").unwrap();
+    let x = Tensor::<3>::from_data(x, &device);
+    let flat = |y: Tensor<3>| {
+        let [a, b, c] = y.dims();
+        y.reshape([a * b, c])
+    };
+
+    let stock = load_into(
+        seq_f32::Model::new(&device),
+        generated("model_seq_f32/seq.bpk"),
+    )
+    .unwrap();
+    assert!(layers(&stock).iter().all(|(_, ty)| ty == "Linear"));
+    assert_close(flat(stock.forward(x.clone())), &y_f32, "seq f32");
+
+    let ternary = load_into(seq::Model::new(&device), generated("model_seq/seq.bpk")).unwrap();
+    assert!(
+        layers(&ternary).iter().all(|(_, ty)| ty == "TernaryLinear"),
+        "{:?}",
+        layers(&ternary)
+    );
+    assert_close(
+        flat(ternary.forward(x.clone())),
+        &y_ternary,
+        "seq training state",
+    );
+    let packed = freeze(ternary).unwrap();
+    assert_close(flat(packed.forward(x)), &y_ternary, "seq frozen");
 }

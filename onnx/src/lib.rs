@@ -6,9 +6,13 @@
 //!
 //! | ONNX | burn-onnx node | generated field |
 //! |------|----------------|-----------------|
-//! | `Gemm` (`transB = 1`), `MatMul` + `Add` with a constant weight | `Linear` | `TernaryLinear` |
-//! | `MatMul` with a constant rank-2 weight | `MatMul` | `TernaryLinear` without bias |
+//! | `Gemm` (`transB = 1`) | `Linear` | `TernaryLinear` |
+//! | `MatMul` with a constant 2-D weight, with or without a following `Add` of a bias | `Linear` | `TernaryLinear` |
 //! | `Conv` with a 4-D constant weight | `Conv2d` | `TernaryConv2d` |
+//!
+//! onnx-ir itself turns `Gemm` and `MatMul` with a constant weight into its `Linear` node, so one
+//! override covers both; a `MatMul` of two runtime tensors (attention scores, say) keeps
+//! burn-onnx's own code.
 //!
 //! The generated layers are in the training state with the ONNX weights as latent weights:
 //! the model reproduces the ONNX model's float outputs as soon as it is loaded, can be
@@ -156,7 +160,7 @@ impl TernaryOnnx {
         self
     }
 
-    /// Registers the `Linear`, `MatMul` and `Conv2d` overrides on `model_gen`.
+    /// Registers the `Linear` and `Conv2d` overrides on `model_gen`.
     ///
     /// # Panics
     ///
@@ -165,7 +169,6 @@ impl TernaryOnnx {
     pub fn register(self, model_gen: &mut ModelGen) -> &mut ModelGen {
         model_gen
             .register_op_override(LinearOverride(self.settings.clone()))
-            .register_op_override(MatMulOverride(self.settings.clone()))
             .register_op_override(ConvOverride(self.settings))
     }
 }
@@ -432,74 +435,6 @@ impl OpOverride for LinearOverride {
     ) -> Result<TokenStream, ProcessError> {
         let node = expect_node!(node, Linear);
         Ok(forward_field(&node.name, &node.inputs, &node.outputs, ctx))
-    }
-}
-
-struct MatMulOverride(Settings);
-
-impl MatMulOverride {
-    /// `[d_input, d_output]` of a MatMul whose right operand is a constant matrix.
-    fn weight_dims(node: &onnx_ir::matmul::MatMulNode) -> Option<[usize; 2]> {
-        let shape = constant_weight(&node.inputs)?.ty.static_shape_known()?;
-        match shape[..] {
-            [k, n] => Some([k, n]),
-            _ => None,
-        }
-    }
-}
-
-impl OpOverride for MatMulOverride {
-    fn target(&self) -> NodeType {
-        NodeType::MatMul
-    }
-
-    fn field(&self, node: &Node) -> Result<Option<Field>, ProcessError> {
-        let node = expect_node!(node, MatMul);
-        Ok(Self::weight_dims(node)
-            .map(|dims| linear_field(&self.0, &node.name, &node.inputs[1], dims, false)))
-    }
-
-    fn collect_tensors(&self, node: &Node, field: &str) -> Result<Vec<PackTensor>, ProcessError> {
-        let node = expect_node!(node, MatMul);
-        let Some([d_input, _]) = Self::weight_dims(node) else {
-            return Ok(vec![]);
-        };
-        let weight = &node.inputs[1];
-        let mut tensors = vec![deferred(weight, format!("{field}.weight"))?];
-        if self.0.selected(&node.name, weight, LayerKind::Linear) {
-            tensors.extend(self.0.state_tensors(field, d_input)?);
-        }
-        Ok(tensors)
-    }
-
-    fn forward(
-        &self,
-        node: &Node,
-        ctx: &mut CodegenContext<'_, '_>,
-    ) -> Result<TokenStream, ProcessError> {
-        let node = expect_node!(node, MatMul);
-        if Self::weight_dims(node).is_some() {
-            return Ok(forward_field(&node.name, &node.inputs, &node.outputs, ctx));
-        }
-        // Two runtime operands: a plain matmul, for the equal-rank case burn's `matmul`
-        // covers. Broadcasting between ranks is left to the stock importer.
-        let rank = |a: &Argument| match &a.ty {
-            burn_onnx::ext::ArgType::Tensor(t) => Some(t.rank),
-            _ => None,
-        };
-        match (rank(&node.inputs[0]), rank(&node.inputs[1])) {
-            (Some(a), Some(b)) if a == b && a >= 2 => {
-                let lhs = ctx.arg(&node.inputs[0]);
-                let rhs = ctx.arg(&node.inputs[1]);
-                let output = arg_to_ident(&node.outputs[0]);
-                Ok(quote! { let #output = #lhs.matmul(#rhs); })
-            }
-            (a, b) => Err(codegen_error(format!(
-                "{}: MatMul of two runtime tensors of ranks {a:?} and {b:?}: the ternary \
-                 override handles constant weights and equal-rank products only",
-                node.name
-            ))),
-        }
     }
 }
 
