@@ -71,10 +71,16 @@ pub fn quantize_rows_kernel<F: Float>(
     q: &mut [i32],
     scales: &mut [f32],
     sums: &mut [i32],
+    m: usize,
     k: usize,
     row_units: usize,
 ) {
-    let row = CUBE_POS_X as usize;
+    // A 2-D grid of cubes, one per row: more rows than one grid dimension allows still fit.
+    let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    if row >= m {
+        // Uniform across the cube, so no unit is left waiting at a barrier.
+        terminate!();
+    }
     let t = UNIT_POS as usize;
     let mut amax = 0.0f32;
     let mut bad = 0u32;
@@ -635,12 +641,13 @@ pub fn quantize_rows<F: Float + CubeElement>(
         unsafe {
             quantize_rows_kernel::launch_unchecked::<F>(
                 client,
-                CubeCount::Static(m as u32, 1, 1),
+                rows_grid(client, m),
                 CubeDim::new_1d(QUANT_UNITS as u32),
                 BufferArg::from_raw_parts(x.clone(), m * k),
                 BufferArg::from_raw_parts(words.clone(), m * row_units),
                 BufferArg::from_raw_parts(scales.clone(), m),
                 BufferArg::from_raw_parts(sums.clone(), m),
+                m,
                 k,
                 row_units,
             );
@@ -653,6 +660,13 @@ pub fn quantize_rows<F: Float + CubeElement>(
         m,
         k,
     }
+}
+
+/// At least `rows` cubes on a 2-D grid within the device's per-dimension limit.
+fn rows_grid(client: &Client, rows: usize) -> CubeCount {
+    let max_x = client.properties().hardware.max_cube_count.0 as usize;
+    let x = rows.min(max_x);
+    cube_count(client, x, rows.div_ceil(x))
 }
 
 fn cube_count(client: &Client, x: usize, y: usize) -> CubeCount {

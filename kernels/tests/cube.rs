@@ -267,6 +267,19 @@ fn f16_activations_match_the_cpu_kernel_within_tolerance() {
 }
 
 #[test]
+fn quantizer_covers_more_rows_than_one_grid_dimension() {
+    let client = client();
+    let max_x = client.properties().hardware.max_cube_count.0 as usize;
+    // Past the grid's first dimension (65 535 on most devices): rows wrap onto a second one.
+    let (m, k) = (max_x + 3, 8);
+    let mut rng = XorShift::new(7);
+    let x = rng.f32s(m * k);
+    let q = QuantizedActivations::quantize(&x, m, k).unwrap();
+    let dq = gpu::quantize_rows::<f32>(&client, &upload_f32(&client, &x), m, k);
+    assert_eq!(read_i32(&client, dq.sums, m), q.sums());
+}
+
+#[test]
 fn non_finite_activations_give_nan_outputs_not_garbage() {
     let client = client();
     let mut rng = XorShift::new(6);

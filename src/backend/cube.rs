@@ -20,7 +20,7 @@ fn prepare(t: CubeTensor, dtype: DType) -> CubeTensor {
 
 /// The packed matrix as kernel arguments; panics with the values on a shape contract breach,
 /// as Burn's own ops do.
-fn device_matrix(packed: CubeTensor, scales: CubeTensor, k: usize) -> (DeviceMatrix, CubeTensor) {
+fn device_matrix(packed: CubeTensor, scales: CubeTensor, k: usize) -> DeviceMatrix {
     let (ps, ss) = (packed.shape(), scales.shape());
     let n = ps[0];
     let words = gpu::row_words(k);
@@ -39,15 +39,14 @@ fn device_matrix(packed: CubeTensor, scales: CubeTensor, k: usize) -> (DeviceMat
         _ => prepare(packed, DType::I32),
     };
     let scales = prepare(scales, DType::F32);
-    let matrix = DeviceMatrix {
-        words: packed.handle.clone(),
-        scales: scales.handle.clone(),
+    // The handles are reference-counted: the buffers live as long as the matrix does.
+    DeviceMatrix {
+        words: packed.handle,
+        scales: scales.handle,
         n,
         k,
         per_row: n_scales == n && n > 1,
-    };
-    // The scales tensor is returned so its buffer outlives the launch.
-    (matrix, scales)
+    }
 }
 
 impl TernaryBackend for CubeBackend {
@@ -71,7 +70,7 @@ impl TernaryBackend for CubeBackend {
             _ => DType::F32,
         };
         let x = prepare(x, dtype);
-        let (w, _scales) = device_matrix(packed, scales, k);
+        let w = device_matrix(packed, scales, k);
         let n = w.n;
         let client = x.client.clone();
         let handle = match (int8_activations, dtype) {
