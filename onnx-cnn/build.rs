@@ -5,6 +5,7 @@
 //!   full-precision `Conv2d`, as BitNet keeps its input layer;
 //! * `model_f32/cnn.rs`: the filter selects nothing, so every layer is a stock Burn layer —
 //!   the same generator, checked against PyTorch's f32 outputs;
+//! * `model_twn/cnn.rs`: every layer ternary with TWN, per-tensor scales, int8 activations;
 //! * `model_seq/seq.rs` and `model_seq_f32/seq.rs` from `fixtures/seq.onnx`: linear layers on a
 //!   3-D input, exported as `MatMul` + `Add` and a bare `MatMul` with `[in, out]` weights (onnx-ir
 //!   makes both `Linear` nodes, untransposed) — the path `cnn.onnx` (a `Gemm`) does not take.
@@ -29,6 +30,17 @@ fn main() {
     f32.input(onnx).out_dir("model_f32/");
     TernaryOnnx::new().select(|_| false).register(&mut f32);
     f32.run_from_script();
+
+    // The other settings: the training-state forward (from the generated config) and the frozen
+    // one (from the scheme codes written into the .bpk) must agree.
+    let mut twn = ModelGen::new();
+    twn.input(onnx).out_dir("model_twn/");
+    TernaryOnnx::new()
+        .quantizer(Quantizer::Twn)
+        .granularity(Granularity::PerTensor)
+        .int8_activations(true)
+        .register(&mut twn);
+    twn.run_from_script();
 
     let seq = "../fixtures/seq.onnx";
     println!("cargo:rerun-if-changed={seq}");

@@ -23,6 +23,12 @@ pub mod cnn_f32 {
     include!(concat!(env!("OUT_DIR"), "/model_f32/cnn.rs"));
 }
 
+/// `fixtures/cnn.onnx` with every layer ternary: TWN, per-tensor scales, int8 activations.
+#[allow(clippy::all, missing_docs, unused)]
+pub mod cnn_twn {
+    include!(concat!(env!("OUT_DIR"), "/model_twn/cnn.rs"));
+}
+
 /// `fixtures/seq.onnx` (linear layers on a 3-D input) with ternary layers.
 #[allow(clippy::all, missing_docs, unused)]
 pub mod seq {

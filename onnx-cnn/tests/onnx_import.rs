@@ -8,8 +8,8 @@
 use burn::tensor::{Device, Tensor};
 use burn_ternary::nn::freeze;
 use onnx_cnn::{
-    WEIGHTS, fixture_io, generated, io, layers, load, load_f32, load_from, load_into, seq, seq_f32,
-    weight_bytes,
+    WEIGHTS, cnn_twn, fixture_io, generated, io, layers, load, load_f32, load_from, load_into, seq,
+    seq_f32, weight_bytes,
 };
 
 fn assert_close(got: Tensor<2>, want: &[f32], what: &str) {
@@ -152,4 +152,27 @@ fn matmul_layers_on_3d_input_match_pytorch() {
     );
     let packed = freeze(ternary).unwrap();
     assert_close(flat(packed.forward(x)), &y_ternary, "seq frozen");
+}
+
+/// Quantizer, granularity and activation mode reach both halves of a generated layer: the
+/// config its training forward uses and the scheme codes in the `.bpk` that `freeze` packs by.
+/// Any mismatch (TWN vs absmean, per-tensor vs per-channel) would change the frozen outputs.
+#[test]
+fn other_settings_agree_between_training_state_and_frozen() {
+    let device = Device::flex();
+    let (x, _, _) = fixture_io().unwrap();
+    let model = load_into(cnn_twn::Model::new(&device), generated("model_twn/cnn.bpk")).unwrap();
+    assert!(
+        layers(&model)
+            .iter()
+            .all(|(_, ty)| ty.starts_with("Ternary"))
+    );
+    let x = Tensor::<4>::from_data(x, &device);
+    let trained: Vec<f32> = model.forward(x.clone()).into_data().try_into_vec().unwrap();
+    let frozen = freeze(model).unwrap().forward(x);
+    assert_close(
+        frozen,
+        &trained,
+        "TWN per-tensor W2A8 frozen vs training state",
+    );
 }
