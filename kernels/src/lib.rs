@@ -11,6 +11,9 @@
 //! * **Kernels** ([`cpu`]): `y = x · Wᵀ` in W2A8 mode (int8 activations, exact integer sums)
 //!   or exact-f32 mode, with a scalar reference and AVX2 / AVX-512 (VNNI) implementations,
 //!   chosen at run time and threaded with rayon.
+//! * **GPU kernels** (`cube`, feature `cube`): the same products in CubeCL — an int8 row
+//!   quantizer, GEMV and tiled GEMM in W2A8 and float modes — for any cubecl runtime, reading
+//!   the packed words in place.
 //!
 //! ```
 //! use ternary_kernels::{Granularity, Method, PackedI2, QuantizedActivations, cpu};
