@@ -213,14 +213,19 @@ struct TernaryMlp {
     head: Linear,
 }
 
+/// The MLP fixture with its two hidden layers ternary (training state).
+fn ternary_mlp(device: &Device) -> TernaryMlp {
+    TernaryMlp {
+        fc1: TernaryLinearConfig::new(32, 64).init(device),
+        fc2: TernaryLinearConfig::new(64, 16).init(device),
+        head: LinearConfig::new(16, 10).init(device),
+    }
+}
+
 #[test]
 fn non_ternary_values_and_bad_scales_in_a_ternary_checkpoint_are_errors() {
     let device = Device::flex();
-    let model = TernaryMlp {
-        fc1: TernaryLinearConfig::new(32, 64).init(&device),
-        fc2: TernaryLinearConfig::new(64, 16).init(&device),
-        head: LinearConfig::new(16, 10).init(&device),
-    };
+    let model = ternary_mlp(&device);
     let t = burn_ternary::import::read_tensors(
         &fixture("mlp_bitnet.safetensors"),
         &ImportOptions::new(),
@@ -368,11 +373,7 @@ fn corrupt_packed_files_are_errors_and_convert_leaves_no_partial_output() {
 #[test]
 fn quantize_on_load_checks_ternary_layer_shapes_itself() {
     let device = Device::flex();
-    let model = TernaryMlp {
-        fc1: TernaryLinearConfig::new(32, 64).init(&device),
-        fc2: TernaryLinearConfig::new(64, 16).init(&device),
-        head: LinearConfig::new(16, 10).init(&device),
-    };
+    let model = ternary_mlp(&device);
     // fc1.weight stored as [in, out] (Burn's layout) instead of PyTorch's [out, in].
     let path = scratch("ternary-shape.safetensors");
     write_edited(&path, |t| {

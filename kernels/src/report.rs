@@ -101,6 +101,16 @@ struct Row {
 }
 
 impl Row {
+    /// Ours over the baseline, when there is one.
+    fn speedup(&self) -> Option<f64> {
+        self.baseline_gmacs.map(|b| self.gmacs / b)
+    }
+
+    /// Percent of the measured read bandwidth, when it was measured.
+    fn pct_of_read_bw(&self) -> Option<f64> {
+        self.read_gbs.map(|r| 100.0 * self.gbs / r)
+    }
+
     fn json(&self) -> String {
         let opt = |v: Option<f64>| v.map_or("null".into(), |v| format!("{v:.3}"));
         format!(
@@ -117,22 +127,20 @@ impl Row {
             self.seconds,
             self.gmacs,
             opt(self.baseline_gmacs),
-            opt(self.baseline_gmacs.map(|b| self.gmacs / b)),
+            opt(self.speedup()),
             self.weight_bytes,
             self.gbs,
             opt(self.read_gbs),
-            opt(self.read_gbs.map(|r| 100.0 * self.gbs / r)),
+            opt(self.pct_of_read_bw()),
             self.rotated
         )
     }
 
     fn table(&self) -> String {
-        let speed = self
-            .baseline_gmacs
-            .map_or("-".into(), |b| format!("{:.1}x", self.gmacs / b));
+        let speed = self.speedup().map_or("-".into(), |s| format!("{s:.1}x"));
         let pct = self
-            .read_gbs
-            .map_or("-".into(), |r| format!("{:.0}%", 100.0 * self.gbs / r));
+            .pct_of_read_bw()
+            .map_or("-".into(), |p| format!("{p:.0}%"));
         format!(
             "{:<6} {:>4} {:>6} {:>6} {:<5} {:<11} {:>2} {:>10.1} {:>8.1} {:>8} {:>7} {:>7.1} {:>5}",
             self.op,
