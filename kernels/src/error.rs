@@ -119,6 +119,32 @@ pub enum KernelError {
         /// Columns.
         k: u64,
     },
+    /// A convolution's stride, dilation, kernel size or group count is zero.
+    #[error("conv2d {what} is zero")]
+    ConvZero {
+        /// Which parameter (`"stride"`, `"dilation"`, `"kernel"` or `"groups"`).
+        what: &'static str,
+    },
+    /// A convolution's group count does not divide one of its channel counts.
+    #[error("conv2d groups = {groups} does not divide {what} = {channels}")]
+    ConvGroups {
+        /// Which channel count (`"in_channels"` or `"out_channels"`).
+        what: &'static str,
+        /// The group count.
+        groups: usize,
+        /// The channel count.
+        channels: usize,
+    },
+    /// A convolution's dilated kernel is larger than its zero-padded input along one axis.
+    #[error("conv2d kernel extent {extent} exceeds the padded input {padded} along the {axis}")]
+    ConvKernelTooLarge {
+        /// `"height"` or `"width"`.
+        axis: &'static str,
+        /// `dilation · (kernel − 1) + 1`.
+        extent: usize,
+        /// `size + 2 · padding`.
+        padded: usize,
+    },
     /// A packed code is not a valid trit (2-bit code 3, or a base-3 byte above 242).
     #[error("invalid trit code {code} at byte offset {offset}")]
     BadCode {

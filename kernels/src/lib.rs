@@ -46,7 +46,8 @@ pub mod quant;
 pub mod random;
 pub mod report;
 
+pub use cpu::Conv2dParams;
 pub use cpu::matmul::MAX_K_W2A8;
 pub use error::{KernelError, Result};
 pub use format::{PackedI2, PackedI2Ref, PackedT1, Scales};
-pub use quant::{Granularity, Method, QuantizedActivations, Ternary};
+pub use quant::{Granularity, Method, QuantizedActivations, QuantizedImages, Ternary};

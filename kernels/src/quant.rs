@@ -7,7 +7,9 @@
 //! * **TWN** (Ternary Weight Networks, arXiv:1605.04711): `Δ = 0.7 · mean|W|`,
 //!   `W̃ = sign(W)` where `|W| > Δ`, else 0; scale `α = mean(|W| : |W| > Δ)` (0 when none).
 //! * **activations**: per row (per token) absmax, `s = max|x| / 127`,
-//!   `x̃ = round(x · 127 / max|x|)` in [−127, 127]; an all-zero row has `s = 0`.
+//!   `x̃ = round(x · 127 / max|x|)` in [−127, 127]; an all-zero row has `s = 0`. For
+//!   convolutions the same rule runs once per image over its whole feature map
+//!   ([`QuantizedImages`]), not per patch.
 //!
 //! Means are accumulated in f64 (eight partial sums, so the loop vectorises) and rounded to
 //! f32 once. NaN or ±Inf anywhere in the input is an error, never a silent zero.
@@ -235,6 +237,47 @@ impl Ternary {
     }
 }
 
+/// [`check_shape`] with the errors naming the activations.
+fn check_activations(x: &[f32], m: usize, k: usize) -> Result<()> {
+    check_shape(x, m, k).map_err(|e| match e {
+        KernelError::NonFinite { index, value, .. } => KernelError::NonFinite {
+            what: "activations",
+            index,
+            value,
+        },
+        KernelError::Length {
+            expected, actual, ..
+        } => KernelError::Length {
+            what: "activations",
+            expected,
+            actual,
+        },
+        e => e,
+    })
+}
+
+/// The activation quantizer of the module docs on one group of values (a row, an image):
+/// writes `x̃` into `dst` (same length as `src`, finite values) and returns `(scale, Σ x̃)`.
+/// Every int8 activation type goes through here, so their bits agree.
+#[inline]
+fn quantize_absmax(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
+    let amax = src.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let mut sum = 0i32;
+    if amax > 0.0 {
+        let inv = f32::from(ACT_MAX) / amax;
+        for (d, &v) in dst.iter_mut().zip(src) {
+            // |v·inv| ≤ 127 up to rounding of inv; the clamp keeps it in range.
+            let q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+            *d = q;
+            // Exact for K ≤ MAX_K_W2A8 (|Σ| ≤ 127·K), the only K the kernels accept.
+            sum = sum.wrapping_add(i32::from(q));
+        }
+    } else {
+        dst.fill(0);
+    }
+    (amax / f32::from(ACT_MAX), sum)
+}
+
 /// Int8 activations: `m` rows of `k` values, each row zero-padded to `k_padded`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QuantizedActivations {
@@ -259,21 +302,7 @@ impl QuantizedActivations {
 
     /// Same as [`QuantizedActivations::quantize`], reusing this value's buffers.
     pub fn quantize_into(&mut self, x: &[f32], m: usize, k: usize) -> Result<()> {
-        check_shape(x, m, k).map_err(|e| match e {
-            KernelError::NonFinite { index, value, .. } => KernelError::NonFinite {
-                what: "activations",
-                index,
-                value,
-            },
-            KernelError::Length {
-                expected, actual, ..
-            } => KernelError::Length {
-                what: "activations",
-                expected,
-                actual,
-            },
-            e => e,
-        })?;
+        check_activations(x, m, k)?;
         let kp = i2::padded_k(k).ok_or(KernelError::ShapeOverflow {
             n: m as u64,
             k: k as u64,
@@ -286,21 +315,9 @@ impl QuantizedActivations {
         self.scales.clear();
         self.sums.clear();
         for r in 0..m {
-            let row = &x[r * k..(r + 1) * k];
-            let amax = row.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let dst = &mut self.data[r * kp..r * kp + k];
-            let mut sum = 0i32;
-            if amax > 0.0 {
-                let inv = f32::from(ACT_MAX) / amax;
-                for (d, &v) in dst.iter_mut().zip(row) {
-                    // |v·inv| ≤ 127 up to rounding of inv; the clamp keeps it in range.
-                    let q = (v * inv).round().clamp(-127.0, 127.0) as i8;
-                    *d = q;
-                    // Exact for K ≤ MAX_K_W2A8 (|Σ| ≤ 127·K), the only K the kernels accept.
-                    sum = sum.wrapping_add(i32::from(q));
-                }
-            }
-            self.scales.push(amax / f32::from(ACT_MAX));
+            let (scale, sum) =
+                quantize_absmax(&x[r * k..(r + 1) * k], &mut self.data[r * kp..r * kp + k]);
+            self.scales.push(scale);
             self.sums.push(sum);
         }
         Ok(())
@@ -384,5 +401,149 @@ impl QuantizedActivations {
     /// Per-row sums of the quantised values (for the code-offset correction).
     pub fn sums(&self) -> &[i32] {
         &self.sums
+    }
+}
+
+/// Below this many values an image batch is quantised on the calling thread.
+const PARALLEL_MIN_VALUES: usize = 1 << 16;
+
+/// Int8 feature maps for convolutions: `batch` images of `image_len` values each (an NCHW
+/// image is `C·H·W` values), quantised with **one absmax scale per image** — the activation
+/// quantizer of the module docs applied to the whole feature map rather than per row, with
+/// the same rounding, so an image quantises to the same bits as a one-row
+/// [`QuantizedActivations`] of the same values. The convolution kernels
+/// ([`crate::cpu::conv2d_w2a8`]) gather their patches from these values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuantizedImages {
+    batch: usize,
+    image_len: usize,
+    data: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+impl QuantizedImages {
+    /// Quantises `x` (`batch × image_len`, image-major, e.g. NCHW) with one scale per image.
+    ///
+    /// # Errors
+    /// [`KernelError::Length`] when `x.len() != batch · image_len`,
+    /// [`KernelError::ShapeOverflow`] when that product overflows, and
+    /// [`KernelError::NonFinite`] on NaN or ±Inf.
+    pub fn quantize(x: &[f32], batch: usize, image_len: usize) -> Result<Self> {
+        let mut q = Self::default();
+        q.quantize_into(x, batch, image_len)?;
+        Ok(q)
+    }
+
+    /// Same as [`QuantizedImages::quantize`], reusing this value's buffers. Large batches
+    /// are quantised image-parallel with rayon; the result does not depend on the threading.
+    pub fn quantize_into(&mut self, x: &[f32], batch: usize, image_len: usize) -> Result<()> {
+        use rayon::prelude::*;
+        // Images of no values (a conv with no input channels) are valid, unlike rows of
+        // none, so the checks are these rather than check_shape's.
+        let len = batch
+            .checked_mul(image_len)
+            .ok_or(KernelError::ShapeOverflow {
+                n: batch as u64,
+                k: image_len as u64,
+            })?;
+        if x.len() != len {
+            return Err(KernelError::Length {
+                what: "activations",
+                expected: len,
+                actual: x.len(),
+            });
+        }
+        check_finite(x, "activations")?;
+        self.batch = batch;
+        self.image_len = image_len;
+        self.data.clear();
+        self.data.resize(x.len(), 0);
+        self.scales.clear();
+        self.scales.resize(batch, 0.0);
+        if image_len == 0 {
+            return Ok(());
+        }
+        let one = |((dst, scale), src): ((&mut [i8], &mut f32), &[f32])| {
+            *scale = quantize_absmax(src, dst).0;
+        };
+        if x.len() < PARALLEL_MIN_VALUES {
+            self.data
+                .chunks_exact_mut(image_len)
+                .zip(&mut self.scales)
+                .zip(x.chunks_exact(image_len))
+                .for_each(one);
+        } else {
+            self.data
+                .par_chunks_exact_mut(image_len)
+                .zip(self.scales.par_iter_mut())
+                .zip(x.par_chunks_exact(image_len))
+                .for_each(one);
+        }
+        Ok(())
+    }
+
+    /// Builds images from already-quantised values (tests, benchmarks, custom schemes).
+    /// Values must lie in [−127, 127]; `scales` has one finite, non-negative entry per image.
+    ///
+    /// # Errors
+    /// [`KernelError::Length`] for a wrong `q` or `scales` length,
+    /// [`KernelError::ActivationRange`] for a −128, [`KernelError::BadScale`] for a bad scale.
+    pub fn from_i8(q: &[i8], batch: usize, image_len: usize, scales: Vec<f32>) -> Result<Self> {
+        let len = batch
+            .checked_mul(image_len)
+            .ok_or(KernelError::ShapeOverflow {
+                n: batch as u64,
+                k: image_len as u64,
+            })?;
+        if q.len() != len {
+            return Err(KernelError::Length {
+                what: "activations",
+                expected: len,
+                actual: q.len(),
+            });
+        }
+        if scales.len() != batch {
+            return Err(KernelError::Length {
+                what: "activation scales",
+                expected: batch,
+                actual: scales.len(),
+            });
+        }
+        if let Some((index, &value)) = scales
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !s.is_finite() || **s < 0.0)
+        {
+            return Err(KernelError::BadScale { index, value });
+        }
+        if let Some(index) = q.iter().position(|&v| v == i8::MIN) {
+            return Err(KernelError::ActivationRange {
+                index,
+                value: i8::MIN,
+            });
+        }
+        Ok(Self {
+            batch,
+            image_len,
+            data: q.to_vec(),
+            scales,
+        })
+    }
+
+    /// Images.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+    /// Values per image (`C·H·W`).
+    pub fn image_len(&self) -> usize {
+        self.image_len
+    }
+    /// Quantised values, `batch × image_len`, unpadded.
+    pub fn data(&self) -> &[i8] {
+        &self.data
+    }
+    /// Per-image scales (`x ≈ x̃ · scale`); 0 for an all-zero image.
+    pub fn scales(&self) -> &[f32] {
+        &self.scales
     }
 }

@@ -19,10 +19,10 @@ pub const MAX_K_W2A8: usize = i32::MAX as usize / (2 * 127);
 /// Weight bytes one GEMM task keeps hot in L2 while its rows of x pass by (≈ 512 KiB).
 const L2_WEIGHT_BYTES: usize = 512 * 1024;
 /// Below this many MACs a problem runs on the calling thread.
-const PARALLEL_MIN_MACS: usize = 1 << 18;
+pub(super) const PARALLEL_MIN_MACS: usize = 1 << 18;
 
 #[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
+pub(super) struct SendPtr<T>(pub(super) *mut T);
 // SAFETY: tasks write disjoint tiles through the pointer; see `run_tiles`.
 unsafe impl<T> Send for SendPtr<T> {}
 // SAFETY: as above.
@@ -31,7 +31,7 @@ unsafe impl<T> Sync for SendPtr<T> {}
 impl<T> SendPtr<T> {
     /// A method, so closures capture the whole `Send` wrapper rather than the raw field.
     #[inline(always)]
-    fn get(self) -> *mut T {
+    pub(super) fn get(self) -> *mut T {
         self.0
     }
 }
@@ -94,7 +94,7 @@ fn run_tiles(m: usize, n: usize, kp: usize, task: impl Fn(Tile) + Sync + Send) {
     }
 }
 
-fn check_out(len: usize, m: usize, n: usize) -> Result<()> {
+pub(super) fn check_out(len: usize, m: usize, n: usize) -> Result<()> {
     if len != m * n {
         return Err(KernelError::Length {
             what: "output",
@@ -105,7 +105,7 @@ fn check_out(len: usize, m: usize, n: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_bias(bias: Option<&[f32]>, n: usize) -> Result<()> {
+pub(super) fn check_bias(bias: Option<&[f32]>, n: usize) -> Result<()> {
     match bias {
         Some(b) if b.len() != n => Err(KernelError::Length {
             what: "bias",
@@ -135,7 +135,7 @@ fn check_w2a8(x: &QuantizedActivations, w: &PackedI2Ref<'_>) -> Result<()> {
 
 /// The W2A8 epilogue, one definition for every ISA so results are bit-identical.
 #[inline(always)]
-fn w2a8_epilogue(raw: i32, sum: i32, xs: f32, ws: f32, bias: f32) -> f32 {
+pub(super) fn w2a8_epilogue(raw: i32, sum: i32, xs: f32, ws: f32, bias: f32) -> f32 {
     (raw.wrapping_sub(sum) as f32) * (xs * ws) + bias
 }
 

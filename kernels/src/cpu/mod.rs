@@ -1,6 +1,8 @@
 //! CPU kernels: a scalar reference, AVX2 and AVX-512 implementations, runtime dispatch and a
-//! rayon driver. See [`Kernel`] for the entry points and [`kernels`] for the host's list.
+//! rayon driver. See [`Kernel`] for the entry points (matrix products and 2-D convolutions)
+//! and [`kernels`] for the host's list.
 
+mod conv;
 mod dispatch;
 pub(crate) mod matmul;
 pub(crate) mod scalar;
@@ -8,8 +10,10 @@ mod tiling;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
+pub use conv::{Conv2dParams, conv2d_f32, conv2d_w2a8, conv2d_w2a8_i32};
 pub use dispatch::{Isa, Kernel, best, kernels};
 pub use matmul::{matmul_f32, matmul_w2a8};
+pub use scalar::{conv2d_f32_reference, conv2d_w2a8_i32_reference};
 
 #[cfg(test)]
 mod tests;
