@@ -60,7 +60,7 @@ struct Group {
 
 fn check_finite(w: &[f32], what: &'static str) -> Result<()> {
     // One branch-free pass; the rare failure path then finds the index.
-    if w.iter().all(|v| v.is_finite()) {
+    if abs_max_bits(w) < f32::INFINITY.to_bits() {
         return Ok(());
     }
     let index = w.iter().position(|v| !v.is_finite()).unwrap_or(0);
@@ -69,6 +69,14 @@ fn check_finite(w: &[f32], what: &'static str) -> Result<()> {
         index,
         value: w[index],
     })
+}
+
+/// The largest `|v|`'s bit pattern: for finite values the bits of `|v|` order as the values
+/// do, so an integer max (which vectorises, unlike an f32 max reduction) finds `max|v|`, and
+/// NaN or ±Inf anywhere makes it ≥ the bits of +Inf.
+#[inline]
+fn abs_max_bits(v: &[f32]) -> u32 {
+    v.iter().fold(0u32, |a, v| a.max(v.to_bits() & 0x7fff_ffff))
 }
 
 /// Σ|w| in f64 with eight independent partial sums.
@@ -256,18 +264,30 @@ fn check_activations(x: &[f32], m: usize, k: usize) -> Result<()> {
     })
 }
 
+/// `y.round().clamp(−127, 127) as i8` (half away from zero, NaN → 0), bit for bit, in
+/// operations that vectorise on every x86-64 (`f32::round` is a libm call without SSE4.1):
+/// clamping first cannot change the result, the truncating cast is exact on [−127, 127],
+/// the fraction `y − trunc(y)` is exact, and `|fraction| ≥ 0.5` moves one step away from 0.
+#[inline(always)]
+fn round_clamp(y: f32) -> i8 {
+    let y = y.clamp(-127.0, 127.0);
+    let t = y as i32;
+    let frac = y - t as f32;
+    (t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5)) as i8
+}
+
 /// The activation quantizer of the module docs on one group of values (a row, an image):
 /// writes `x̃` into `dst` (same length as `src`, finite values) and returns `(scale, Σ x̃)`.
 /// Every int8 activation type goes through here, so their bits agree.
 #[inline]
 fn quantize_absmax(src: &[f32], dst: &mut [i8]) -> (f32, i32) {
-    let amax = src.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let amax = f32::from_bits(abs_max_bits(src));
     let mut sum = 0i32;
     if amax > 0.0 {
         let inv = f32::from(ACT_MAX) / amax;
         for (d, &v) in dst.iter_mut().zip(src) {
             // |v·inv| ≤ 127 up to rounding of inv; the clamp keeps it in range.
-            let q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+            let q = round_clamp(v * inv);
             *d = q;
             // Exact for K ≤ MAX_K_W2A8 (|Σ| ≤ 127·K), the only K the kernels accept.
             sum = sum.wrapping_add(i32::from(q));
@@ -436,6 +456,7 @@ impl QuantizedImages {
 
     /// Same as [`QuantizedImages::quantize`], reusing this value's buffers. Large batches
     /// are quantised image-parallel with rayon; the result does not depend on the threading.
+    /// On error `self` is left empty (no images).
     pub fn quantize_into(&mut self, x: &[f32], batch: usize, image_len: usize) -> Result<()> {
         use rayon::prelude::*;
         // Images of no values (a conv with no input channels) are valid, unlike rows of
@@ -453,20 +474,24 @@ impl QuantizedImages {
                 actual: x.len(),
             });
         }
-        check_finite(x, "activations")?;
+        // Buffers are reused unzeroed: every value and scale is written below.
         self.batch = batch;
         self.image_len = image_len;
-        self.data.clear();
-        self.data.resize(x.len(), 0);
-        self.scales.clear();
+        self.data.resize(len, 0);
         self.scales.resize(batch, 0.0);
         if image_len == 0 {
             return Ok(());
         }
+        // One pass finds both max|x| and whether the image is finite (NaN scale marks it),
+        // the next quantises it while it is still in cache.
         let one = |((dst, scale), src): ((&mut [i8], &mut f32), &[f32])| {
-            *scale = quantize_absmax(src, dst).0;
+            *scale = if abs_max_bits(src) < f32::INFINITY.to_bits() {
+                quantize_absmax(src, dst).0
+            } else {
+                f32::NAN
+            };
         };
-        if x.len() < PARALLEL_MIN_VALUES {
+        if len < PARALLEL_MIN_VALUES {
             self.data
                 .chunks_exact_mut(image_len)
                 .zip(&mut self.scales)
@@ -478,6 +503,19 @@ impl QuantizedImages {
                 .zip(self.scales.par_iter_mut())
                 .zip(x.par_chunks_exact(image_len))
                 .for_each(one);
+        }
+        if let Some(b) = self.scales.iter().position(|s| s.is_nan()) {
+            self.batch = 0;
+            self.image_len = 0;
+            self.data.clear();
+            self.scales.clear();
+            let image = &x[b * image_len..(b + 1) * image_len];
+            let at = image.iter().position(|v| !v.is_finite()).unwrap_or(0);
+            return Err(KernelError::NonFinite {
+                what: "activations",
+                index: b * image_len + at,
+                value: image[at],
+            });
         }
         Ok(())
     }
@@ -545,5 +583,34 @@ impl QuantizedImages {
     /// Per-image scales (`x ≈ x̃ · scale`); 0 for an all-zero image.
     pub fn scales(&self) -> &[f32] {
         &self.scales
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_clamp;
+
+    #[test]
+    fn round_clamp_matches_round_then_clamp_bit_for_bit() {
+        let reference = |y: f32| y.round().clamp(-127.0, 127.0) as i8;
+        let mut values = vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0];
+        values.extend([
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            1e-45,
+            f32::MAX,
+            f32::MIN,
+        ]);
+        // Every half-integer tie in and around the range, and its neighbours.
+        for n in -300..=300 {
+            let tie = n as f32 + 0.5;
+            values.extend([tie, tie.next_up(), tie.next_down(), n as f32]);
+        }
+        // A dense sweep of [−200, 200].
+        let mut rng = crate::random::XorShift::new(1);
+        values.extend((0..1_000_000).map(|_| rng.next_f32() * 200.0));
+        for y in values {
+            assert_eq!(round_clamp(y), reference(y), "{y:e}");
+        }
     }
 }

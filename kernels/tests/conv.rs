@@ -27,7 +27,7 @@ fn case(p: Conv2dParams, seed: u64) -> Case {
     let mut rng = XorShift::new(seed);
     let k = p.k();
     let t = rng.ternary(p.out_channels * k);
-    let scales = if seed % 3 == 0 {
+    let scales = if seed.is_multiple_of(3) {
         Scales::PerTensor(rng.next_f32().abs() + 0.01)
     } else {
         Scales::PerRow(
@@ -541,6 +541,16 @@ fn quantized_images_reject_non_finite_and_bad_lengths() {
             ..
         })
     ));
+    // The threaded path reports the first non-finite value too, and leaves no images.
+    let mut big = vec![0.5f32; 3 * 40_000];
+    big[40_000 + 17] = f32::INFINITY;
+    big[2 * 40_000 + 3] = f32::NAN;
+    let mut q = QuantizedImages::quantize(&big[..40_000], 1, 40_000).unwrap();
+    assert!(matches!(
+        q.quantize_into(&big, 3, 40_000),
+        Err(KernelError::NonFinite { what: "activations", index: 40_017, value }) if value == f32::INFINITY
+    ));
+    assert_eq!((q.batch(), q.data().len(), q.scales().len()), (0, 0, 0));
     assert!(matches!(
         QuantizedImages::quantize(&[1.0; 11], 2, 6),
         Err(KernelError::Length {

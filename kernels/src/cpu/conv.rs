@@ -395,6 +395,10 @@ impl Geometry {
 trait PatchElem: Copy + Default + Send + Sync + 'static {
     /// What the raw kernel writes: i32 sums for int8, f32 sums for f32.
     type Acc: Copy + Default + Send + Sync + 'static;
+    /// Elements in one 16-byte move (a `u128`), the gather's unit copy.
+    const WIDE: usize = 16 / size_of::<Self>();
+    /// Whether the driver needs the patch sums (the W2A8 code offset).
+    const SUMS: bool;
     /// Σ of a patch row as i32 (the W2A8 code-offset correction); unused for f32.
     fn row_sum(row: &[Self]) -> i32;
     /// Runs `f` on this thread's scratch buffers for this element type.
@@ -406,6 +410,8 @@ struct Scratch<X: PatchElem> {
     patch: Vec<X>,
     sums: Vec<i32>,
     tile: Vec<X::Acc>,
+    /// Run offsets of a patch row (see [`gather`]).
+    runs: Vec<usize>,
 }
 
 impl<X: PatchElem> Scratch<X> {
@@ -414,6 +420,7 @@ impl<X: PatchElem> Scratch<X> {
             patch: Vec::new(),
             sums: Vec::new(),
             tile: Vec::new(),
+            runs: Vec::new(),
         }
     }
 }
@@ -425,10 +432,24 @@ thread_local! {
 
 impl PatchElem for i8 {
     type Acc = i32;
+    const SUMS: bool = true;
     #[inline]
     fn row_sum(row: &[i8]) -> i32 {
-        // |Σ| ≤ 127·K ≤ 127·MAX_K_W2A8 < i32::MAX: exact.
-        row.iter().map(|&v| i32::from(v)).sum()
+        // Sixteen i16 lanes over chunks of ROW_SUM_CHUNK values (vectorises without
+        // widening every byte to i32); the chunk sums are exact in i32 (|Σ| ≤ 127·K).
+        row.chunks(ROW_SUM_CHUNK)
+            .map(|chunk| {
+                let mut lanes = [0i16; 16];
+                let sixteens = chunk.chunks_exact(16);
+                let tail: i32 = sixteens.remainder().iter().map(|&v| i32::from(v)).sum();
+                for sixteen in sixteens {
+                    for (lane, &v) in lanes.iter_mut().zip(sixteen) {
+                        *lane += i16::from(v);
+                    }
+                }
+                lanes.iter().map(|&v| i32::from(v)).sum::<i32>() + tail
+            })
+            .sum()
     }
     fn with_scratch<R>(f: impl FnOnce(&mut Scratch<i8>) -> R) -> R {
         SCRATCH_I8.with_borrow_mut(f)
@@ -437,6 +458,7 @@ impl PatchElem for i8 {
 
 impl PatchElem for f32 {
     type Acc = f32;
+    const SUMS: bool = false;
     #[inline]
     fn row_sum(_: &[f32]) -> i32 {
         0
@@ -445,6 +467,11 @@ impl PatchElem for f32 {
         SCRATCH_F32.with_borrow_mut(f)
     }
 }
+
+/// Values per i16-lane chunk of [`PatchElem::row_sum`]: each of 16 lanes adds 256 values,
+/// 256 × 127 = 32 512 ≤ i16::MAX.
+const ROW_SUM_CHUNK: usize = 16 * 256;
+const _: () = assert!(ROW_SUM_CHUNK / 16 * 127 <= i16::MAX as usize);
 
 /// Positions per task: a patch tile of about [`PATCH_BYTES`], shrunk until every thread has
 /// several tasks, then evened out over the image and rounded to the raw kernels' 4-row tiles.
@@ -460,66 +487,117 @@ fn block_positions(g: &Geometry, elem_bytes: usize, threads: usize) -> usize {
         .max(1)
 }
 
+/// The valid tap range `[lo, hi)` along one axis: taps `t` with `0 ≤ i0 + t·d < size`
+/// (contiguous because the input index grows with `t`), clipped to `0..taps`.
+#[inline(always)]
+fn tap_range(i0: isize, d: usize, size: usize, taps: usize) -> (usize, usize) {
+    let lo = if i0 >= 0 {
+        0
+    } else {
+        i0.unsigned_abs().div_ceil(d).min(taps)
+    };
+    let last = size as isize - 1 - i0;
+    let hi = if last < 0 {
+        0
+    } else {
+        (last as usize / d + 1).min(taps)
+    };
+    (lo, hi.max(lo))
+}
+
 /// Writes patch rows `0..m` (row stride `kp`, columns `0..k`) for output positions
-/// `p0..p0 + m` of one image; `xg` holds the group's `cg` input planes. Zero-padding pixels
-/// are written as zeros; columns `k..kp` are left alone.
-fn gather<X: PatchElem>(g: &Geometry, xg: &[X], p0: usize, m: usize, patch: &mut [X]) {
-    let (kp, hw) = (g.kp, g.h * g.w);
+/// `p0..p0 + m` of one image; the group's `cg` input planes start at `x[base..]`.
+/// Zero-padding pixels are written as zeros; columns `k..kp` are left zero.
+///
+/// A patch row is `cg·kh` runs of `kw` taps, run `(c, ky)` starting `runs[c·kh + ky]`
+/// elements after the window's top-left pixel. For a window inside the image with
+/// `dilation_w = 1` and `kw ≤ 2·WIDE`, each run is moved with one or two 16-byte copies
+/// ([`PatchElem::WIDE`] elements each), whose excess lands on columns written next (or on
+/// the padding columns, re-zeroed per row, or on the next row's start, written later, or on
+/// the slack): `patch` needs `WIDE` elements of slack past `m · kp`. Other windows copy
+/// their valid tap ranges one element at a time.
+fn gather<X: PatchElem>(
+    g: &Geometry,
+    x: &[X],
+    base: usize,
+    p0: usize,
+    m: usize,
+    patch: &mut [X],
+    runs: &mut Vec<usize>,
+) {
+    let (kp, hw, k, kw) = (g.kp, g.h * g.w, g.k, g.kw);
     if g.pointwise() {
         // Positions are pixels: the tile is the transpose of `cg` contiguous pixel runs.
         for c in 0..g.cg {
-            let src = &xg[c * hw + p0..][..m];
+            let src = &x[base + c * hw + p0..][..m];
             for (d, &v) in patch[c..].iter_mut().step_by(kp).zip(src) {
                 *d = v;
             }
         }
         return;
     }
-    // One output row segment at a time; for each patch column (c, ky, kx) the segment's
-    // pixels are a strided run of one input row, clipped to the image, zeros outside.
-    let mut i0 = 0;
-    while i0 < m {
-        let p = p0 + i0;
-        let (oy, ox0) = (p / g.ow, p % g.ow);
-        let len = (g.ow - ox0).min(m - i0);
-        let ox1 = ox0 + len;
-        for c in 0..g.cg {
-            let plane = &xg[c * hw..][..hw];
-            for ky in 0..g.kh {
-                let col0 = (c * g.kh + ky) * g.kw;
-                let iy = (oy * g.sh + ky * g.dh)
-                    .checked_sub(g.ph)
-                    .filter(|&iy| iy < g.h);
-                for kx in 0..g.kw {
-                    let dst = patch[i0 * kp + col0 + kx..].iter_mut().step_by(kp);
-                    let Some(iy) = iy else {
-                        dst.take(len).for_each(|d| *d = X::default());
-                        continue;
-                    };
-                    // Pixel ix = ox·sw + off − pw lies in the row for ox in [lo, hi).
-                    let off = kx * g.dw;
-                    let lo = g.pw.saturating_sub(off).div_ceil(g.sw);
-                    let hi = if g.w + g.pw > off {
-                        (g.w + g.pw - off - 1) / g.sw + 1
-                    } else {
-                        0
-                    };
-                    let a = lo.clamp(ox0, ox1);
-                    let b = hi.clamp(a, ox1);
-                    let mut dst = dst.take(len);
-                    dst.by_ref().take(a - ox0).for_each(|d| *d = X::default());
-                    if b > a {
-                        let row = &plane[iy * g.w..][..g.w];
-                        let src = row[a * g.sw + off - g.pw..].iter().step_by(g.sw);
-                        for (d, &v) in dst.by_ref().take(b - a).zip(src) {
-                            *d = v;
-                        }
+    runs.clear();
+    for c in 0..g.cg {
+        runs.extend((0..g.kh).map(|ky| c * hw + ky * g.dh * g.w));
+    }
+    let last_run = runs.last().copied().unwrap_or(0);
+    let zero = X::default();
+    // Runs of up to two 16-byte moves take the fast path (3×3 to 16×16 int8, to 8×8 f32).
+    let wide_len = kw.div_ceil(X::WIDE) * X::WIDE;
+    let wide = g.dw == 1 && wide_len <= 2 * X::WIDE;
+    let (mut oy, mut ox) = (p0 / g.ow, p0 % g.ow);
+    for i in 0..m {
+        let row = &mut patch[i * kp..];
+        let iy0 = (oy * g.sh) as isize - g.ph as isize;
+        let ix0 = (ox * g.sw) as isize - g.pw as isize;
+        let (ky0, ky1) = tap_range(iy0, g.dh, g.h, g.kh);
+        let (kx0, kx1) = tap_range(ix0, g.dw, g.w, kw);
+        // The window's top-left pixel (outside the image, or even before `base`, at borders).
+        let corner = base as isize + iy0 * g.w as isize + ix0;
+        let inside = ky0 == 0 && ky1 == g.kh && kx0 == 0 && kx1 == kw;
+        if inside && wide && corner as usize + last_run + wide_len <= x.len() {
+            let corner = corner as usize;
+            let (src, dst) = (x.as_ptr(), row.as_mut_ptr());
+            debug_assert!((runs.len() - 1) * kw + wide_len <= row.len());
+            for (r, &off) in runs.iter().enumerate() {
+                // SAFETY: reads corner + off .. + wide_len ≤ corner + last_run + wide_len ≤
+                // x.len() (checked above; offsets grow with r). Writes r·kw .. + wide_len ≤
+                // (runs − 1)·kw + wide_len < k + WIDE ≤ kp + WIDE ≤ row.len() (the slack).
+                // Unaligned 16-byte moves of plain numbers; the buffers are distinct.
+                unsafe {
+                    let (s, d) = (src.add(corner + off), dst.add(r * kw));
+                    let v = s.cast::<u128>().read_unaligned();
+                    d.cast::<u128>().write_unaligned(v);
+                    if wide_len > X::WIDE {
+                        let v = s.add(X::WIDE).cast::<u128>().read_unaligned();
+                        d.add(X::WIDE).cast::<u128>().write_unaligned(v);
                     }
-                    dst.for_each(|d| *d = X::default());
                 }
             }
+            // Undo the excess of the last run on the padding columns.
+            row[k..(k + X::WIDE).min(kp)].fill(zero);
+        } else {
+            for (r, &off) in runs.iter().enumerate() {
+                let run = &mut row[r * kw..(r + 1) * kw];
+                let ky = r % g.kh;
+                if ky < ky0 || ky >= ky1 {
+                    run.fill(zero);
+                    continue;
+                }
+                // Tap kx of the run reads x[start + kx·dw], in the image for kx in kx0..kx1.
+                let start = corner + off as isize;
+                run[..kx0].fill(zero);
+                for (kx, d) in run.iter_mut().enumerate().take(kx1).skip(kx0) {
+                    *d = x[(start + (kx * g.dw) as isize) as usize];
+                }
+                run[kx1..].fill(zero);
+            }
         }
-        i0 += len;
+        ox += 1;
+        if ox == g.ow {
+            ox = 0;
+            oy += 1;
+        }
     }
 }
 
@@ -527,15 +605,15 @@ fn gather<X: PatchElem>(g: &Geometry, xg: &[X], p0: usize, m: usize, patch: &mut
 type RawFn<X, A> = unsafe fn(*const u8, usize, usize, *const X, usize, usize, *mut A, usize);
 
 /// Runs the convolution: tasks of (image, position block), each gathering its patch tile
-/// per group, calling `raw` on it and writing `epi(image, channel, raw_sum, patch_sum)` into
+/// per group, calling `raw` on it and writing `epi(image, channel)(raw_sum, patch_sum)` into
 /// the NCHW output. `x` is the whole batch, `out` has `g.output_len()` elements.
-fn drive<X: PatchElem, O: Copy + Send + Sync>(
+fn drive<X: PatchElem, O: Copy + Send + Sync, E: Fn(X::Acc, i32) -> O>(
     g: &Geometry,
     x: &[X],
     w: &PackedI2Ref<'_>,
     raw: RawFn<X, X::Acc>,
     out: &mut [O],
-    epi: impl Fn(usize, usize, X::Acc, i32) -> O + Sync,
+    epi: impl Fn(usize, usize) -> E + Sync,
 ) {
     debug_assert_eq!(out.len(), g.output_len());
     if out.is_empty() {
@@ -561,19 +639,23 @@ fn drive<X: PatchElem, O: Copy + Send + Sync>(
         let (b, p0) = (t / blocks, (t % blocks) * pb);
         let m = pb.min(l - p0);
         X::with_scratch(|s| {
-            // Columns k..kp stay zero: gather writes only columns < k.
-            s.patch.clear();
-            s.patch.resize(m * kp, X::default());
+            // Gather writes columns 0..k of every row and keeps k..kp zero once they are;
+            // WIDE elements of slack past the tile.
+            s.patch.resize(m * kp + X::WIDE, X::default());
+            for row in s.patch.chunks_exact_mut(kp.max(1)).take(m) {
+                row[g.k..].fill(X::default());
+            }
             s.sums.clear();
             s.sums.resize(m, 0);
             s.tile.clear();
             s.tile.resize(m * ng, X::Acc::default());
-            let image = &x[b * g.image_len()..][..g.image_len()];
             for grp in 0..g.groups {
-                let xg = &image[grp * g.cg * g.h * g.w..][..g.cg * g.h * g.w];
-                gather(g, xg, p0, m, &mut s.patch);
-                for (sum, row) in s.sums.iter_mut().zip(s.patch.chunks_exact(kp.max(1))) {
-                    *sum = X::row_sum(&row[..g.k]);
+                let base = b * g.image_len() + grp * g.cg * g.h * g.w;
+                gather(g, x, base, p0, m, &mut s.patch, &mut s.runs);
+                if X::SUMS {
+                    for (sum, row) in s.sums.iter_mut().zip(s.patch.chunks_exact(kp.max(1))) {
+                        *sum = X::row_sum(&row[..g.k]);
+                    }
                 }
                 if kp > 0 && ng > 0 {
                     // SAFETY: the kernel exists only for ISAs the host supports; rows
@@ -594,12 +676,16 @@ fn drive<X: PatchElem, O: Copy + Send + Sync>(
                 }
                 for j in 0..ng {
                     let ch = grp * ng + j;
-                    let base = (b * g.oc + ch) * l + p0;
-                    for (i, &sum) in s.sums.iter().enumerate() {
-                        let v = epi(b, ch, s.tile[i * ng + j], sum);
-                        // SAFETY: base + i < output_len, and positions p0..p0 + m of image b
-                        // belong to this task alone (tasks partition (image, position)).
-                        unsafe { *outp.get().add(base + i) = v };
+                    let f = epi(b, ch);
+                    // SAFETY: positions p0..p0 + m of channel ch of image b lie inside the
+                    // output (p0 + m ≤ l) and belong to this task alone (tasks partition
+                    // (image, position block)), so no other reference to them exists.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(outp.get().add((b * g.oc + ch) * l + p0), m)
+                    };
+                    let column = s.tile[j..].iter().step_by(ng);
+                    for ((d, &acc), &sum) in dst.iter_mut().zip(column).zip(&s.sums) {
+                        *d = f(acc, sum);
                     }
                 }
             }
@@ -634,8 +720,9 @@ impl Kernel {
     ) -> Result<()> {
         let w = &w.into();
         let g = Geometry::check(params, x.len(), w, bias, out.len())?;
-        drive(&g, x, w, self.f32, out, |_, ch, acc, _| {
-            acc * w.scale(ch) + bias.map_or(0.0, |b| b[ch])
+        drive(&g, x, w, self.f32, out, |_, ch| {
+            let (ws, bv) = (w.scale(ch), bias.map_or(0.0, |b| b[ch]));
+            move |acc: f32, _| acc * ws + bv
         });
         Ok(())
     }
@@ -656,8 +743,8 @@ impl Kernel {
     ) -> Result<()> {
         let w = &w.into();
         let g = Geometry::check_w2a8(params, x, w, None, out.len())?;
-        drive(&g, x.data(), w, self.w2a8, out, |_, _, raw, sum| {
-            raw.wrapping_sub(sum)
+        drive(&g, x.data(), w, self.w2a8, out, |_, _| {
+            |raw: i32, sum: i32| raw.wrapping_sub(sum)
         });
         Ok(())
     }
@@ -680,8 +767,9 @@ impl Kernel {
         let w = &w.into();
         let g = Geometry::check_w2a8(params, x, w, bias, out.len())?;
         let xs = x.scales();
-        drive(&g, x.data(), w, self.w2a8, out, |b, ch, raw, sum| {
-            w2a8_epilogue(raw, sum, xs[b], w.scale(ch), bias.map_or(0.0, |v| v[ch]))
+        drive(&g, x.data(), w, self.w2a8, out, |b, ch| {
+            let (xs, ws, bv) = (xs[b], w.scale(ch), bias.map_or(0.0, |v| v[ch]));
+            move |raw: i32, sum: i32| w2a8_epilogue(raw, sum, xs, ws, bv)
         });
         Ok(())
     }
