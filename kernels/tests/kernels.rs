@@ -43,6 +43,19 @@ fn w2a8_i32(kernel: &Kernel, x: &QuantizedActivations, w: &PackedI2) -> Vec<i32>
     out
 }
 
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|v| v.to_bits()).collect()
+}
+
+/// The first index where two outputs differ, with both values (short failure messages).
+fn first_difference<T: PartialEq + Copy>(a: &[T], b: &[T]) -> Option<(usize, T, T)> {
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .find(|(_, (x, y))| x != y)
+        .map(|(i, (&x, &y))| (i, x, y))
+}
+
 fn check_all_isas(m: usize, n: usize, k: usize, seed: u64) -> Result<(), TestCaseError> {
     let (w, x, xf) = random_case(m, n, k, seed);
     let reference = w2a8_i32(scalar(), &x, &w);
@@ -54,10 +67,11 @@ fn check_all_isas(m: usize, n: usize, k: usize, seed: u64) -> Result<(), TestCas
         .unwrap();
     for kernel in kernels() {
         // Integer sums must be identical before any scale is applied ...
+        let got = w2a8_i32(kernel, &x, &w);
         prop_assert_eq!(
-            &w2a8_i32(kernel, &x, &w),
-            &reference,
-            "{:?} {}x{}x{}",
+            first_difference(&got, &reference),
+            None,
+            "{:?} w2a8 {}x{}x{}",
             kernel.isa(),
             m,
             n,
@@ -66,34 +80,58 @@ fn check_all_isas(m: usize, n: usize, k: usize, seed: u64) -> Result<(), TestCas
         // ... and the shared epilogue keeps the scaled outputs identical too.
         let mut f = vec![0f32; m * n];
         kernel.matmul_w2a8(&x, &w, None, &mut f).unwrap();
-        prop_assert_eq!(
-            f.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            ref_f.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-        );
-        // Exact-f32 mode differs only in summation order: bound by Σ|x| · scale · ε · K.
+        prop_assert_eq!(first_difference(&bits(&f), &bits(&ref_f)), None);
+        // Exact f32 sums each output in column order on every ISA: bit-identical too.
         let mut e = vec![0f32; m * n];
         kernel.matmul_f32(&xf, m, &w, None, &mut e).unwrap();
-        for i in 0..m {
-            let l1: f32 = xf[i * k..(i + 1) * k].iter().map(|v| v.abs()).sum();
-            for j in 0..n {
-                let tol = l1 * w.scales().get(j) * f32::EPSILON * (k as f32).sqrt().max(4.0);
-                let (a, b) = (e[i * n + j], ref_exact[i * n + j]);
-                prop_assert!(
-                    (a - b).abs() <= tol,
-                    "{:?} f32 ({i},{j}): {a} vs {b}",
-                    kernel.isa()
-                );
-            }
-        }
+        prop_assert_eq!(
+            first_difference(&bits(&e), &bits(&ref_exact)),
+            None,
+            "{:?} f32 {}x{}x{}",
+            kernel.isa(),
+            m,
+            n,
+            k
+        );
     }
     Ok(())
 }
 
+/// Row counts: every small M, and around the panel kernels' row tiles (12, 8, 4, 2, 1 rows)
+/// and their sums.
+fn rows() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        0usize..=9,
+        prop::sample::select(vec![11, 12, 13, 16, 20, 23, 24, 25, 37])
+    ]
+}
+
+/// Column counts: around one 16-lane group, the 32-column panel and the 64-column tile of
+/// the few-row f32 kernel.
+fn cols() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        1usize..40,
+        prop::sample::select(vec![
+            15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 95, 97, 129
+        ])
+    ]
+}
+
+/// K: anything up to 5 blocks, and around the block (128) and W2A8 panel chunk (512) edges.
+fn depth() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        1usize..700,
+        prop::sample::select(vec![
+            127, 128, 129, 255, 256, 257, 511, 512, 513, 639, 1023, 1025
+        ])
+    ]
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(3000))]
+    #![proptest_config(ProptestConfig::with_cases(2000))]
     #[test]
     fn every_isa_matches_scalar_bit_exactly_on_random_shapes(
-        m in 0usize..10, n in 0usize..40, k in 0usize..700, seed in any::<u64>()
+        m in rows(), n in cols(), k in depth(), seed in any::<u64>()
     ) {
         check_all_isas(m, n, k, seed)?;
     }
@@ -101,10 +139,30 @@ proptest! {
 
 #[test]
 fn every_isa_matches_scalar_on_block_edges() {
-    for k in [0, 1, 127, 128, 129, 255, 256, 257, 383, 384, 385] {
-        for (m, n) in [(1, 1), (1, 9), (2, 5), (4, 4), (5, 17), (7, 3)] {
+    for k in [
+        1, 127, 128, 129, 255, 256, 257, 383, 384, 385, 511, 512, 513,
+    ] {
+        for (m, n) in [
+            (1, 1),
+            (1, 9),
+            (2, 5),
+            (4, 4),
+            (5, 17),
+            (7, 3),
+            (8, 16),
+            (12, 32),
+            (13, 33),
+            (4, 65),
+        ] {
             check_all_isas(m, n, k, (k * 31 + m * 7 + n) as u64).unwrap();
         }
+    }
+}
+
+#[test]
+fn every_isa_matches_scalar_with_no_rows_or_columns() {
+    for (m, n, k) in [(0, 0, 0), (3, 0, 0), (0, 5, 130), (0, 0, 200)] {
+        check_all_isas(m, n, k, 5).unwrap();
     }
 }
 
@@ -116,8 +174,60 @@ fn every_isa_matches_scalar_on_threaded_tiles() {
         (3, 517, 1000),
         (130, 259, 1100),
         (67, 64, 4096),
+        (200, 97, 640),
     ] {
         check_all_isas(m, n, k, (m * n + k) as u64).unwrap();
+    }
+}
+
+/// The dense-matmul semantics of exact f32 (see `cpu::scalar`): an infinite or NaN
+/// activation reaches every output of its row through zero weights too (`0 · ∞ = NaN`), and
+/// every ISA agrees with the scalar twin — NaN where it has NaN, the same bits elsewhere.
+#[test]
+fn f32_non_finite_activations_follow_dense_semantics_on_every_isa() {
+    let k = 300;
+    // Row 0: weights +1, 0, −1 at column 7; the other columns alternate +1 / −1 / 0.
+    let mut t = vec![0i8; 3 * k];
+    for (r, row) in t.chunks_exact_mut(k).enumerate() {
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = ((c + r) % 3) as i8 - 1;
+        }
+        row[7] = 1 - r as i8;
+    }
+    let w = PackedI2::from_ternary(&t, 3, k, Scales::PerTensor(1.0)).unwrap();
+    for m in [1, 2, 5, 9, 13] {
+        let mut x: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.25 - 2.0).collect();
+        x[7] = f32::INFINITY; // row 0
+        if m > 1 {
+            x[k + 7] = f32::NAN; // row 1
+        }
+        if m > 2 {
+            x[2 * k + 7] = f32::NEG_INFINITY; // row 2 (and row 3 stays finite)
+            x[2 * k + 8] = f32::INFINITY;
+        }
+        let mut expect = vec![0f32; m * 3];
+        scalar().matmul_f32(&x, m, &w, None, &mut expect).unwrap();
+        // Row 0: +∞ through +1, NaN through 0, −∞ through −1.
+        assert_eq!(expect[0], f32::INFINITY);
+        assert!(expect[1].is_nan());
+        assert_eq!(expect[2], f32::NEG_INFINITY);
+        if m > 1 {
+            assert!(expect[3..6].iter().all(|v| v.is_nan()));
+        }
+        if m > 3 {
+            assert!(expect[9..12].iter().all(|v| v.is_finite()));
+        }
+        for kernel in kernels() {
+            let mut got = vec![0f32; m * 3];
+            kernel.matmul_f32(&x, m, &w, None, &mut got).unwrap();
+            for (i, (a, b)) in got.iter().zip(&expect).enumerate() {
+                assert!(
+                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                    "{:?} m={m} output {i}: {a} vs {b}",
+                    kernel.isa()
+                );
+            }
+        }
     }
 }
 
@@ -128,12 +238,15 @@ fn w2a8_accumulator_is_exact_at_max_k_and_rejects_one_more() {
     // 254 · K must fit in i32; one more weight would not.
     assert!(254 * k as i64 <= i32::MAX as i64 && 254 * (k as i64 + 1) > i32::MAX as i64);
     let w = PackedI2::from_ternary(&vec![1i8; k], 1, k, Scales::PerTensor(1.0)).unwrap();
-    for sign in [127i8, -127] {
-        let x = QuantizedActivations::from_i8(&vec![sign; k], 1, k, vec![1.0]).unwrap();
+    // One row takes the K-lane kernels, nine the column-panel GEMM (8 + 1 rows).
+    for (m, sign) in [(1, 127i8), (1, -127), (9, 127), (9, -127)] {
+        let x = QuantizedActivations::from_i8(&vec![sign; m * k], m, k, vec![1.0; m]).unwrap();
         for kernel in kernels() {
-            let mut out = [0i32];
+            let mut out = vec![0i32; m];
             kernel.matmul_w2a8_i32(&x, &w, &mut out).unwrap();
-            assert_eq!(out[0] as i64, sign as i64 * k as i64, "{:?}", kernel.isa());
+            for v in out {
+                assert_eq!(v as i64, sign as i64 * k as i64, "{:?} m={m}", kernel.isa());
+            }
         }
     }
     let k = MAX_K_W2A8 + 1;
@@ -212,7 +325,7 @@ fn host_reports_its_kernels() {
     let isas: Vec<Isa> = kernels().iter().map(|k| k.isa()).collect();
     assert_eq!(isas[0], Isa::Scalar);
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         assert!(isas.contains(&Isa::Avx2));
     }
 }

@@ -14,7 +14,7 @@ pub(crate) type F32Fn =
 pub enum Isa {
     /// Portable Rust; the reference every other kernel must match.
     Scalar,
-    /// AVX2 (`vpmaddubsw`).
+    /// AVX2 + FMA (`vpmaddubsw`, `vfmadd`).
     Avx2,
     /// AVX-512 F/BW/VL without VNNI (`vpmaddubsw` on zmm).
     Avx512Bw,
@@ -65,7 +65,8 @@ fn detect() -> Vec<Kernel> {
     #[cfg(target_arch = "x86_64")]
     {
         use super::x86_64::{avx2, avx512};
-        if is_x86_feature_detected!("avx2") {
+        // The exact-f32 kernel multiplies by ±1/0 with FMA: every AVX2 core has it.
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             v.push(Kernel {
                 isa: Isa::Avx2,
                 w2a8: avx2::w2a8,
@@ -110,4 +111,21 @@ pub fn best() -> &'static Kernel {
             .and_then(|name| all.iter().find(|k| k.isa.name() == name))
             .unwrap_or_else(|| all.last().expect("scalar is always present"))
     })
+}
+
+/// Int8 MACs one round of [`dpbusd_peak`] performs.
+pub const DPBUSD_PEAK_MACS_PER_ITER: usize = 16 * 64;
+
+/// The int8 MAC ceiling of this core, the reference of the kernel report's `%peak`: runs
+/// `iters` rounds of independent `vpdpbusd` on zmm registers ([`DPBUSD_PEAK_MACS_PER_ITER`]
+/// MACs each) and returns a value that depends on all of them, or `None` when the host has no
+/// AVX-512 VNNI. Time it to get MAC/s.
+pub fn dpbusd_peak(iters: usize) -> Option<i64> {
+    #[cfg(target_arch = "x86_64")]
+    if kernels().iter().any(|k| k.isa == Isa::Avx512Vnni) {
+        // SAFETY: the Avx512Vnni kernel is listed only when the host has avx512f and vnni.
+        return Some(unsafe { super::x86_64::avx512::dpbusd_peak(iters) });
+    }
+    let _ = iters;
+    None
 }

@@ -4,7 +4,13 @@
 //! * `w2a8`: `out[i·ldo + j] = Σ_c code(w_j, c) · x[i·ldx + c]` with codes in {0, 1, 2}
 //!   (the driver subtracts `Σ x` to turn codes back into weights);
 //! * `f32`: `out[i·ldo + j] = Σ_c w_j[c] · x[i·ldx + c]` with `w ∈ {−1, 0, +1}`, summed in
-//!   column order by adding, subtracting or skipping.
+//!   column order `c = 0, 1, …, 4·row_bytes − 1` as `acc = acc + w·x` from `acc = +0.0`. The
+//!   product is exact, so each step rounds once, like an FMA by `w` (what the SIMD kernels
+//!   do, one output per lane). These are the semantics of a dense matmul by the dequantized
+//!   weights: for finite inputs a zero weight adds `±0.0`, which never changes `acc` (it
+//!   cannot become `−0.0` from `+0.0`), but `0 · ±∞` and `0 · NaN` are NaN, so a non-finite
+//!   activation makes every output of its row NaN or infinite, zero weights included. NaN
+//!   payloads are unspecified.
 //!
 //! Safety contract shared by every ISA (see [`super::dispatch::W2a8Fn`]): `w` points at `n`
 //! rows of `row_bytes` bytes; `x` at `m` rows of stride `ldx ≥ 4·row_bytes`; `out` at `m` rows
@@ -74,15 +80,21 @@ pub(crate) unsafe fn f32(
             let wr = unsafe { std::slice::from_raw_parts(w.add(j * row_bytes), row_bytes) };
             let mut acc = 0f32;
             for (c, &xv) in xr.iter().enumerate() {
-                match code_at(wr, c) {
-                    2 => acc += xv,
-                    0 => acc -= xv,
-                    _ => {}
-                }
+                acc += weight(code_at(wr, c)) * xv;
             }
             // SAFETY: (i, j) lies inside the caller's exclusive output tile.
             unsafe { *out.add(i * ldo + j) = acc };
         }
+    }
+}
+
+/// The weight a 2-bit code stands for; the invalid code 3 reads as 0, as in every kernel.
+#[inline]
+fn weight(code: u8) -> f32 {
+    match code {
+        2 => 1.0,
+        0 => -1.0,
+        _ => 0.0,
     }
 }
 

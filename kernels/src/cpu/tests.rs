@@ -1,94 +1,164 @@
-//! Raw-kernel checks that need crate internals: unaligned pointers and strided tiles.
+//! Raw-kernel checks that need crate internals: unaligned pointers, strided tiles, and
+//! shapes the threaded driver never hands a single kernel call (wide column blocks, many K
+//! chunks), as the convolution's direct calls can.
+
+use proptest::prelude::*;
 
 use super::kernels;
+use crate::random::XorShift;
+
+/// Sentinel in output padding: a kernel must write exactly its `m × n` tile.
+const UNTOUCHED: u32 = 0x7FC0_DEAD;
+
+/// A raw-kernel case: packed bytes with valid codes, int8 and f32 activations with row stride
+/// `ldx`, everything offset by `off` bytes/elements from the allocation start.
+struct Case {
+    w: Vec<u8>,
+    x: Vec<i8>,
+    xf: Vec<f32>,
+    rb: usize,
+    n: usize,
+    m: usize,
+    ldx: usize,
+    ldo: usize,
+    off: usize,
+}
+
+impl Case {
+    fn new(m: usize, n: usize, blocks: usize, pad: (usize, usize), off: usize, seed: u64) -> Self {
+        let rb = blocks * 32;
+        let (ldx, ldo) = (rb * 4 + pad.0, n + pad.1);
+        let mut rng = XorShift::new(seed);
+        // Bytes whose 2-bit lanes are all valid codes (0, 1, 2).
+        let w = (0..n * rb + off)
+            .map(|_| {
+                (0..4)
+                    .map(|s| ((rng.next_u64() % 3) as u8) << (2 * s))
+                    .sum()
+            })
+            .collect();
+        let x: Vec<i8> = (0..m * ldx + off)
+            .map(|_| ((rng.next_u64() % 255) as i8).max(-127))
+            .collect();
+        // Wide dynamic range, so a different summation order would change the rounding.
+        let xf = (0..m * ldx + off)
+            .map(|_| rng.next_f32() * 2f32.powi((rng.next_u64() % 40) as i32 - 20))
+            .collect();
+        Self {
+            w,
+            x,
+            xf,
+            rb,
+            n,
+            m,
+            ldx,
+            ldo,
+            off,
+        }
+    }
+
+    /// Runs both raw kernels of `k` into sentinel-filled outputs of `m` rows of stride `ldo`.
+    fn run(&self, k: &super::Kernel) -> (Vec<u32>, Vec<u32>) {
+        let len = self.m * self.ldo;
+        let mut o = vec![UNTOUCHED as i32; len];
+        let mut of = vec![f32::from_bits(UNTOUCHED); len];
+        // SAFETY: w + off has n rows of rb bytes; x + off and xf + off have m rows of stride
+        // ldx ≥ 4·rb; the outputs have m rows of stride ldo ≥ n; `k` exists only for ISAs the
+        // host supports.
+        unsafe {
+            (k.w2a8)(
+                self.w.as_ptr().add(self.off),
+                self.rb,
+                self.n,
+                self.x.as_ptr().add(self.off),
+                self.ldx,
+                self.m,
+                o.as_mut_ptr(),
+                self.ldo,
+            );
+            (k.f32)(
+                self.w.as_ptr().add(self.off),
+                self.rb,
+                self.n,
+                self.xf.as_ptr().add(self.off),
+                self.ldx,
+                self.m,
+                of.as_mut_ptr(),
+                self.ldo,
+            );
+        }
+        (
+            o.iter().map(|&v| v as u32).collect(),
+            of.iter().map(|v| v.to_bits()).collect(),
+        )
+    }
+}
+
+/// Every kernel equals the scalar twin bit for bit and leaves the output padding alone.
+fn check(case: &Case) -> Result<(), TestCaseError> {
+    let (expect, expect_f) = case.run(&kernels()[0]);
+    for (i, row) in expect.chunks(case.ldo.max(1)).enumerate() {
+        prop_assert!(
+            row[case.n..].iter().all(|&v| v == UNTOUCHED),
+            "scalar wrote padding of row {i}"
+        );
+    }
+    for k in kernels() {
+        let (got, got_f) = case.run(k);
+        let at = |a: &[u32], b: &[u32]| a.iter().zip(b).position(|(x, y)| x != y);
+        prop_assert_eq!(
+            at(&got, &expect),
+            None,
+            "{:?} w2a8 m={} n={} rb={}",
+            k.isa(),
+            case.m,
+            case.n,
+            case.rb
+        );
+        prop_assert_eq!(
+            at(&got_f, &expect_f),
+            None,
+            "{:?} f32 m={} n={} rb={}",
+            k.isa(),
+            case.m,
+            case.n,
+            case.rb
+        );
+    }
+    Ok(())
+}
 
 #[test]
 fn raw_kernels_match_scalar_at_unaligned_offsets_and_strides() {
-    let (n, rb, m) = (11usize, 96usize, 5usize); // K = 384 = 3 blocks
-    let kp = rb * 4;
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    // Bytes whose 2-bit lanes are all valid codes (0, 1, 2).
-    let mut w = vec![0u8; n * rb + 8];
-    for b in w.iter_mut() {
-        *b = (0..4).map(|s| ((next() % 3) as u8) << (2 * s)).sum();
-    }
-    let ldx = kp + 3; // a stride that is not a multiple of any vector width
-    let mut x = vec![0i8; m * ldx + 8];
-    for v in x.iter_mut() {
-        *v = ((next() % 255) as i8).max(-127);
-    }
-    let xf: Vec<f32> = x.iter().map(|&v| f32::from(v) / 7.0).collect();
-    let ldo = n + 2;
-    let scalar = kernels()[0];
-    for wo in 0..4 {
-        for xo in 0..4 {
-            let mut expect = vec![0i32; m * ldo];
-            let mut expect_f = vec![0f32; m * ldo];
-            // SAFETY: w+wo has n rows of rb bytes, x+xo has m rows of stride ldx ≥ kp, the
-            // outputs have m rows of stride ldo ≥ n; scalar runs everywhere.
-            unsafe {
-                (scalar.w2a8)(
-                    w.as_ptr().add(wo),
-                    rb,
-                    n,
-                    x.as_ptr().add(xo),
-                    ldx,
-                    m,
-                    expect.as_mut_ptr(),
-                    ldo,
-                );
-                (scalar.f32)(
-                    w.as_ptr().add(wo),
-                    rb,
-                    n,
-                    xf.as_ptr().add(xo),
-                    ldx,
-                    m,
-                    expect_f.as_mut_ptr(),
-                    ldo,
-                );
-            }
-            for k in kernels() {
-                let mut got = vec![0i32; m * ldo];
-                let mut got_f = vec![0f32; m * ldo];
-                // SAFETY: as above; `k` exists only for ISAs the host supports.
-                unsafe {
-                    (k.w2a8)(
-                        w.as_ptr().add(wo),
-                        rb,
-                        n,
-                        x.as_ptr().add(xo),
-                        ldx,
-                        m,
-                        got.as_mut_ptr(),
-                        ldo,
-                    );
-                    (k.f32)(
-                        w.as_ptr().add(wo),
-                        rb,
-                        n,
-                        xf.as_ptr().add(xo),
-                        ldx,
-                        m,
-                        got_f.as_mut_ptr(),
-                        ldo,
-                    );
-                }
-                assert_eq!(got, expect, "{:?} w+{wo} x+{xo}", k.isa());
-                for (a, b) in got_f.iter().zip(&expect_f) {
-                    assert!(
-                        (a - b).abs() <= 1e-3,
-                        "{:?} f32 w+{wo} x+{xo}: {a} vs {b}",
-                        k.isa()
-                    );
-                }
+    for off in 0..4 {
+        for pad in [(0, 0), (3, 2), (61, 17)] {
+            for (m, n, blocks) in [(5, 11, 3), (1, 70, 2), (13, 40, 5), (8, 33, 1)] {
+                check(&Case::new(m, n, blocks, pad, off, (off * 7 + m) as u64)).unwrap();
             }
         }
+    }
+}
+
+#[test]
+fn raw_kernels_handle_empty_k_and_empty_tiles() {
+    for (m, n) in [(0, 0), (0, 7), (3, 0), (9, 40), (2, 5)] {
+        check(&Case::new(m, n, 0, (1, 1), 1, 3)).unwrap();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    /// Single calls wider than a block of column panels (256) and deeper than a W2A8 K chunk
+    /// (4 blocks), at every row count around the row tiles, with unaligned strides.
+    #[test]
+    fn raw_kernels_match_scalar_on_wide_and_deep_single_calls(
+        m in prop_oneof![0usize..=14, 23usize..=26],
+        n in prop_oneof![1usize..=70, 250usize..=300],
+        blocks in 1usize..=10,
+        pad in (0usize..70, 0usize..20),
+        off in 0usize..4,
+        seed in any::<u64>(),
+    ) {
+        check(&Case::new(m, n, blocks, pad, off, seed))?;
     }
 }

@@ -4,6 +4,14 @@
 //! for weights `32s .. 32s + 32` of the block. `vpmaddubsw` multiplies codes (u8) by
 //! activations (i8) into i16 pairs; the four products of a block are summed in i16
 //! ([`I16_BLOCK_BOUND`]) and widened once per block with `vpmaddwd`.
+//!
+//! Exact f32: the column panels of the AVX-512 kernels (see there) at half the width. A block
+//! of 8 weight rows transposed as 8 × 8 dwords ([`transpose_8x8`]) holds in lane `r` of
+//! vector `d` bytes `4d..4d+4` of row `r`, the codes of columns `32s + 4d + t`; `vpermps`
+//! on an 8-entry table turns them into {−1, 0, +1}. A 128-column chunk of a 16-column panel
+//! is decoded once into L1 and reused by every row tile of x, `6 × 16` outputs in the 16 ymm
+//! registers; a single row decodes in registers (`f32_direct`). Each output is one lane,
+//! summed in column order by one FMA per column: bit-identical to the scalar twin.
 
 use std::arch::x86_64::*;
 
@@ -108,11 +116,503 @@ pub(crate) unsafe fn w2a8(
     }
 }
 
-/// Exact-f32 activations: codes widened to i32 lanes become +1/−1 masks for adds/subtracts.
+/// Output columns per vector: one per f32 lane.
+const LANES: usize = 8;
+/// Column groups (of [`LANES`]) in a panel: 16 columns.
+const PANEL_GROUPS: usize = 2;
+/// Largest row tile of the panel micro-kernel: 6 × 2 accumulators + 2 panel vectors + a
+/// broadcast fill 15 of the 16 ymm registers.
+const MR: usize = 6;
+/// Rows up to which exact f32 decodes in registers (`f32_direct`).
+const F32_DIRECT_MAX_M: usize = 2;
+/// Column groups of one `f32_direct` tile: 32 columns, 4 independent FMA chains per row.
+const DIRECT_GROUPS: usize = 4;
+
+/// Blocks of K per panel chunk: 256 columns × 16 f32 = 16 KiB.
+const KC_BLOCKS: usize = 2;
+/// Panels decoded per K chunk for many rows: 8 × 16 columns, 8 × 16 KiB.
+const BLOCK_PANELS: usize = 8;
+/// Rows of x whose 256-column chunk stays in L1 while a panel passes: 3 tiles, 18 KiB.
+const BLOCK_ROWS: usize = 3 * MR;
+/// Up to this many rows each panel is decoded right before use (see `f32_panels`).
+const PER_USE_MAX_M: usize = 128;
+
+/// One ymm register's worth of panel, aligned for `vmovaps`.
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct Line([f32; LANES]);
+
+/// Packed row stride of a 128-column chunk of x, floats: one line more than the chunk, so
+/// packed rows fall in different L1 sets whatever the stride of x.
+const XSTRIDE: usize = KC_BLOCKS * 128 + 16;
+
+thread_local! {
+    /// Decoded panels of the block being computed (see [`panel_buffer`]).
+    static PANELS: std::cell::RefCell<Vec<Line>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The K chunk of a block of x rows, packed with row stride [`XSTRIDE`].
+    static XPACK: std::cell::RefCell<Vec<Line>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Transposes 8 rows × 8 dwords: lane `r` of result `d` is dword `d` of row `r`, where row `r`
+/// is the 32 bytes at `p + r·stride`.
 ///
 /// # Safety
-/// The CPU supports avx2, and the arguments satisfy the contract of [`crate::cpu::scalar`].
-#[target_feature(enable = "avx2")]
+/// Those 8 × 32 bytes are readable; the CPU supports avx2.
+#[inline(always)]
+unsafe fn transpose_8x8(p: *const u8, stride: usize) -> [__m256i; 8] {
+    // SAFETY: reads the 8 rows of the contract; the rest is register shuffles.
+    unsafe {
+        let mut r = [_mm256_setzero_si256(); 8];
+        for (i, ri) in r.iter_mut().enumerate() {
+            *ri = _mm256_loadu_si256(p.add(i * stride).cast());
+        }
+        // Dword pairs of rows (2i, 2i + 1), then quads of rows 4q..4q + 4, per 128-bit lane.
+        let mut t = [_mm256_setzero_si256(); 8];
+        for i in 0..4 {
+            t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+        }
+        let mut u = [_mm256_setzero_si256(); 8];
+        for q in [0, 4] {
+            for h in 0..2 {
+                u[q + 2 * h] = _mm256_unpacklo_epi64(t[q + h], t[q + 2 + h]);
+                u[q + 2 * h + 1] = _mm256_unpackhi_epi64(t[q + h], t[q + 2 + h]);
+            }
+        }
+        // u[d] (d < 4) holds dword d (low half) and d + 4 (high half) of rows 0..4; u[4 + d]
+        // the same of rows 4..8.
+        let mut out = [_mm256_setzero_si256(); 8];
+        for d in 0..4 {
+            out[d] = _mm256_permute2x128_si256::<0x20>(u[d], u[4 + d]);
+            out[d + 4] = _mm256_permute2x128_si256::<0x31>(u[d], u[4 + d]);
+        }
+        out
+    }
+}
+
+/// [`transpose_8x8`] of block `b` of `rows ≤ 8` weight rows; missing rows read as zero.
+///
+/// # Safety
+/// `w` points at `rows` rows of `rb` bytes with `b·32 + 32 ≤ rb`; the CPU supports avx2.
+#[inline(always)]
+unsafe fn load_group(w: *const u8, rb: usize, rows: usize, b: usize) -> [__m256i; 8] {
+    // SAFETY: full groups read 8 rows in place; partial ones are copied to a zeroed buffer.
+    unsafe {
+        if rows == LANES {
+            transpose_8x8(w.add(b * 32), rb)
+        } else {
+            let mut tmp = [0u8; LANES * 32];
+            for r in 0..rows {
+                std::ptr::copy_nonoverlapping(
+                    w.add(r * rb + b * 32),
+                    tmp.as_mut_ptr().add(r * 32),
+                    32,
+                );
+            }
+            transpose_8x8(tmp.as_ptr(), 32)
+        }
+    }
+}
+
+/// `{−1, 0, +1}` indexed by the low three bits of a lane: entry `i` is `(i & 3) − 1` (code 3
+/// reads as 0, as in the scalar twin).
+#[inline(always)]
+unsafe fn weight_table() -> __m256 {
+    // SAFETY: register-only AVX op, reached from AVX2 entry points.
+    unsafe { _mm256_setr_ps(-1.0, 0.0, 1.0, 0.0, -1.0, 0.0, 1.0, 0.0) }
+}
+
+/// The lane mask of group `g` of a `G`-group tile whose last group has `last` lanes.
+#[inline(always)]
+unsafe fn lane_mask<const G: usize>(g: usize, last: usize) -> __m256i {
+    let lanes = if g + 1 == G { last } else { LANES };
+    // SAFETY: register-only AVX2 ops, reached from AVX2 entry points.
+    unsafe {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(lanes as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
+    }
+}
+
+/// Lanes in the last group of a `cols`-wide tile (1..=8).
+#[inline(always)]
+fn last_lanes(cols: usize) -> usize {
+    cols - (cols - 1) / LANES * LANES
+}
+
+/// Decodes f32 weights of `cols ≤ 8·groups` rows, blocks `b0..b1`, into `panel`: vector
+/// `(c − 128·b0)·groups + g` holds in lane `r` the weight of row `8g + r` at column `c`.
+///
+/// # Safety
+/// `w` points at `cols` rows of `rb ≥ 32·b1` bytes; `panel` has `128·(b1 − b0)·groups`
+/// vectors; the CPU supports avx2.
+#[inline(always)]
+unsafe fn f32_panel(
+    w: *const u8,
+    rb: usize,
+    cols: usize,
+    b0: usize,
+    b1: usize,
+    panel: *mut __m256,
+) {
+    let groups = cols.div_ceil(LANES);
+    // SAFETY: group g reads rows 8g.. of w (fewer at the edge) and writes panel vectors below
+    // 128·(b1 − b0)·groups.
+    unsafe {
+        let table = weight_table();
+        for g in 0..groups {
+            for b in b0..b1 {
+                let dv = load_group(w.add(g * LANES * rb), rb, (cols - g * LANES).min(LANES), b);
+                let base = (b - b0) * 128;
+                for (d, &v) in dv.iter().enumerate() {
+                    // Byte t, lane s of dword d is column 32s + 4d + t: shifting by 2 after
+                    // each column walks (t, s) in the order of the bits.
+                    let mut cur = v;
+                    for t in 0..4 {
+                        for s in 0..4 {
+                            let at = panel.add((base + 32 * s + 4 * d + t) * groups + g);
+                            _mm256_store_ps(at.cast(), _mm256_permutevar8x32_ps(table, cur));
+                            cur = _mm256_srli_epi32::<2>(cur);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The f32 panel micro-kernel: `MR` rows × `G` groups over `kc` columns of a decoded panel,
+/// added to the `out` tile when `load` (a later K chunk).
+///
+/// # Safety
+/// `panel` has `kc·G` vectors; `x` has `MR` rows of stride `ldx` with `kc` readable values;
+/// `out` has `MR` rows of stride `ldo` whose first `8·(G − 1) + last` values are writable.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_micro<const MR: usize, const G: usize>(
+    panel: *const __m256,
+    kc: usize,
+    x: *const f32,
+    ldx: usize,
+    out: *mut f32,
+    ldo: usize,
+    last: usize,
+    load: bool,
+) {
+    // SAFETY: loads and stores stay inside the contract's panel, rows of x and masked lanes
+    // of the out tile.
+    unsafe {
+        // Masked moves only for a partial last group: they cost more than plain ones.
+        let full = |g: usize| g + 1 < G || last == LANES;
+        let mask = lane_mask::<G>(G - 1, last);
+        let mut acc = [[_mm256_setzero_ps(); G]; MR];
+        if load {
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                for (g, a) in acc_i.iter_mut().enumerate() {
+                    let at = out.add(i * ldo + g * LANES);
+                    *a = if full(g) {
+                        _mm256_loadu_ps(at)
+                    } else {
+                        _mm256_maskload_ps(at, mask)
+                    };
+                }
+            }
+        }
+        for c in 0..kc {
+            let mut wv = [_mm256_setzero_ps(); G];
+            for (g, v) in wv.iter_mut().enumerate() {
+                *v = *panel.add(c * G + g);
+            }
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                let xb = _mm256_set1_ps(*x.add(i * ldx + c));
+                for (a, &wg) in acc_i.iter_mut().zip(&wv) {
+                    *a = _mm256_fmadd_ps(wg, xb, *a);
+                }
+            }
+        }
+        for (i, acc_i) in acc.iter().enumerate() {
+            for (g, &a) in acc_i.iter().enumerate() {
+                let at = out.add(i * ldo + g * LANES);
+                if full(g) {
+                    _mm256_storeu_ps(at, a)
+                } else {
+                    _mm256_maskstore_ps(at, mask, a)
+                }
+            }
+        }
+    }
+}
+
+/// The calling thread's panel buffer, grown to at least `lines` vectors.
+///
+/// The pointer stays valid until the next call on this thread: raw kernels take it once on
+/// entry and call nothing that could take it again.
+fn panel_buffer(lines: usize) -> *mut __m256 {
+    PANELS.with_borrow_mut(|buf| {
+        if buf.len() < lines {
+            buf.resize(lines, Line([0.0; LANES]));
+        }
+        buf.as_mut_ptr().cast()
+    })
+}
+
+/// The calling thread's buffer for `rows` packed chunks of x (valid as [`panel_buffer`]'s).
+fn xpack_buffer(rows: usize) -> *mut f32 {
+    XPACK.with_borrow_mut(|buf| {
+        let lines = rows * XSTRIDE / LANES;
+        if buf.len() < lines {
+            buf.resize(lines, Line([0.0; LANES]));
+        }
+        buf.as_mut_ptr().cast()
+    })
+}
+
+/// Prefetches `rows` output rows of `bytes` each into L1: the tile computed next loads them
+/// as accumulators the moment it starts, and would otherwise wait for L2 (or L3) first.
+#[inline(always)]
+fn prefetch_rows<T>(out: *const T, ldo: usize, rows: usize, bytes: usize) {
+    for r in 0..rows {
+        for l in (0..bytes).step_by(64) {
+            // SAFETY: a prefetch never faults; wrapping_add keeps the arithmetic defined.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(out.wrapping_add(r * ldo).cast::<i8>().wrapping_add(l))
+            };
+        }
+    }
+}
+
+/// Exact f32 over 16-column panels and 128-column chunks of K, looped as the AVX-512
+/// `f32_panels`: few rows decode each panel right before all rows use it (L1); many rows
+/// decode a block of [`BLOCK_PANELS`] once and pass it by [`BLOCK_ROWS`]-row blocks of x.
+///
+/// # Safety
+/// The contract of [`crate::cpu::scalar`]; the CPU supports avx2 and fma.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_panels(
+    w: *const u8,
+    rb: usize,
+    n: usize,
+    x: *const f32,
+    ldx: usize,
+    m: usize,
+    out: *mut f32,
+    ldo: usize,
+) {
+    const LINES: usize = KC_BLOCKS * 128 * PANEL_GROUPS;
+    const COLS: usize = PANEL_GROUPS * LANES;
+    let panels = panel_buffer(BLOCK_PANELS * LINES);
+    let one_slot = m <= PER_USE_MAX_M;
+    let slot = |p: usize| if one_slot { 0 } else { p * LINES };
+    let rows = if one_slot { m } else { BLOCK_ROWS };
+    let xp = xpack_buffer(rows);
+    for jb in (0..n).step_by(BLOCK_PANELS * COLS) {
+        let nb = (n - jb).min(BLOCK_PANELS * COLS);
+        for b0 in (0..rb / 32).step_by(KC_BLOCKS) {
+            let b1 = (b0 + KC_BLOCKS).min(rb / 32);
+            let kc = (b1 - b0) * 128;
+            // SAFETY: panel p decodes rows jb + 16p.. (at most 16, inside n) of w, blocks
+            // b0..b1 ≤ rb/32, into its LINES vectors of the buffer. Rows ib..ie of x, columns
+            // 128·b0.. (kc of them), are copied to the packed buffer (rows ≤ its rows); each
+            // tile reads its rows there and writes rows i..i + mr, columns jb..jb + nb of out.
+            unsafe {
+                if !one_slot {
+                    for p in 0..nb.div_ceil(COLS) {
+                        let cols = (nb - p * COLS).min(COLS);
+                        let panel = panels.add(slot(p));
+                        f32_panel(w.add((jb + p * COLS) * rb), rb, cols, b0, b1, panel);
+                    }
+                }
+                for ib in (0..m).step_by(rows) {
+                    let ie = (ib + rows).min(m);
+                    for r in ib..ie {
+                        let src = x.add(r * ldx + b0 * 128);
+                        std::ptr::copy_nonoverlapping(src, xp.add((r - ib) * XSTRIDE), kc);
+                    }
+                    for p in 0..nb.div_ceil(COLS) {
+                        let cols = (nb - p * COLS).min(COLS);
+                        let panel = panels.add(slot(p));
+                        if one_slot {
+                            f32_panel(w.add((jb + p * COLS) * rb), rb, cols, b0, b1, panel);
+                        }
+                        let last = last_lanes(cols);
+                        let mut i = ib;
+                        while i < ie {
+                            // Whole tiles, then one or two of at least 4 rows (8 chains).
+                            let left = ie - i;
+                            let mr = match left {
+                                _ if left >= MR + 4 => MR,
+                                _ if left > MR => left - 4,
+                                _ => left,
+                            };
+                            if b0 > 0 {
+                                let next = i + mr;
+                                let o = out.wrapping_add(next * ldo + jb + p * COLS);
+                                prefetch_rows(o, ldo, (ie - next).min(MR), cols * 4);
+                            }
+                            let xi = xp.add((i - ib) * XSTRIDE);
+                            let ldx = XSTRIDE;
+                            let oi = out.add(i * ldo + jb + p * COLS);
+                            let load = b0 > 0;
+                            macro_rules! tile {
+                                ($g:literal) => {
+                                    match mr {
+                                        MR => f32_micro::<MR, $g>(
+                                            panel, kc, xi, ldx, oi, ldo, last, load,
+                                        ),
+                                        5 => f32_micro::<5, $g>(
+                                            panel, kc, xi, ldx, oi, ldo, last, load,
+                                        ),
+                                        4 => f32_micro::<4, $g>(
+                                            panel, kc, xi, ldx, oi, ldo, last, load,
+                                        ),
+                                        3 => f32_micro::<3, $g>(
+                                            panel, kc, xi, ldx, oi, ldo, last, load,
+                                        ),
+                                        2 => f32_micro::<2, $g>(
+                                            panel, kc, xi, ldx, oi, ldo, last, load,
+                                        ),
+                                        _ => f32_micro::<1, $g>(
+                                            panel, kc, xi, ldx, oi, ldo, last, load,
+                                        ),
+                                    }
+                                };
+                            }
+                            if cols > LANES {
+                                tile!(2)
+                            } else {
+                                tile!(1)
+                            }
+                            i += mr;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Exact f32 for a row or two: up to 32 columns decoded in registers, block by block, each
+/// output summed in column order.
+///
+/// # Safety
+/// `w` points at `cols ≤ 8·G` rows of `rb` bytes; `x` at `MR` rows of stride `ldx` with
+/// `4·rb` values; `out` at `MR` rows of stride `ldo ≥ cols`; the CPU supports avx2 and fma.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_direct<const MR: usize, const G: usize>(
+    w: *const u8,
+    rb: usize,
+    cols: usize,
+    x: *const f32,
+    ldx: usize,
+    out: *mut f32,
+    ldo: usize,
+) {
+    // SAFETY: group g reads rows 8g.. of w (fewer at the edge), block by block; x reads stay
+    // in rows 0..MR, columns < 4·rb; stores are the masked lanes of rows 0..MR.
+    unsafe {
+        let table = weight_table();
+        let mut acc = [[_mm256_setzero_ps(); G]; MR];
+        for b in 0..rb / 32 {
+            let mut dv = [[_mm256_setzero_si256(); 8]; G];
+            for (g, v) in dv.iter_mut().enumerate() {
+                *v = load_group(w.add(g * LANES * rb), rb, (cols - g * LANES).min(LANES), b);
+            }
+            // Column 32s + 4d + t is byte t of dword d, bits 2s..: columns in order walk s,
+            // then d, then t; after each s every dword moves on by one code.
+            for s in 0..4 {
+                for d in 0..8 {
+                    let mut idx = [[_mm256_setzero_si256(); 4]; G];
+                    for (ig, dg) in idx.iter_mut().zip(&dv) {
+                        *ig = [
+                            dg[d],
+                            _mm256_srli_epi32::<8>(dg[d]),
+                            _mm256_srli_epi32::<16>(dg[d]),
+                            _mm256_srli_epi32::<24>(dg[d]),
+                        ];
+                    }
+                    for t in 0..4 {
+                        let c = b * 128 + 32 * s + 4 * d + t;
+                        let mut xb = [_mm256_setzero_ps(); MR];
+                        for (i, v) in xb.iter_mut().enumerate() {
+                            *v = _mm256_set1_ps(*x.add(i * ldx + c));
+                        }
+                        for (g, ig) in idx.iter().enumerate() {
+                            let wv = _mm256_permutevar8x32_ps(table, ig[t]);
+                            for (acc_i, &xi) in acc.iter_mut().zip(&xb) {
+                                acc_i[g] = _mm256_fmadd_ps(wv, xi, acc_i[g]);
+                            }
+                        }
+                    }
+                }
+                for dg in dv.iter_mut() {
+                    for v in dg.iter_mut() {
+                        *v = _mm256_srli_epi32::<2>(*v);
+                    }
+                }
+            }
+        }
+        let last = last_lanes(cols);
+        for (i, acc_i) in acc.iter().enumerate() {
+            for (g, &a) in acc_i.iter().enumerate() {
+                _mm256_maskstore_ps(out.add(i * ldo + g * LANES), lane_mask::<G>(g, last), a);
+            }
+        }
+    }
+}
+
+/// Exact f32 for `m ≤ F32_DIRECT_MAX_M` rows: [`f32_direct`] over 32-column tiles.
+///
+/// # Safety
+/// The contract of [`crate::cpu::scalar`]; `1 ≤ m ≤ 2`; the CPU supports avx2 and fma.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_few_rows(
+    w: *const u8,
+    rb: usize,
+    n: usize,
+    x: *const f32,
+    ldx: usize,
+    m: usize,
+    out: *mut f32,
+    ldo: usize,
+) {
+    macro_rules! go {
+        ($mr:literal, $groups:expr, $($arg:expr),*) => {
+            match $groups {
+                4 => f32_direct::<$mr, 4>($($arg),*),
+                3 => f32_direct::<$mr, 3>($($arg),*),
+                2 => f32_direct::<$mr, 2>($($arg),*),
+                _ => f32_direct::<$mr, 1>($($arg),*),
+            }
+        };
+    }
+    for j0 in (0..n).step_by(DIRECT_GROUPS * LANES) {
+        let cols = (n - j0).min(DIRECT_GROUPS * LANES);
+        let (wj, oj, g) = (
+            w.wrapping_add(j0 * rb),
+            out.wrapping_add(j0),
+            cols.div_ceil(LANES),
+        );
+        // SAFETY: rows j0..j0 + cols of w and columns j0..j0 + cols of the m output rows.
+        unsafe {
+            if m == 1 {
+                go!(1, g, wj, rb, cols, x, ldx, oj, ldo)
+            } else {
+                go!(2, g, wj, rb, cols, x, ldx, oj, ldo)
+            }
+        }
+    }
+}
+
+/// Exact-f32 activations: decoded column panels and FMA by {−1, 0, +1} (module docs).
+///
+/// # Safety
+/// The CPU supports avx2 and fma, and the arguments satisfy the contract of
+/// [`crate::cpu::scalar`].
+#[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn f32(
     w: *const u8,
@@ -124,40 +624,18 @@ pub(crate) unsafe fn f32(
     out: *mut f32,
     ldo: usize,
 ) {
-    // SAFETY: loads stay in row j of w and row i of x, as in the W2A8 tile.
+    // SAFETY: forwarded contract.
     unsafe {
-        let three = _mm256_set1_epi32(3);
-        let two = _mm256_set1_epi32(2);
-        let zero = _mm256_setzero_si256();
-        for i in 0..m {
-            let xr = x.add(i * ldx);
-            for j in 0..n {
-                let wr = w.add(j * row_bytes);
-                let mut acc = [_mm256_setzero_ps(); 4];
-                for b in 0..row_bytes / 32 {
-                    for g in 0..4 {
-                        // Bytes 8g..8g+8 of the block, one per i32 lane.
-                        let bytes = _mm_loadl_epi64(wr.add(b * 32 + 8 * g).cast());
-                        let wide = _mm256_cvtepu8_epi32(bytes);
-                        for (s, a) in acc.iter_mut().enumerate() {
-                            let code = _mm256_and_si256(
-                                _mm256_srlv_epi32(wide, _mm256_set1_epi32(2 * s as i32)),
-                                three,
-                            );
-                            let xv = _mm256_loadu_ps(xr.add(b * 128 + 32 * s + 8 * g));
-                            let p = _mm256_castsi256_ps(_mm256_cmpeq_epi32(code, two));
-                            let n = _mm256_castsi256_ps(_mm256_cmpeq_epi32(code, zero));
-                            *a = _mm256_add_ps(*a, _mm256_and_ps(p, xv));
-                            *a = _mm256_sub_ps(*a, _mm256_and_ps(n, xv));
-                        }
-                    }
-                }
-                let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-                let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-                let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
-                *out.add(i * ldo + j) = _mm_cvtss_f32(s);
+        if m == 0 || n == 0 {
+            // Nothing to write (the few-row tiles below assume at least one row).
+        } else if row_bytes == 0 {
+            for i in 0..m {
+                std::slice::from_raw_parts_mut(out.add(i * ldo), n).fill(0.0);
             }
+        } else if m <= F32_DIRECT_MAX_M {
+            f32_few_rows(w, row_bytes, n, x, ldx, m, out, ldo)
+        } else {
+            f32_panels(w, row_bytes, n, x, ldx, m, out, ldo)
         }
     }
 }

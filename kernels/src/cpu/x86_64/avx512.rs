@@ -1,16 +1,30 @@
 //! AVX-512 kernels (Skylake-X and later, Zen 4).
 //!
-//! W2A8: one 64-byte load holds two blocks; shifting it by `2s` (an immediate shift, cheap on
-//! every core, unlike the variable `vpsrlvw`) and masking with `0b11` gives the codes of
-//! weights `32s..32s+32` of both blocks. The int8 activations of a tile are rewritten once
-//! into that pair-interleaved order (`interleave_pairs`), so the inner loop reads them
-//! contiguously; an odd last block takes a 256-bit step.
-//! Codes are unsigned and activations signed, the operand order of `vpdpbusd` (VNNI);
-//! without VNNI, `vpmaddubsw` + `vpmaddwd` compute the same sums exactly.
+//! Two shapes of kernel, both reading the one packed layout of [`crate::format::i2`]:
 //!
-//! f32: each packed byte widened to an i32 lane indexes a 16-entry {−1, 0, +1} table with
-//! `vpermps`, and an FMA by that ±1/0 adds, subtracts or skips the activation — with the same
-//! single rounding as a plain add or subtract. No decoded copy of the weights is made.
+//! * **K-lane tiles** (W2A8 with few activation rows, the GEMV): one 64-byte load holds two
+//!   blocks; shifting it by `2s` (an immediate shift, cheap on every core, unlike the variable
+//!   `vpsrlvw`) and masking with `0b11` gives the codes of weights `32s..32s+32` of both
+//!   blocks. The int8 activations of a tile are rewritten once into that pair-interleaved
+//!   order (`interleave_pairs`), so the inner loop reads them contiguously; an odd last block
+//!   takes a 256-bit step. Lanes run along K and are summed at the end.
+//! * **Column panels** (the W2A8 GEMM, and exact f32 at any M): lanes run along N, one output
+//!   column per i32/f32 lane, so no horizontal sums are needed and each output is summed in
+//!   plain K order. A 32-byte block of 16 weight rows, transposed as 16 × 8 dwords
+//!   ([`transpose_16x8`]), holds in lane `r` of dword vector `d` bytes `4d..4d+4` of row `r`:
+//!   the codes of columns `32s + 4d + t` (byte `t`, bits `2s`). For W2A8,
+//!   `(v >> 2s) & 0x03030303` is the codes of four consecutive columns per lane — the unsigned
+//!   operand of `vpdpbusd` against a broadcast dword of four activations (the VNNI layout of
+//!   oneDNN's int8 GEMMs). For f32, each code indexes a {−1, 0, +1} table with `vpermps`. A
+//!   K-chunk of a 32-column panel is decoded once into L1 and reused by every row tile of x,
+//!   `MR × 32` outputs in registers (the BLIS micro-kernel: Van Zee & van de Geijn, "BLIS: A
+//!   Framework for Rapidly Instantiating BLAS Functionality", TOMS 2015). A few f32 rows
+//!   decode in registers instead (`f32_direct`).
+//!
+//! Codes are unsigned and activations signed, the operand order of `vpdpbusd` (VNNI);
+//! without VNNI, `vpmaddubsw` + `vpmaddwd` compute the same sums exactly. For f32, an FMA by
+//! a weight in {−1, 0, +1} rounds exactly like `acc + w·x` (the product is exact) — the
+//! definition of the scalar twin — so every ISA is bit-identical to it.
 
 use std::arch::x86_64::*;
 
@@ -200,6 +214,438 @@ unsafe fn with_interleaved(
     });
 }
 
+/// Output columns per vector: one per 32-bit lane.
+const LANES: usize = 16;
+/// Column groups (of [`LANES`]) in a GEMM panel: 32 columns.
+const PANEL_GROUPS: usize = 2;
+/// Largest row tile of the panel micro-kernels: 12 × 2 accumulators + 2 panel vectors + a
+/// broadcast fill 27 of the 32 zmm registers.
+const MR: usize = 12;
+const _: () = assert!(MR == 12, "panel_tile! lists the row counts 1..=12");
+/// Blocks of K per W2A8 panel chunk: 512 columns, 128 dword rows × 2 groups × 64 B = 16 KiB,
+/// half of L1.
+const W2A8_KC_BLOCKS: usize = 4;
+/// Blocks of K per f32 panel chunk: 128 columns × 32 f32 = 16 KiB.
+const F32_KC_BLOCKS: usize = 1;
+/// From this many activation rows on, W2A8 decodes panels; fewer rows take the K-lane tiles,
+/// which decode in registers and stream the weights once.
+const W2A8_PANEL_MIN_M: usize = 8;
+/// Up to this many activation rows, exact f32 decodes in registers (`f32_direct`); beyond,
+/// it decodes panels.
+const F32_DIRECT_MAX_M: usize = 4;
+/// Column groups of one `f32_direct` tile: 64 columns, 4 independent FMA chains per row.
+const DIRECT_GROUPS: usize = 4;
+
+/// Panels decoded per K chunk and reused by every row tile: 8 × 32 columns, 8 × 16 KiB.
+const BLOCK_PANELS: usize = 8;
+/// Rows of x whose K chunk (512 int8 values) stays in L1 while a W2A8 panel passes: 16 KiB.
+const W2A8_BLOCK_ROWS: usize = 32;
+/// Rows of x whose K chunk (128 f32 values) stays in L1 while an f32 panel passes: 16 KiB.
+const F32_BLOCK_ROWS: usize = 32;
+/// Up to this many rows, W2A8 decodes each panel into the same L1 lines right before all rows
+/// use it, and x streams from L2. Beyond, a block of panels is decoded once into L2 (its
+/// stores miss L1, ~0.3 cycles per weight measured) and row blocks of x stay in L1 instead.
+const W2A8_PER_USE_MAX_M: usize = W2A8_BLOCK_ROWS;
+/// As [`W2A8_PER_USE_MAX_M`] for f32, whose decoded panels are 4× larger per weight: the
+/// block decode pays off later.
+const F32_PER_USE_MAX_M: usize = 128;
+
+/// One zmm register's worth of panel, aligned for `vmovaps`/`vmovdqa64`.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+thread_local! {
+    /// Decoded panels of the block being computed (see [`panel_buffer`]).
+    static PANELS: std::cell::RefCell<Vec<Line>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The K chunk of a block of x rows, packed (see [`pack_rows`]).
+    static XPACK: std::cell::RefCell<Vec<Line>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Packed row stride of a W2A8 K chunk, bytes: one line more than the chunk, so packed rows
+/// fall in different L1 sets (x rows whose stride is a multiple of 4 KiB, e.g. K = 4096,
+/// would all compete for the same few sets).
+const W2A8_XSTRIDE: usize = W2A8_KC_BLOCKS * 128 + 64;
+/// Packed row stride of an f32 K chunk, floats (one line of padding, as above).
+const F32_XSTRIDE: usize = F32_KC_BLOCKS * 128 + 16;
+
+/// Transposes 16 rows × 8 dwords: lane `r` of result `d` is dword `d` of row `r`, where row
+/// `r` is the 32 bytes at `p + r·stride`.
+///
+/// # Safety
+/// Those 16 × 32 bytes are readable; the CPU supports avx512f.
+#[inline(always)]
+unsafe fn transpose_16x8(p: *const u8, stride: usize) -> [__m512i; 8] {
+    // SAFETY: reads the 16 rows of the contract; the rest is register shuffles.
+    unsafe {
+        let row = |r: usize| p.add(r * stride).cast::<__m256i>();
+        // Rows r and r + 8 share a register: each 256-bit half is an 8 × 8 transpose.
+        let mut z = [_mm512_setzero_si512(); 8];
+        for (r, zr) in z.iter_mut().enumerate() {
+            let lo = _mm512_castsi256_si512(_mm256_loadu_si256(row(r)));
+            *zr = _mm512_inserti64x4::<1>(lo, _mm256_loadu_si256(row(r + 8)));
+        }
+        // Per 128-bit lane: dword pairs of rows (2i, 2i + 1), then quads of rows 4q..4q + 4.
+        let mut t = [_mm512_setzero_si512(); 8];
+        for i in 0..4 {
+            t[2 * i] = _mm512_unpacklo_epi32(z[2 * i], z[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_epi32(z[2 * i], z[2 * i + 1]);
+        }
+        let mut u = [_mm512_setzero_si512(); 8];
+        for q in [0, 4] {
+            for h in 0..2 {
+                u[q + 2 * h] = _mm512_unpacklo_epi64(t[q + h], t[q + 2 + h]);
+                u[q + 2 * h + 1] = _mm512_unpackhi_epi64(t[q + h], t[q + 2 + h]);
+            }
+        }
+        // u[d] (d < 4) holds dword d (lanes 0, 2) and d + 4 (lanes 1, 3) of rows 0..4, 8..12;
+        // u[4 + d] the same of rows 4..8, 12..16. Gather the 128-bit quarters in row order.
+        let lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+        let hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+        let mut out = [_mm512_setzero_si512(); 8];
+        for d in 0..4 {
+            out[d] = _mm512_permutex2var_epi64(u[d], lo, u[4 + d]);
+            out[d + 4] = _mm512_permutex2var_epi64(u[d], hi, u[4 + d]);
+        }
+        out
+    }
+}
+
+/// [`transpose_16x8`] of block `b` of `rows ≤ 16` weight rows; missing rows read as zero.
+///
+/// # Safety
+/// `w` points at `rows` rows of `rb` bytes with `b·32 + 32 ≤ rb`; the CPU supports avx512f.
+#[inline(always)]
+unsafe fn load_group(w: *const u8, rb: usize, rows: usize, b: usize) -> [__m512i; 8] {
+    // SAFETY: full groups read 16 rows in place; partial ones are copied to a zeroed buffer.
+    unsafe {
+        if rows == LANES {
+            transpose_16x8(w.add(b * 32), rb)
+        } else {
+            let mut tmp = [0u8; LANES * 32];
+            for r in 0..rows {
+                std::ptr::copy_nonoverlapping(
+                    w.add(r * rb + b * 32),
+                    tmp.as_mut_ptr().add(r * 32),
+                    32,
+                );
+            }
+            transpose_16x8(tmp.as_ptr(), 32)
+        }
+    }
+}
+
+/// The store mask of the last column group of a `cols`-wide panel.
+#[inline(always)]
+fn last_mask(cols: usize) -> __mmask16 {
+    let lanes = cols - (cols - 1) / LANES * LANES; // 1..=16
+    (u32::MAX >> (32 - lanes)) as __mmask16
+}
+
+/// Decodes W2A8 codes of `cols ≤ 16·groups` rows, blocks `b0..b1`, into `panel`: vector
+/// `(k4 − 32·b0)·groups + g` holds in lane `r` the four codes of row `16g + r` at columns
+/// `4·k4 .. 4·k4 + 4`, one per byte.
+///
+/// # Safety
+/// `w` points at `cols` rows of `rb ≥ 32·b1` bytes; `panel` has `32·(b1 − b0)·groups`
+/// vectors; the CPU supports avx512f.
+#[inline(always)]
+unsafe fn w2a8_panel(
+    w: *const u8,
+    rb: usize,
+    cols: usize,
+    b0: usize,
+    b1: usize,
+    panel: *mut __m512i,
+) {
+    let groups = cols.div_ceil(LANES);
+    // SAFETY: group g reads rows 16g.. of w (fewer at the edge) and writes panel vectors
+    // below 32·(b1 − b0)·groups.
+    unsafe {
+        let m3 = _mm512_set1_epi8(3);
+        for g in 0..groups {
+            let rows = (cols - g * LANES).min(LANES);
+            for b in b0..b1 {
+                let dv = load_group(w.add(g * LANES * rb), rb, rows, b);
+                let base = (b - b0) * 32;
+                for (d, &v) in dv.iter().enumerate() {
+                    let mut cur = v;
+                    for s in 0..4 {
+                        let at = panel.add((base + 8 * s + d) * groups + g);
+                        _mm512_store_si512(at.cast(), _mm512_and_si512(cur, m3));
+                        cur = _mm512_srli_epi32::<2>(cur);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The W2A8 panel micro-kernel: `MR` activation rows × `G` column groups over `k4s` dword
+/// steps of a decoded panel, added to the `out` tile when `load` (a later K chunk).
+///
+/// # Safety
+/// `panel` has `k4s·G` vectors; `x` has `MR` rows of stride `ldx` with `4·k4s` readable
+/// values; `out` has `MR` rows of stride `ldo` with the masked lanes writable.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn w2a8_micro<D: Dot, const MR: usize, const G: usize>(
+    panel: *const __m512i,
+    k4s: usize,
+    x: *const i8,
+    ldx: usize,
+    out: *mut i32,
+    ldo: usize,
+    last: __mmask16,
+    load: bool,
+) {
+    let mask = |g: usize| if g + 1 == G { last } else { !0 };
+    // SAFETY: loads and stores stay inside the contract's panel, rows of x and masked lanes
+    // of the out tile.
+    unsafe {
+        let mut acc = [[_mm512_setzero_si512(); G]; MR];
+        if load {
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                for (g, a) in acc_i.iter_mut().enumerate() {
+                    *a = _mm512_maskz_loadu_epi32(mask(g), out.add(i * ldo + g * LANES));
+                }
+            }
+        }
+        for k in 0..k4s {
+            let mut q = [_mm512_setzero_si512(); G];
+            for (g, v) in q.iter_mut().enumerate() {
+                *v = *panel.add(k * G + g);
+            }
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                let xb = _mm512_set1_epi32(x.add(i * ldx + 4 * k).cast::<i32>().read_unaligned());
+                for (a, &qg) in acc_i.iter_mut().zip(&q) {
+                    *a = D::dot(*a, qg, xb);
+                }
+            }
+        }
+        for (i, acc_i) in acc.iter().enumerate() {
+            for (g, &a) in acc_i.iter().enumerate() {
+                _mm512_mask_storeu_epi32(out.add(i * ldo + g * LANES), mask(g), a);
+            }
+        }
+    }
+}
+
+/// The row step of the panel loops: whole `MR`-row tiles while at least `MR + 4` rows are
+/// left, then one or two tiles of 4 to `MR` rows — never a tile of fewer than 4 rows (8 FMA
+/// or `vpdpbusd` chains, enough to hide their latency) unless `m` itself is smaller.
+#[inline(always)]
+fn row_step(left: usize) -> usize {
+    if left >= MR + 4 {
+        MR
+    } else if left > MR {
+        left - 4
+    } else {
+        left
+    }
+}
+
+/// `panel_tile!(f, [P], mr, groups, args…)` expands to a call of `f::<[P,] MR, G>(args…)`
+/// for the runtime `(mr, groups)` of a panel loop (`1 ≤ mr ≤ MR`, `groups` ≤
+/// [`PANEL_GROUPS`]).
+macro_rules! panel_tile {
+    ($f:ident, [$($pre:ty)?], $mr:expr, $g:expr, $($arg:expr),* $(,)?) => {
+        match ($mr, $g) {
+            (12, 2) => $f::<$($pre,)? 12, 2>($($arg),*),
+            (11, 2) => $f::<$($pre,)? 11, 2>($($arg),*),
+            (10, 2) => $f::<$($pre,)? 10, 2>($($arg),*),
+            (9, 2) => $f::<$($pre,)? 9, 2>($($arg),*),
+            (8, 2) => $f::<$($pre,)? 8, 2>($($arg),*),
+            (7, 2) => $f::<$($pre,)? 7, 2>($($arg),*),
+            (6, 2) => $f::<$($pre,)? 6, 2>($($arg),*),
+            (5, 2) => $f::<$($pre,)? 5, 2>($($arg),*),
+            (4, 2) => $f::<$($pre,)? 4, 2>($($arg),*),
+            (3, 2) => $f::<$($pre,)? 3, 2>($($arg),*),
+            (2, 2) => $f::<$($pre,)? 2, 2>($($arg),*),
+            (1, 2) => $f::<$($pre,)? 1, 2>($($arg),*),
+            (12, _) => $f::<$($pre,)? 12, 1>($($arg),*),
+            (11, _) => $f::<$($pre,)? 11, 1>($($arg),*),
+            (10, _) => $f::<$($pre,)? 10, 1>($($arg),*),
+            (9, _) => $f::<$($pre,)? 9, 1>($($arg),*),
+            (8, _) => $f::<$($pre,)? 8, 1>($($arg),*),
+            (7, _) => $f::<$($pre,)? 7, 1>($($arg),*),
+            (6, _) => $f::<$($pre,)? 6, 1>($($arg),*),
+            (5, _) => $f::<$($pre,)? 5, 1>($($arg),*),
+            (4, _) => $f::<$($pre,)? 4, 1>($($arg),*),
+            (3, _) => $f::<$($pre,)? 3, 1>($($arg),*),
+            (2, _) => $f::<$($pre,)? 2, 1>($($arg),*),
+            _ => $f::<$($pre,)? 1, 1>($($arg),*),
+        }
+    };
+}
+
+/// Fills `m` rows × `n` columns of `out` (stride `ldo`) with zeros: the product over K = 0.
+///
+/// # Safety
+/// `out` has `m` writable rows of stride `ldo ≥ n`.
+#[inline(always)]
+unsafe fn zero_out<T: Copy + Default>(out: *mut T, ldo: usize, m: usize, n: usize) {
+    for i in 0..m {
+        // SAFETY: row i of the contract's output tile.
+        unsafe { std::slice::from_raw_parts_mut(out.add(i * ldo), n).fill(T::default()) };
+    }
+}
+
+/// The calling thread's panel buffer, grown to at least `lines` lines.
+///
+/// The pointer stays valid until the next call on this thread: raw kernels take it once on
+/// entry and call nothing that could take it again.
+fn panel_buffer(lines: usize) -> *mut __m512i {
+    PANELS.with_borrow_mut(|buf| {
+        if buf.len() < lines {
+            buf.resize(lines, Line([0; 64]));
+        }
+        buf.as_mut_ptr().cast()
+    })
+}
+
+/// Prefetches `rows` output rows of `bytes` each into L1: the tile computed next loads them
+/// as accumulators the moment it starts, and would otherwise wait for L2 (or L3) first.
+#[inline(always)]
+fn prefetch_rows<T>(out: *const T, ldo: usize, rows: usize, bytes: usize) {
+    for r in 0..rows {
+        for l in (0..bytes).step_by(64) {
+            // SAFETY: a prefetch never faults; wrapping_add keeps the arithmetic defined.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(out.wrapping_add(r * ldo).cast::<i8>().wrapping_add(l))
+            };
+        }
+    }
+}
+
+/// The calling thread's buffer for packed x, grown to at least `bytes`.
+///
+/// Valid as [`panel_buffer`]'s pointer is.
+fn xpack_buffer(bytes: usize) -> *mut u8 {
+    XPACK.with_borrow_mut(|buf| {
+        if buf.len() * 64 < bytes {
+            buf.resize(bytes.div_ceil(64), Line([0; 64]));
+        }
+        buf.as_mut_ptr().cast()
+    })
+}
+
+/// Copies `len` values from each of `rows` rows of `x` (stride `ldx`) to rows of `dst`
+/// (stride `stride`): the K chunk of a row block, contiguous and off the 4 KiB aliasing grid.
+///
+/// # Safety
+/// The source rows are readable and the destination rows writable for `len` values.
+#[inline(always)]
+unsafe fn pack_rows<T: Copy>(
+    x: *const T,
+    ldx: usize,
+    rows: usize,
+    len: usize,
+    dst: *mut T,
+    stride: usize,
+) {
+    for r in 0..rows {
+        // SAFETY: row r of both, inside the contract.
+        unsafe { std::ptr::copy_nonoverlapping(x.add(r * ldx), dst.add(r * stride), len) };
+    }
+}
+
+/// W2A8 over column panels (see the module docs). For each block of [`BLOCK_PANELS`] panels
+/// and K chunk, the panels are decoded once; then each row tile of x (`MR` rows of the chunk,
+/// in L1) passes over all of them (in L2).
+///
+/// # Safety
+/// The contract of [`crate::cpu::scalar`]; the CPU supports what `D` needs.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn w2a8_panels<D: Dot>(
+    w: *const u8,
+    rb: usize,
+    n: usize,
+    x: *const i8,
+    ldx: usize,
+    m: usize,
+    out: *mut i32,
+    ldo: usize,
+) {
+    let blocks = rb / 32;
+    if blocks == 0 {
+        // SAFETY: forwarded contract.
+        return unsafe { zero_out(out, ldo, m, n) };
+    }
+    const LINES: usize = W2A8_KC_BLOCKS * 32 * PANEL_GROUPS;
+    const COLS: usize = PANEL_GROUPS * LANES;
+    let panels = panel_buffer(BLOCK_PANELS * LINES);
+    let one_slot = m <= W2A8_PER_USE_MAX_M;
+    let rows = if one_slot { m } else { W2A8_BLOCK_ROWS };
+    let xp = xpack_buffer(rows * W2A8_XSTRIDE).cast::<i8>();
+    for jb in (0..n).step_by(BLOCK_PANELS * COLS) {
+        let nb = (n - jb).min(BLOCK_PANELS * COLS);
+        for b0 in (0..blocks).step_by(W2A8_KC_BLOCKS) {
+            let b1 = (b0 + W2A8_KC_BLOCKS).min(blocks);
+            // SAFETY: panel p decodes rows jb + 32p.. (at most 32, inside n) of w, blocks
+            // below rb/32, into its LINES vectors of the buffer. Each tile reads rows
+            // i..i + mr of x at columns 128·b0.. (4·k4s of them, inside 4·rb) and writes rows
+            // i..i + mr, columns jb..jb + nb of out.
+            unsafe {
+                // Few rows: decode each panel into the same L1 lines right before all rows
+                // use it. Many rows: decode the block once and pass it by row blocks.
+                let slot = |p: usize| if one_slot { 0 } else { p * LINES };
+                if !one_slot {
+                    for p in 0..nb.div_ceil(COLS) {
+                        let cols = (nb - p * COLS).min(COLS);
+                        let panel = panels.add(slot(p));
+                        w2a8_panel(w.add((jb + p * COLS) * rb), rb, cols, b0, b1, panel);
+                    }
+                }
+                let len = (b1 - b0) * 128;
+                for ib in (0..m).step_by(rows) {
+                    let ie = (ib + rows).min(m);
+                    pack_rows(
+                        x.add(ib * ldx + b0 * 128),
+                        ldx,
+                        ie - ib,
+                        len,
+                        xp,
+                        W2A8_XSTRIDE,
+                    );
+                    for p in 0..nb.div_ceil(COLS) {
+                        let cols = (nb - p * COLS).min(COLS);
+                        if one_slot {
+                            let panel = panels.add(slot(p));
+                            w2a8_panel(w.add((jb + p * COLS) * rb), rb, cols, b0, b1, panel);
+                        }
+                        let mut i = ib;
+                        while i < ie {
+                            let mr = row_step(ie - i);
+                            if b0 > 0 {
+                                let next = i + mr;
+                                let o = out.wrapping_add(next * ldo + jb + p * COLS);
+                                prefetch_rows(o, ldo, (ie - next).min(MR), cols * 4);
+                            }
+                            panel_tile!(
+                                w2a8_micro,
+                                [D],
+                                mr,
+                                cols.div_ceil(LANES),
+                                panels.add(slot(p)),
+                                (b1 - b0) * 32,
+                                xp.add((i - ib) * W2A8_XSTRIDE),
+                                W2A8_XSTRIDE,
+                                out.add(i * ldo + jb + p * COLS),
+                                ldo,
+                                last_mask(cols),
+                                b0 > 0,
+                            );
+                            i += mr;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// W2A8 with `vpdpbusd`.
 ///
 /// # Safety
@@ -217,23 +663,27 @@ pub(crate) unsafe fn w2a8_vnni(
     out: *mut i32,
     ldo: usize,
 ) {
-    // SAFETY: forwarded contract; the tiles read the interleaved copy with stride kp.
+    // SAFETY: forwarded contract; the K-lane tiles read the interleaved copy with stride kp.
     unsafe {
-        with_interleaved(x, ldx, m, row_bytes * 4, |x, ldx| {
-            drive_tiles!(
-                vnni_tile,
-                w,
-                row_bytes,
-                n,
-                x,
-                ldx,
-                m,
-                out,
-                ldo,
-                gemv_nr = 8,
-                nr = 4
-            )
-        })
+        if m >= W2A8_PANEL_MIN_M {
+            w2a8_panels::<Vnni>(w, row_bytes, n, x, ldx, m, out, ldo)
+        } else {
+            with_interleaved(x, ldx, m, row_bytes * 4, |x, ldx| {
+                drive_tiles!(
+                    vnni_tile,
+                    w,
+                    row_bytes,
+                    n,
+                    x,
+                    ldx,
+                    m,
+                    out,
+                    ldo,
+                    gemv_nr = 8,
+                    nr = 4
+                )
+            })
+        }
     }
 }
 
@@ -254,70 +704,339 @@ pub(crate) unsafe fn w2a8_bw(
     out: *mut i32,
     ldo: usize,
 ) {
-    // SAFETY: forwarded contract; the tiles read the interleaved copy with stride kp.
+    // SAFETY: forwarded contract; the K-lane tiles read the interleaved copy with stride kp.
     unsafe {
-        with_interleaved(x, ldx, m, row_bytes * 4, |x, ldx| {
-            drive_tiles!(
-                bw_tile,
-                w,
-                row_bytes,
-                n,
-                x,
-                ldx,
-                m,
-                out,
-                ldo,
-                gemv_nr = 8,
-                nr = 4
-            )
-        })
+        if m >= W2A8_PANEL_MIN_M {
+            w2a8_panels::<Bw>(w, row_bytes, n, x, ldx, m, out, ldo)
+        } else {
+            with_interleaved(x, ldx, m, row_bytes * 4, |x, ldx| {
+                drive_tiles!(
+                    bw_tile,
+                    w,
+                    row_bytes,
+                    n,
+                    x,
+                    ldx,
+                    m,
+                    out,
+                    ldo,
+                    gemv_nr = 8,
+                    nr = 4
+                )
+            })
+        }
     }
 }
 
-/// Exact-f32 tile: `NR` weight rows against one activation row.
-///
-/// Each byte of a block, widened to an i32 lane, holds four codes; shifted right by `2s`, its
-/// low four bits index a 16-entry table whose entry `i` is `(i & 3) − 1`, so one `vpermps`
-/// turns 16 codes into their weights {−1, 0, +1} and one FMA applies them. An FMA by ±1 or 0
-/// rounds exactly like the add, subtract or skip it stands for.
+/// `{−1, 0, +1}` indexed by the low four bits of a lane: entry `i` is `(i & 3) − 1`, so the
+/// code in bits 0..2 picks the weight whatever bits 2..4 hold (code 3 reads as 0, as in the
+/// scalar twin).
 #[inline(always)]
-#[allow(clippy::needless_range_loop)] // `s` also picks the shift and the activation offset
-unsafe fn f32_rows<const NR: usize>(w: *const u8, rb: usize, x: *const f32, out: *mut f32) {
-    // SAFETY: loads stay inside row j of w and the activation row (4·rb floats), as above.
+unsafe fn weight_table() -> __m512 {
+    // SAFETY: register-only AVX-512F op, reached from AVX-512 entry points.
     unsafe {
-        let table = _mm512_setr_ps(
+        _mm512_setr_ps(
             -1.0, 0.0, 1.0, 0.0, -1.0, 0.0, 1.0, 0.0, -1.0, 0.0, 1.0, 0.0, -1.0, 0.0, 1.0, 0.0,
-        );
-        // One accumulator per (row, lane group) keeps the FMA chains independent.
-        let mut acc = [[_mm512_setzero_ps(); 4]; NR];
-        for b in 0..rb / 32 {
-            for h in 0..2 {
-                let lanes: [__m512i; NR] = std::array::from_fn(|j| {
-                    _mm512_cvtepu8_epi32(_mm_loadu_si128(w.add(j * rb + b * 32 + h * 16).cast()))
-                });
-                for s in 0..4 {
-                    let xv = _mm512_loadu_ps(x.add(b * 128 + 32 * s + 16 * h));
-                    for j in 0..NR {
-                        let idx = match s {
-                            0 => lanes[j],
-                            1 => _mm512_srli_epi32::<2>(lanes[j]),
-                            2 => _mm512_srli_epi32::<4>(lanes[j]),
-                            _ => _mm512_srli_epi32::<6>(lanes[j]),
-                        };
-                        let wv = _mm512_permutexvar_ps(idx, table);
-                        acc[j][s] = _mm512_fmadd_ps(wv, xv, acc[j][s]);
+        )
+    }
+}
+
+/// Decodes f32 weights of `cols ≤ 16·groups` rows, blocks `b0..b1`, into `panel`: vector
+/// `(c − 128·b0)·groups + g` holds in lane `r` the weight of row `16g + r` at column `c`.
+///
+/// # Safety
+/// `w` points at `cols` rows of `rb ≥ 32·b1` bytes; `panel` has `128·(b1 − b0)·groups`
+/// vectors; the CPU supports avx512f.
+#[inline(always)]
+unsafe fn f32_panel(
+    w: *const u8,
+    rb: usize,
+    cols: usize,
+    b0: usize,
+    b1: usize,
+    panel: *mut __m512,
+) {
+    let groups = cols.div_ceil(LANES);
+    // SAFETY: group g reads rows 16g.. of w (fewer at the edge) and writes panel vectors
+    // below 128·(b1 − b0)·groups.
+    unsafe {
+        let table = weight_table();
+        for g in 0..groups {
+            let rows = (cols - g * LANES).min(LANES);
+            for b in b0..b1 {
+                let dv = load_group(w.add(g * LANES * rb), rb, rows, b);
+                let base = (b - b0) * 128;
+                for (d, &v) in dv.iter().enumerate() {
+                    // Byte t, lane s of dword d is column 32s + 4d + t: shifting by 2 after
+                    // each column walks (t, s) in the order of the bits.
+                    let mut cur = v;
+                    for t in 0..4 {
+                        for s in 0..4 {
+                            let at = panel.add((base + 32 * s + 4 * d + t) * groups + g);
+                            _mm512_store_ps(at.cast(), _mm512_permutexvar_ps(cur, table));
+                            cur = _mm512_srli_epi32::<2>(cur);
+                        }
                     }
                 }
             }
         }
-        for (j, a) in acc.iter().enumerate() {
-            let sum = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
-            *out.add(j) = _mm512_reduce_add_ps(sum);
+    }
+}
+
+/// The f32 panel micro-kernel: `MR` activation rows × `G` column groups over `kc` columns
+/// of a decoded panel, each output summed in column order by one FMA per column.
+///
+/// # Safety
+/// `panel` has `kc·G` vectors; `x` has `MR` rows of stride `ldx` with `kc` readable values;
+/// `out` has `MR` rows of stride `ldo` with the masked lanes writable.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_micro<const MR: usize, const G: usize>(
+    panel: *const __m512,
+    kc: usize,
+    x: *const f32,
+    ldx: usize,
+    out: *mut f32,
+    ldo: usize,
+    last: __mmask16,
+    load: bool,
+) {
+    let mask = |g: usize| if g + 1 == G { last } else { !0 };
+    // SAFETY: loads and stores stay inside the contract's panel, rows of x and masked lanes
+    // of the out tile.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); G]; MR];
+        if load {
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                for (g, a) in acc_i.iter_mut().enumerate() {
+                    *a = _mm512_maskz_loadu_ps(mask(g), out.add(i * ldo + g * LANES));
+                }
+            }
+        }
+        for c in 0..kc {
+            let mut wv = [_mm512_setzero_ps(); G];
+            for (g, v) in wv.iter_mut().enumerate() {
+                *v = *panel.add(c * G + g);
+            }
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                let xb = _mm512_set1_ps(*x.add(i * ldx + c));
+                for (a, &wg) in acc_i.iter_mut().zip(&wv) {
+                    *a = _mm512_fmadd_ps(wg, xb, *a);
+                }
+            }
+        }
+        for (i, acc_i) in acc.iter().enumerate() {
+            for (g, &a) in acc_i.iter().enumerate() {
+                _mm512_mask_storeu_ps(out.add(i * ldo + g * LANES), mask(g), a);
+            }
         }
     }
 }
 
-/// Exact-f32 activations: table lookup of the weights and FMA by ±1/0.
+/// Exact f32 over column panels, as [`w2a8_panels`] with 128-column chunks of K.
+///
+/// # Safety
+/// The contract of [`crate::cpu::scalar`]; the CPU supports avx512f.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_panels(
+    w: *const u8,
+    rb: usize,
+    n: usize,
+    x: *const f32,
+    ldx: usize,
+    m: usize,
+    out: *mut f32,
+    ldo: usize,
+) {
+    const LINES: usize = F32_KC_BLOCKS * 128 * PANEL_GROUPS;
+    const COLS: usize = PANEL_GROUPS * LANES;
+    let blocks = rb / 32;
+    let panels = panel_buffer(BLOCK_PANELS * LINES).cast::<__m512>();
+    let one_slot = m <= F32_PER_USE_MAX_M;
+    let rows = if one_slot { m } else { F32_BLOCK_ROWS };
+    let xp = xpack_buffer(rows * F32_XSTRIDE * 4).cast::<f32>();
+    for jb in (0..n).step_by(BLOCK_PANELS * COLS) {
+        let nb = (n - jb).min(BLOCK_PANELS * COLS);
+        for b0 in (0..blocks).step_by(F32_KC_BLOCKS) {
+            let b1 = (b0 + F32_KC_BLOCKS).min(blocks);
+            // SAFETY: as in `w2a8_panels`, with 128·(b1 − b0) columns of f32 x per row.
+            unsafe {
+                // Few rows: decode each panel into the same L1 lines right before all rows
+                // use it. Many rows: decode the block once and pass it by row blocks.
+                let slot = |p: usize| if one_slot { 0 } else { p * LINES };
+                if !one_slot {
+                    for p in 0..nb.div_ceil(COLS) {
+                        let cols = (nb - p * COLS).min(COLS);
+                        let panel = panels.add(slot(p));
+                        f32_panel(w.add((jb + p * COLS) * rb), rb, cols, b0, b1, panel);
+                    }
+                }
+                let len = (b1 - b0) * 128;
+                for ib in (0..m).step_by(rows) {
+                    let ie = (ib + rows).min(m);
+                    pack_rows(
+                        x.add(ib * ldx + b0 * 128),
+                        ldx,
+                        ie - ib,
+                        len,
+                        xp,
+                        F32_XSTRIDE,
+                    );
+                    for p in 0..nb.div_ceil(COLS) {
+                        let cols = (nb - p * COLS).min(COLS);
+                        if one_slot {
+                            let panel = panels.add(slot(p));
+                            f32_panel(w.add((jb + p * COLS) * rb), rb, cols, b0, b1, panel);
+                        }
+                        let mut i = ib;
+                        while i < ie {
+                            let mr = row_step(ie - i);
+                            if b0 > 0 {
+                                let next = i + mr;
+                                let o = out.wrapping_add(next * ldo + jb + p * COLS);
+                                prefetch_rows(o, ldo, (ie - next).min(MR), cols * 4);
+                            }
+                            panel_tile!(
+                                f32_micro,
+                                [],
+                                mr,
+                                cols.div_ceil(LANES),
+                                panels.add(slot(p)),
+                                (b1 - b0) * 128,
+                                xp.add((i - ib) * F32_XSTRIDE),
+                                F32_XSTRIDE,
+                                out.add(i * ldo + jb + p * COLS),
+                                ldo,
+                                last_mask(cols),
+                                b0 > 0,
+                            );
+                            i += mr;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Exact f32 for a few rows: up to 64 columns decoded in registers, block by block, each
+/// output summed in column order. `MR` rows × `G` groups of [`LANES`] columns.
+///
+/// # Safety
+/// `w` points at `cols ≤ 16·G` rows of `rb` bytes; `x` at `MR` rows of stride `ldx` with
+/// `4·rb` values; `out` at `MR` rows of stride `ldo ≥ cols`; the CPU supports avx512f.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_direct<const MR: usize, const G: usize>(
+    w: *const u8,
+    rb: usize,
+    cols: usize,
+    x: *const f32,
+    ldx: usize,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let last = last_mask(cols);
+    let mask = |g: usize| if g + 1 == G { last } else { !0 };
+    // SAFETY: group g reads rows 16g.. of w (fewer at the edge), block by block; x reads stay
+    // in rows 0..MR, columns < 4·rb; stores are the masked lanes of rows 0..MR.
+    unsafe {
+        let table = weight_table();
+        let mut acc = [[_mm512_setzero_ps(); G]; MR];
+        for b in 0..rb / 32 {
+            let mut dv = [[_mm512_setzero_si512(); 8]; G];
+            for (g, v) in dv.iter_mut().enumerate() {
+                *v = load_group(w.add(g * LANES * rb), rb, (cols - g * LANES).min(LANES), b);
+            }
+            // Column 32s + 4d + t is byte t of dword d, bits 2s..: columns in order walk s,
+            // then d, then t; after each s every dword moves on by one code.
+            for s in 0..4 {
+                for d in 0..8 {
+                    let mut idx = [[_mm512_setzero_si512(); 4]; G];
+                    for (ig, dg) in idx.iter_mut().zip(&dv) {
+                        *ig = [
+                            dg[d],
+                            _mm512_srli_epi32::<8>(dg[d]),
+                            _mm512_srli_epi32::<16>(dg[d]),
+                            _mm512_srli_epi32::<24>(dg[d]),
+                        ];
+                    }
+                    for t in 0..4 {
+                        let c = b * 128 + 32 * s + 4 * d + t;
+                        let mut xb = [_mm512_setzero_ps(); MR];
+                        for (i, v) in xb.iter_mut().enumerate() {
+                            *v = _mm512_set1_ps(*x.add(i * ldx + c));
+                        }
+                        for (g, ig) in idx.iter().enumerate() {
+                            let wv = _mm512_permutexvar_ps(ig[t], table);
+                            for (acc_i, &xi) in acc.iter_mut().zip(&xb) {
+                                acc_i[g] = _mm512_fmadd_ps(wv, xi, acc_i[g]);
+                            }
+                        }
+                    }
+                }
+                for dg in dv.iter_mut() {
+                    for v in dg.iter_mut() {
+                        *v = _mm512_srli_epi32::<2>(*v);
+                    }
+                }
+            }
+        }
+        for (i, acc_i) in acc.iter().enumerate() {
+            for (g, &a) in acc_i.iter().enumerate() {
+                _mm512_mask_storeu_ps(out.add(i * ldo + g * LANES), mask(g), a);
+            }
+        }
+    }
+}
+
+/// Exact f32 for `m ≤ F32_DIRECT_MAX_M` rows: [`f32_direct`] over 64-column tiles.
+///
+/// # Safety
+/// The contract of [`crate::cpu::scalar`]; `1 ≤ m ≤ 4`; the CPU supports avx512f.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_few_rows(
+    w: *const u8,
+    rb: usize,
+    n: usize,
+    x: *const f32,
+    ldx: usize,
+    m: usize,
+    out: *mut f32,
+    ldo: usize,
+) {
+    macro_rules! go {
+        ($mr:literal, $groups:expr, $($arg:expr),*) => {
+            match $groups {
+                4 => f32_direct::<$mr, 4>($($arg),*),
+                3 => f32_direct::<$mr, 3>($($arg),*),
+                2 => f32_direct::<$mr, 2>($($arg),*),
+                _ => f32_direct::<$mr, 1>($($arg),*),
+            }
+        };
+    }
+    for j0 in (0..n).step_by(DIRECT_GROUPS * LANES) {
+        let cols = (n - j0).min(DIRECT_GROUPS * LANES);
+        let (wj, oj, g) = (
+            w.wrapping_add(j0 * rb),
+            out.wrapping_add(j0),
+            cols.div_ceil(LANES),
+        );
+        // SAFETY: rows j0..j0 + cols of w and columns j0..j0 + cols of the m output rows.
+        unsafe {
+            match m {
+                1 => go!(1, g, wj, rb, cols, x, ldx, oj, ldo),
+                2 => go!(2, g, wj, rb, cols, x, ldx, oj, ldo),
+                3 => go!(3, g, wj, rb, cols, x, ldx, oj, ldo),
+                _ => go!(4, g, wj, rb, cols, x, ldx, oj, ldo),
+            }
+        }
+    }
+}
+
+/// Exact-f32 activations: decoded column panels and FMA by {−1, 0, +1} (module docs).
 ///
 /// # Safety
 /// The CPU supports avx512f/bw/vl, and the arguments satisfy the contract of
@@ -334,29 +1053,38 @@ pub(crate) unsafe fn f32(
     out: *mut f32,
     ldo: usize,
 ) {
-    const NR: usize = 4;
-    // SAFETY: forwarded contract; each call covers rows j..j+NR (or j) of w.
+    // SAFETY: forwarded contract.
     unsafe {
-        let full = n / NR * NR;
-        for j in (0..full).step_by(NR) {
-            for i in 0..m {
-                f32_rows::<NR>(
-                    w.add(j * row_bytes),
-                    row_bytes,
-                    x.add(i * ldx),
-                    out.add(i * ldo + j),
-                );
-            }
-        }
-        for j in full..n {
-            for i in 0..m {
-                f32_rows::<1>(
-                    w.add(j * row_bytes),
-                    row_bytes,
-                    x.add(i * ldx),
-                    out.add(i * ldo + j),
-                );
-            }
+        if m == 0 || n == 0 {
+            // Nothing to write (the few-row tiles below assume at least one row).
+        } else if row_bytes == 0 {
+            zero_out(out, ldo, m, n)
+        } else if m <= F32_DIRECT_MAX_M {
+            f32_few_rows(w, row_bytes, n, x, ldx, m, out, ldo)
+        } else {
+            f32_panels(w, row_bytes, n, x, ldx, m, out, ldo)
         }
     }
+}
+
+/// The loop behind [`crate::cpu::dispatch::dpbusd_peak`]: 16 independent accumulator chains
+/// (more than `vpdpbusd` latency × issue width on any core so far), so only issue limits it.
+///
+/// # Safety
+/// The CPU supports avx512f and avx512vnni.
+#[target_feature(enable = "avx512f,avx512vnni")]
+pub(crate) unsafe fn dpbusd_peak(iters: usize) -> i64 {
+    let (a, b) = (
+        _mm512_set1_epi8(std::hint::black_box(1)),
+        _mm512_set1_epi8(std::hint::black_box(-1)),
+    );
+    let mut acc = [_mm512_setzero_si512(); 16];
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm512_dpbusd_epi32(*v, a, b);
+        }
+    }
+    acc.iter()
+        .map(|&v| i64::from(_mm512_reduce_add_epi32(v)))
+        .sum()
 }
