@@ -16,8 +16,18 @@ use crate::quant::QuantizedActivations;
 /// `code · x̃` with code ≤ 2 and |x̃| ≤ 127, so `254 · K ≤ i32::MAX` ⇒ K ≤ 8 454 660.
 pub const MAX_K_W2A8: usize = i32::MAX as usize / (2 * 127);
 
-/// Weight bytes one GEMM task keeps hot in L2 while its rows of x pass by (≈ 512 KiB).
-const L2_WEIGHT_BYTES: usize = 512 * 1024;
+/// Tasks per thread: enough for rayon to even out uneven progress.
+const TASKS_PER_THREAD: usize = 4;
+/// Task width in output columns for GEMMs and exact f32: whole 64-column tiles of every
+/// kernel (the AVX-512 panels are 32 wide, the few-row f32 tiles 64).
+const GEMM_COL_GRANULE: usize = 64;
+/// Task width in output columns for the W2A8 GEMV: 8 weight rows, its widest tile.
+const GEMV_COL_GRANULE: usize = 8;
+/// Task height in rows: a multiple of the 12- (AVX-512) and 6-row (AVX2) register tiles.
+const ROW_GRANULE: usize = 12;
+/// The most rows one task takes: it keeps a task's output tile, which every K chunk of the
+/// panel kernels revisits, near L2 (512 rows × 64 columns × 4 B = 128 KiB per column tile).
+const MAX_TILE_ROWS: usize = 512;
 /// Below this many MACs a problem runs on the calling thread.
 pub(super) const PARALLEL_MIN_MACS: usize = 1 << 18;
 
@@ -45,13 +55,14 @@ struct Tile {
     j1: usize,
 }
 
-/// Splits `m × n` into tiles: GEMV splits N only; GEMM tiles M by what fits L2 and N so every
-/// thread gets work.
-fn tiles(m: usize, n: usize, kp: usize) -> Vec<Tile> {
+/// Splits `m × n` into tasks. Columns first: a task then decodes (or streams) only its own
+/// weight rows, once for all its rows of x, and the kernels block for L1/L2 inside
+/// (`x86_64::avx512`). Rows are split only when the columns leave threads without work, or
+/// past [`MAX_TILE_ROWS`]. `col_granule` is the kernel's tile width.
+fn tiles(m: usize, n: usize, kp: usize, col_granule: usize) -> Vec<Tile> {
     if m == 0 || n == 0 {
         return Vec::new();
     }
-    let threads = rayon::current_num_threads().max(1);
     if m.saturating_mul(n).saturating_mul(kp) < PARALLEL_MIN_MACS {
         return vec![Tile {
             i0: 0,
@@ -60,20 +71,17 @@ fn tiles(m: usize, n: usize, kp: usize) -> Vec<Tile> {
             j1: n,
         }];
     }
-    // GEMV: split N only, ≥ 4 tasks per thread for balance, in multiples of 8 rows of W.
-    // GEMM: N tiles whose packed rows fit L2 (kp/4 bytes each) — also on one thread, since
-    // the tiles run rows of x outer — and M split until every thread has work.
-    let (mc, nc) = if m == 1 {
-        (1, n.div_ceil(4 * threads).div_ceil(8) * 8)
-    } else {
-        let nc = (L2_WEIGHT_BYTES / (kp / 4).max(1)).clamp(8, n.max(8)) / 8 * 8;
-        let n_tiles = n.div_ceil(nc);
-        let m_tiles_wanted = (4 * threads).div_ceil(n_tiles).max(1);
-        (m.div_ceil(m_tiles_wanted).div_ceil(4) * 4, nc)
-    };
+    let tasks = TASKS_PER_THREAD * rayon::current_num_threads().max(1);
+    let nc = n.div_ceil(tasks).div_ceil(col_granule) * col_granule;
+    let n_tiles = n.div_ceil(nc);
+    let m_tiles = tasks
+        .div_ceil(n_tiles)
+        .max(m.div_ceil(MAX_TILE_ROWS))
+        .min(m.div_ceil(ROW_GRANULE));
+    let mc = m.div_ceil(m_tiles).div_ceil(ROW_GRANULE) * ROW_GRANULE;
     let mut v = Vec::new();
     for i0 in (0..m).step_by(mc) {
-        for j0 in (0..n).step_by(nc.max(1)) {
+        for j0 in (0..n).step_by(nc) {
             v.push(Tile {
                 i0,
                 i1: (i0 + mc).min(m),
@@ -85,8 +93,17 @@ fn tiles(m: usize, n: usize, kp: usize) -> Vec<Tile> {
     v
 }
 
-fn run_tiles(m: usize, n: usize, kp: usize, task: impl Fn(Tile) + Sync + Send) {
-    let t = tiles(m, n, kp);
+/// The task width for `m` rows in W2A8 (`f32 = false`) or exact-f32 mode.
+fn col_granule(m: usize, f32: bool) -> usize {
+    if m == 1 && !f32 {
+        GEMV_COL_GRANULE
+    } else {
+        GEMM_COL_GRANULE
+    }
+}
+
+fn run_tiles(m: usize, n: usize, kp: usize, f32: bool, task: impl Fn(Tile) + Sync + Send) {
+    let t = tiles(m, n, kp, col_granule(m, f32));
     if t.len() <= 1 {
         t.into_iter().for_each(task);
     } else {
@@ -151,7 +168,7 @@ impl Kernel {
         let (m, n, rb) = (x.m(), w.n(), w.row_bytes());
         let kp = x.k_padded();
         let (xd, wd) = (x.data(), w.data());
-        run_tiles(m, n, kp, |t| {
+        run_tiles(m, n, kp, false, |t| {
             // SAFETY: `self` exists only for ISAs the host supports; w holds n rows of rb
             // bytes and x holds m rows of kp = 4·rb values (same K, checked); the tile's
             // output rows i0..i1, columns j0..j1 of the m × n buffer belong to this task alone.
@@ -268,7 +285,7 @@ impl Kernel {
         };
         let ptr = SendPtr(out.as_mut_ptr());
         let wd = w.data();
-        run_tiles(m, n, kp, |t| {
+        run_tiles(m, n, kp, true, |t| {
             // SAFETY: as in `w2a8_tiles`, with f32 activations of row stride kp.
             unsafe {
                 (self.f32)(
