@@ -3,7 +3,14 @@
 //! Run by the `ternary-bench` binary and by `burn-ternary bench`.
 //!
 //! Shapes are written `K×N` (input features × output features). Every figure is the median
-//! of repeated timings. `--json` prints one object per line.
+//! of repeated timings; ours and the baseline of one shape are timed in alternation (one
+//! repetition of each in turn), so a noisy neighbour slows both alike. `--json` prints one
+//! object per line with the same fields as the table.
+//!
+//! Reference rows, measured in the same run: `stream` (the host's DRAM read bandwidth, for
+//! the `%bw` of GEMV rows) and `vnni_peak` (independent `vpdpbusd` on zmm registers: the
+//! int8 MAC ceiling, for the `%peak` of W2A8 GEMM rows; skipped where the host has no
+//! AVX-512 VNNI).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -71,9 +78,23 @@ pub struct ReportArgs {
     /// Only these ISAs (scalar, avx2, avx512bw, avx512vnni); default: every SIMD ISA.
     #[arg(long, value_delimiter = ',')]
     pub isa: Vec<String>,
+    /// Only these operations (gemv, gemm); default: both.
+    #[arg(long, value_delimiter = ',')]
+    pub op: Vec<String>,
+    /// Only these modes (w2a8, f32); default: both.
+    #[arg(long, value_delimiter = ',')]
+    pub mode: Vec<String>,
     /// Fewer repetitions and no 8192×28672 shape: a smoke run.
     #[arg(long)]
     pub quick: bool,
+}
+
+impl ReportArgs {
+    /// Whether rows of `op` in `mode` are wanted.
+    fn wants(&self, op: &str, mode: &str) -> bool {
+        (self.op.is_empty() || self.op.iter().any(|o| o == op))
+            && (self.mode.is_empty() || self.mode.iter().any(|m| m == mode))
+    }
 }
 
 /// Bytes a buffer set must exceed so that cycling through it evicts L3 (32 MiB on the dev
@@ -81,6 +102,8 @@ pub struct ReportArgs {
 const ROTATE_BYTES: usize = 128 << 20;
 /// Packed weights larger than this are timed from DRAM (rotated); smaller ones stay hot.
 const L3_BYTES: usize = 32 << 20;
+/// `vpdpbusd` rounds per peak-loop call: long enough that the call overhead vanishes.
+const PEAK_ITERS: usize = 1 << 20;
 
 #[derive(Default)]
 struct Row {
@@ -97,6 +120,7 @@ struct Row {
     weight_bytes: usize,
     gbs: f64,
     read_gbs: Option<f64>,
+    peak_gmacs: Option<f64>,
     rotated: bool,
 }
 
@@ -111,12 +135,18 @@ impl Row {
         self.read_gbs.map(|r| 100.0 * self.gbs / r)
     }
 
+    /// Percent of the measured `vpdpbusd` peak, when it was measured.
+    fn pct_of_peak(&self) -> Option<f64> {
+        self.peak_gmacs.map(|p| 100.0 * self.gmacs / p)
+    }
+
     fn json(&self) -> String {
         let opt = |v: Option<f64>| v.map_or("null".into(), |v| format!("{v:.3}"));
         format!(
             "{{\"op\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"mode\":\"{}\",\"isa\":\"{}\",\"threads\":{},\
              \"seconds\":{:.9},\"gmacs\":{:.3},\"baseline_gmacs\":{},\"speedup\":{},\"weight_bytes\":{},\
-             \"gbs\":{:.3},\"read_gbs\":{},\"pct_of_read_bw\":{},\"rotated\":{}}}",
+             \"gbs\":{:.3},\"read_gbs\":{},\"pct_of_read_bw\":{},\"peak_gmacs\":{},\"pct_of_peak\":{},\
+             \"rotated\":{}}}",
             self.op,
             self.m,
             self.k,
@@ -132,17 +162,17 @@ impl Row {
             self.gbs,
             opt(self.read_gbs),
             opt(self.pct_of_read_bw()),
+            opt(self.peak_gmacs),
+            opt(self.pct_of_peak()),
             self.rotated
         )
     }
 
     fn table(&self) -> String {
-        let speed = self.speedup().map_or("-".into(), |s| format!("{s:.1}x"));
-        let pct = self
-            .pct_of_read_bw()
-            .map_or("-".into(), |p| format!("{p:.0}%"));
+        let speed = self.speedup().map_or("-".into(), |s| format!("{s:.2}x"));
+        let pct = |p: Option<f64>| p.map_or("-".into(), |p| format!("{p:.0}%"));
         format!(
-            "{:<6} {:>4} {:>6} {:>6} {:<5} {:<11} {:>2} {:>10.1} {:>8.1} {:>8} {:>7} {:>7.1} {:>5}",
+            "{:<9} {:>4} {:>6} {:>6} {:<6} {:<11} {:>2} {:>10.1} {:>8.1} {:>8} {:>7} {:>7.1} {:>5} {:>5}",
             self.op,
             self.m,
             self.k,
@@ -156,25 +186,38 @@ impl Row {
                 .map_or("-".into(), |b| format!("{b:.1}")),
             speed,
             self.gbs,
-            pct
+            pct(self.pct_of_read_bw()),
+            pct(self.pct_of_peak())
         )
     }
 }
 
-/// Median seconds of `f` over enough repetitions (≥ `min_reps`, ≥ ~0.25 s in total).
-fn median_time(min_reps: usize, mut f: impl FnMut(usize)) -> f64 {
-    f(0); // warm-up: page faults, thread wake-up, lazy init
-    let mut times = Vec::new();
+/// Median seconds of each timed closure. Every round runs each closure once, in turn, so
+/// all of them see the same machine conditions; rounds go on until there are `min_reps`
+/// and ~0.25 s per closure have passed (at most 200).
+fn median_times(min_reps: usize, fs: &mut [Box<dyn FnMut(usize) + '_>]) -> Vec<f64> {
+    for f in fs.iter_mut() {
+        f(0); // warm-up: page faults, thread wake-up, lazy init
+    }
+    let mut times = vec![Vec::new(); fs.len()];
     let start = Instant::now();
+    let budget = 0.25 * fs.len() as f64;
     let mut i = 1;
-    while times.len() < min_reps || (start.elapsed().as_secs_f64() < 0.25 && times.len() < 200) {
-        let t = Instant::now();
-        f(i);
-        times.push(t.elapsed().as_secs_f64());
+    while i <= min_reps || (start.elapsed().as_secs_f64() < budget && i <= 200) {
+        for (f, t) in fs.iter_mut().zip(&mut times) {
+            let s = Instant::now();
+            f(i);
+            t.push(s.elapsed().as_secs_f64());
+        }
         i += 1;
     }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        })
+        .collect()
 }
 
 /// How many copies of a `bytes`-sized buffer make a rotation that misses in L3.
@@ -190,105 +233,156 @@ fn stream_gbs(reps: usize) -> f64 {
     let words = (1usize << 30) / 8; // 1 GiB
     let buf: Vec<u64> = (0..words as u64).collect();
     let threads = rayon::current_num_threads();
-    let t = median_time(reps, |_| {
-        // One contiguous share per thread, eight independent lanes so the loop vectorises
-        // and the core keeps many loads in flight.
-        let s: u64 = buf
-            .par_chunks(words.div_ceil(threads))
-            .map(|c| {
-                let mut acc = [0u64; 8];
-                for line in c.chunks_exact(8) {
-                    for (a, v) in acc.iter_mut().zip(line) {
-                        *a = a.wrapping_add(*v);
+    let t = median_times(
+        reps,
+        &mut [Box::new(|_| {
+            // One contiguous share per thread, eight independent lanes so the loop vectorises
+            // and the core keeps many loads in flight.
+            let s: u64 = buf
+                .par_chunks(words.div_ceil(threads))
+                .map(|c| {
+                    let mut acc = [0u64; 8];
+                    for line in c.chunks_exact(8) {
+                        for (a, v) in acc.iter_mut().zip(line) {
+                            *a = a.wrapping_add(*v);
+                        }
                     }
-                }
-                acc.iter().fold(0u64, |a, &v| a.wrapping_add(v))
-            })
-            .reduce(|| 0, u64::wrapping_add);
-        black_box(s);
-    });
-    (words * 8) as f64 / t / 1e9
+                    acc.iter().fold(0u64, |a, &v| a.wrapping_add(v))
+                })
+                .reduce(|| 0, u64::wrapping_add);
+            black_box(s);
+        })],
+    );
+    (words * 8) as f64 / t[0] / 1e9
 }
 
-fn baseline_f32(m: usize, k: usize, n: usize, threads: usize, rotate: bool, reps: usize) -> f64 {
-    let mut rng = XorShift::new(7);
-    let copies = copies_for(n * k * 4, rotate);
-    let ws: Vec<Vec<f32>> = (0..copies).map(|_| rng.f32s(n * k)).collect();
-    let x = rng.f32s(m * k);
+/// The `vpdpbusd` peak of the current pool, G int8 MAC/s: every thread runs the peak loop.
+fn vnni_peak(reps: usize) -> Option<(f64, f64)> {
+    crate::cpu::dpbusd_peak(0)?;
+    let threads = rayon::current_num_threads();
+    let t = median_times(
+        reps,
+        &mut [Box::new(|_| {
+            let s: i64 = (0..threads)
+                .into_par_iter()
+                .map(|_| crate::cpu::dpbusd_peak(black_box(PEAK_ITERS)).unwrap_or(0))
+                .sum();
+            black_box(s);
+        })],
+    );
+    let macs = (threads * PEAK_ITERS * crate::cpu::DPBUSD_PEAK_MACS_PER_ITER) as f64;
+    Some((t[0], macs / t[0] / 1e9))
+}
+
+/// A timed f32 baseline: `gemm_f32` on `copies` rotated weight matrices.
+fn baseline_f32<'a>(
+    x: &'a [f32],
+    ws: &'a [Vec<f32>],
+    (m, k, n): (usize, usize, usize),
+    threads: usize,
+) -> Box<dyn FnMut(usize) + 'a> {
     let mut y = vec![0f32; m * n];
     let par = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
     };
-    let t = median_time(reps, |i| {
-        let w = &ws[i % copies];
-        gemm_f32(&mut y, &x, w, m, k, n, par);
+    Box::new(move |i| {
+        gemm_f32(&mut y, x, &ws[i % ws.len()], m, k, n, par);
         black_box(&y);
-    });
-    (m * n * k) as f64 / t / 1e9
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn ours(
-    kernel: &Kernel,
+/// One of our kernels, timed in `mode` on `copies` rotated packed matrices. W2A8 includes
+/// the activation quantisation: it is part of what a layer pays.
+fn ours<'a>(
+    kernel: &'a Kernel,
     mode: &'static str,
-    op: &'static str,
-    m: usize,
-    k: usize,
-    n: usize,
-    threads: usize,
-    rotate: bool,
-    reps: usize,
-) -> Row {
-    let mut rng = XorShift::new(11);
-    let bytes = rng.packed(1, k).storage_bytes() * n;
-    let copies = copies_for(bytes, rotate);
-    let ws: Vec<PackedI2> = (0..copies).map(|_| rng.packed(n, k)).collect();
-    let x = rng.f32s(m * k);
+    x: &'a [f32],
+    ws: &'a [PackedI2],
+    (m, k, n): (usize, usize, usize),
+) -> Box<dyn FnMut(usize) + 'a> {
     let mut y = vec![0f32; m * n];
     let mut q = QuantizedActivations::default();
-    let t = median_time(reps, |i| {
-        let w = &ws[i % copies];
+    Box::new(move |i| {
+        let w = &ws[i % ws.len()];
         if mode == "w2a8" {
-            // The activation quantisation is part of what a layer pays: time it too.
-            q.quantize_into(&x, m, k).expect("finite input");
+            q.quantize_into(x, m, k).expect("finite input");
             kernel
                 .matmul_w2a8(&q, w, None, &mut y)
                 .expect("shapes match");
         } else {
             kernel
-                .matmul_f32(&x, m, w, None, &mut y)
+                .matmul_f32(x, m, w, None, &mut y)
                 .expect("shapes match");
         }
         black_box(&y);
-    });
-    let weight_bytes = ws[0].storage_bytes();
-    Row {
-        op,
-        m,
-        k,
-        n,
-        mode,
-        isa: kernel.isa().name().into(),
-        threads,
-        seconds: t,
-        gmacs: (m * n * k) as f64 / t / 1e9,
-        weight_bytes,
-        gbs: weight_bytes as f64 / t / 1e9,
-        rotated: copies > 1,
-        ..Row::default()
+    })
+}
+
+/// Times the f32 baseline and each (kernel, mode) on one shape in alternation; returns the
+/// rows of ours with the baseline filled in.
+fn measure_shape(
+    kernels: &[&Kernel],
+    modes: &[&'static str],
+    op: &'static str,
+    (m, k, n): (usize, usize, usize),
+    threads: usize,
+    rotate: bool,
+    reps: usize,
+) -> Vec<Row> {
+    let mut rng = XorShift::new(7);
+    let x = rng.f32s(m * k);
+    let wf: Vec<Vec<f32>> = (0..copies_for(n * k * 4, rotate))
+        .map(|_| rng.f32s(n * k))
+        .collect();
+    let packed_bytes = rng.packed(1, k).storage_bytes() * n;
+    let copies = copies_for(packed_bytes, rotate);
+    let wp: Vec<PackedI2> = (0..copies).map(|_| rng.packed(n, k)).collect();
+    let mut cases: Vec<(&Kernel, &'static str)> = Vec::new();
+    let mut fs = vec![baseline_f32(&x, &wf, (m, k, n), threads)];
+    for &kernel in kernels {
+        for &mode in modes {
+            cases.push((kernel, mode));
+            fs.push(ours(kernel, mode, &x, &wp, (m, k, n)));
+        }
     }
+    let t = median_times(reps, &mut fs);
+    let macs = (m * n * k) as f64;
+    let weight_bytes = wp[0].storage_bytes();
+    cases
+        .iter()
+        .zip(&t[1..])
+        .map(|(&(kernel, mode), &secs)| Row {
+            op,
+            m,
+            k,
+            n,
+            mode,
+            isa: kernel.isa().name().into(),
+            threads,
+            seconds: secs,
+            gmacs: macs / secs / 1e9,
+            baseline_gmacs: Some(macs / t[0] / 1e9),
+            weight_bytes,
+            gbs: weight_bytes as f64 / secs / 1e9,
+            rotated: copies > 1,
+            ..Row::default()
+        })
+        .collect()
 }
 
 fn pack_row(reps: usize) -> Row {
     let (n, k) = (4096, 4096);
     let w = XorShift::new(3).f32s(n * k);
-    let t = median_time(reps, |_| {
-        black_box(
-            PackedI2::quantize(&w, n, k, Method::AbsMean, Granularity::PerRow).expect("finite"),
-        );
-    });
+    let t = median_times(
+        reps,
+        &mut [Box::new(|_| {
+            black_box(
+                PackedI2::quantize(&w, n, k, Method::AbsMean, Granularity::PerRow).expect("finite"),
+            );
+        })],
+    )[0];
     Row {
         op: "pack",
         m: 0,
@@ -337,7 +431,16 @@ pub fn run(args: &ReportArgs) {
     if !args.quick {
         gemv.push((8192, 28672));
     }
-    let gemm_shapes = [(128, 2560, 2560), (512, 4096, 4096)];
+    let w2a8_gemm = [(128, 2560, 2560), (512, 4096, 4096)];
+    // The exact-f32 GEMM from a single row up to a batch, against the same f32 GEMM.
+    let f32_gemm = [
+        (1, 2560, 2560),
+        (8, 2560, 2560),
+        (32, 2560, 2560),
+        (128, 2560, 2560),
+        (512, 2560, 2560),
+        (512, 4096, 4096),
+    ];
 
     if !args.json {
         println!(
@@ -345,7 +448,7 @@ pub fn run(args: &ReportArgs) {
             kernels().iter().map(|k| k.isa().name()).collect::<Vec<_>>()
         );
         println!(
-            "{:<6} {:>4} {:>6} {:>6} {:<5} {:<11} {:>2} {:>10} {:>8} {:>8} {:>7} {:>7} {:>5}",
+            "{:<9} {:>4} {:>6} {:>6} {:<6} {:<11} {:>2} {:>10} {:>8} {:>8} {:>7} {:>7} {:>5} {:>5}",
             "op",
             "m",
             "k",
@@ -358,7 +461,8 @@ pub fn run(args: &ReportArgs) {
             "f32_base",
             "speedup",
             "GB/s",
-            "%bw"
+            "%bw",
+            "%peak"
         );
     }
     let emit = |r: &Row| {
@@ -386,23 +490,42 @@ pub fn run(args: &ReportArgs) {
                 read_gbs: Some(read),
                 ..Row::default()
             });
-            for &(k, n) in &gemv {
+            let peak = vnni_peak(reps).map(|(seconds, gmacs)| {
+                emit(&Row {
+                    op: "vnni_peak",
+                    mode: "dpbusd",
+                    isa: "avx512vnni".into(),
+                    threads: t,
+                    seconds,
+                    gmacs,
+                    peak_gmacs: Some(gmacs),
+                    ..Row::default()
+                });
+                gmacs
+            });
+            if peak.is_none() && !args.json {
+                println!("vnni_peak: skipped, this host has no AVX-512 VNNI");
+            }
+            let gemv_modes: Vec<&'static str> = ["w2a8", "f32"]
+                .into_iter()
+                .filter(|m| args.wants("gemv", m))
+                .collect();
+            for &(k, n) in gemv.iter().filter(|_| !gemv_modes.is_empty()) {
                 let rotate = n * k / 4 > L3_BYTES;
-                let base = baseline_f32(1, k, n, t, rotate, reps);
-                for kernel in &selected {
-                    for mode in ["w2a8", "f32"] {
-                        let mut r = ours(kernel, mode, "gemv", 1, k, n, t, rotate, reps);
-                        r.baseline_gmacs = Some(base);
-                        r.read_gbs = Some(read);
-                        emit(&r);
-                    }
+                let shape = (1, k, n);
+                for mut r in measure_shape(&selected, &gemv_modes, "gemv", shape, t, rotate, reps) {
+                    r.read_gbs = Some(read);
+                    emit(&r);
                 }
             }
-            for &(m, k, n) in &gemm_shapes {
-                let base = baseline_f32(m, k, n, t, false, reps);
-                for kernel in &selected {
-                    let mut r = ours(kernel, "w2a8", "gemm", m, k, n, t, false, reps);
-                    r.baseline_gmacs = Some(base);
+            for &shape in w2a8_gemm.iter().filter(|_| args.wants("gemm", "w2a8")) {
+                for mut r in measure_shape(&selected, &["w2a8"], "gemm", shape, t, false, reps) {
+                    r.peak_gmacs = peak;
+                    emit(&r);
+                }
+            }
+            for &shape in f32_gemm.iter().filter(|_| args.wants("gemm", "f32")) {
+                for r in measure_shape(&selected, &["f32"], "gemm", shape, t, false, reps) {
                     emit(&r);
                 }
             }
