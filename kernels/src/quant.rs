@@ -265,13 +265,20 @@ fn check_activations(x: &[f32], m: usize, k: usize) -> Result<()> {
 }
 
 /// `y.round().clamp(−127, 127) as i8` (half away from zero, NaN → 0), bit for bit, in
-/// operations that vectorise on every x86-64 (`f32::round` is a libm call without SSE4.1):
-/// clamping first cannot change the result, the truncating cast is exact on [−127, 127],
-/// the fraction `y − trunc(y)` is exact, and `|fraction| ≥ 0.5` moves one step away from 0.
+/// operations that vectorise on every x86-64 (`f32::round` is a libm call without SSE4.1, and
+/// the saturating `as i32` a scalar sequence): clamping first cannot change the result, the
+/// truncation is exact on [−127, 127], the fraction `y − trunc(y)` is exact, and
+/// `|fraction| ≥ 0.5` moves one step away from zero.
 #[inline(always)]
 fn round_clamp(y: f32) -> i8 {
-    let y = y.clamp(-127.0, 127.0);
-    let t = y as i32;
+    // NaN (0 · ∞ when max|x| is tiny) becomes 0, as `round` then `as` would make it.
+    let y = if y.is_nan() {
+        0.0
+    } else {
+        y.clamp(-127.0, 127.0)
+    };
+    // SAFETY: y is finite and within [−127, 127], where truncation to i32 is defined.
+    let t: i32 = unsafe { y.to_int_unchecked() };
     let frac = y - t as f32;
     (t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5)) as i8
 }

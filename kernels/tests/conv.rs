@@ -278,6 +278,20 @@ fn conv2d_every_isa_matches_references_when_k_crosses_128_column_blocks() {
 }
 
 #[test]
+fn conv2d_every_isa_matches_references_on_wide_kernel_rows() {
+    // Window rows of one and two 16-byte words (f32: ≤ 4, ≤ 8 taps; int8: ≤ 16, ≤ 32) and
+    // beyond (element by element), inside the image and on its border.
+    for (i, kw) in [3, 4, 5, 7, 8, 9, 16, 17, 31, 32, 33]
+        .into_iter()
+        .enumerate()
+    {
+        let p = conv(2, 3, [5, 40], 4, [2, kw]).with_padding([1, kw / 2]);
+        run(p, 60 + i as u64);
+        run(p.with_stride([1, 2]).with_padding([0, 1]), 80 + i as u64);
+    }
+}
+
+#[test]
 fn conv2d_every_isa_matches_references_on_threaded_blocks() {
     // Large enough to be split into rayon tasks whose position blocks cross output rows.
     run(conv(3, 16, [19, 17], 24, [3, 3]).with_padding([1, 1]), 41);

@@ -52,10 +52,10 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::dispatch::{Kernel, best};
+use super::dispatch::{Isa, Kernel, best};
 use super::matmul::{MAX_K_W2A8, PARALLEL_MIN_MACS, SendPtr, check_bias, check_out, w2a8_epilogue};
 use crate::error::{KernelError, Result};
-use crate::format::i2::{PackedI2Ref, padded_k};
+use crate::format::i2::{PackedI2Ref, code_at, padded_k};
 use crate::quant::QuantizedImages;
 
 /// Patch-tile bytes a task keeps hot while the raw kernel passes over it (L2-resident).
@@ -403,6 +403,8 @@ trait PatchElem: Copy + Default + Send + Sync + 'static {
     fn row_sum(row: &[Self]) -> i32;
     /// Runs `f` on this thread's scratch buffers for this element type.
     fn with_scratch<R>(f: impl FnOnce(&mut Scratch<Self>) -> R) -> R;
+    /// `acc[i] += col[i]`, or `−=` when `negate` (the direct path's ±1 weight).
+    fn accumulate(acc: &mut [Self::Acc], col: &[Self], negate: bool);
 }
 
 /// Per-thread buffers of one task: the patch tile, its row sums and the raw result tile.
@@ -412,6 +414,12 @@ struct Scratch<X: PatchElem> {
     tile: Vec<X::Acc>,
     /// Run offsets of a patch row (see [`gather`]).
     runs: Vec<usize>,
+    /// The direct path's accumulators, one output channel's `m` sums at a time.
+    acc: Vec<X::Acc>,
+    /// `(k, kp)` of the rows in `patch` ...
+    layout: (usize, usize),
+    /// ... and how many of them have zero padding columns.
+    zeroed: usize,
 }
 
 impl<X: PatchElem> Scratch<X> {
@@ -421,6 +429,9 @@ impl<X: PatchElem> Scratch<X> {
             sums: Vec::new(),
             tile: Vec::new(),
             runs: Vec::new(),
+            acc: Vec::new(),
+            layout: (0, 0),
+            zeroed: 0,
         }
     }
 }
@@ -454,6 +465,19 @@ impl PatchElem for i8 {
     fn with_scratch<R>(f: impl FnOnce(&mut Scratch<i8>) -> R) -> R {
         SCRATCH_I8.with_borrow_mut(f)
     }
+    #[inline(always)]
+    fn accumulate(acc: &mut [i32], col: &[i8], negate: bool) {
+        // |Σ| ≤ 127·K ≤ 127·DIRECT_MAX_K: exact.
+        if negate {
+            acc.iter_mut()
+                .zip(col)
+                .for_each(|(a, &v)| *a -= i32::from(v));
+        } else {
+            acc.iter_mut()
+                .zip(col)
+                .for_each(|(a, &v)| *a += i32::from(v));
+        }
+    }
 }
 
 impl PatchElem for f32 {
@@ -466,6 +490,15 @@ impl PatchElem for f32 {
     fn with_scratch<R>(f: impl FnOnce(&mut Scratch<f32>) -> R) -> R {
         SCRATCH_F32.with_borrow_mut(f)
     }
+    #[inline(always)]
+    fn accumulate(acc: &mut [f32], col: &[f32], negate: bool) {
+        // One add or subtract per ±1 weight, none per 0: the reference's operations.
+        if negate {
+            acc.iter_mut().zip(col).for_each(|(a, &v)| *a -= v);
+        } else {
+            acc.iter_mut().zip(col).for_each(|(a, &v)| *a += v);
+        }
+    }
 }
 
 /// Values per i16-lane chunk of [`PatchElem::row_sum`]: each of 16 lanes adds 256 values,
@@ -473,10 +506,11 @@ impl PatchElem for f32 {
 const ROW_SUM_CHUNK: usize = 16 * 256;
 const _: () = assert!(ROW_SUM_CHUNK / 16 * 127 <= i16::MAX as usize);
 
-/// Positions per task: a patch tile of about [`PATCH_BYTES`], shrunk until every thread has
-/// several tasks, then evened out over the image and rounded to the raw kernels' 4-row tiles.
-fn block_positions(g: &Geometry, elem_bytes: usize, threads: usize) -> usize {
-    let by_cache = (PATCH_BYTES / (g.kp * elem_bytes).max(1)).clamp(MIN_BLOCK, MAX_BLOCK);
+/// Positions per task: a patch tile of about [`PATCH_BYTES`] (`row_bytes` per position),
+/// shrunk until every thread has several tasks, then evened out over the image and rounded
+/// to the raw kernels' 4-row tiles.
+fn block_positions(g: &Geometry, row_bytes: usize, threads: usize) -> usize {
+    let by_cache = (PATCH_BYTES / row_bytes.max(1)).clamp(MIN_BLOCK, MAX_BLOCK);
     let blocks_wanted = (4 * threads).div_ceil(g.batch.max(1));
     let by_threads = g.l.div_ceil(blocks_wanted).max(MIN_BLOCK);
     let p = by_cache.min(by_threads);
@@ -485,6 +519,42 @@ fn block_positions(g: &Geometry, elem_bytes: usize, threads: usize) -> usize {
         .next_multiple_of(4)
         .min(g.l)
         .max(1)
+}
+
+/// 16-byte words of slack past a patch tile: the most a run's word copies overshoot.
+const SLACK_WORDS: usize = 2;
+
+/// Copies `n ≤ SLACK_WORDS` unaligned 16-byte words.
+///
+/// # Safety
+/// `src` is readable and `dst` writable for `16·n` bytes; the ranges do not overlap.
+#[inline(always)]
+unsafe fn move_words(src: *const u8, dst: *mut u8, n: usize) {
+    // SAFETY: the caller's ranges; u128 has no invalid bit patterns.
+    unsafe {
+        dst.cast::<u128>()
+            .write_unaligned(src.cast::<u128>().read_unaligned());
+        if n > 1 {
+            let (s, d) = (src.add(16), dst.add(16));
+            d.cast::<u128>()
+                .write_unaligned(s.cast::<u128>().read_unaligned());
+        }
+    }
+}
+
+/// Writes `n ≤ SLACK_WORDS` unaligned 16-byte words of zeros (0i8 and 0.0f32 are all-zero).
+///
+/// # Safety
+/// `dst` is writable for `16·n` bytes.
+#[inline(always)]
+unsafe fn zero_words(dst: *mut u8, n: usize) {
+    // SAFETY: the caller's range.
+    unsafe {
+        dst.cast::<u128>().write_unaligned(0);
+        if n > 1 {
+            dst.add(16).cast::<u128>().write_unaligned(0);
+        }
+    }
 }
 
 /// The valid tap range `[lo, hi)` along one axis: taps `t` with `0 ≤ i0 + t·d < size`
@@ -510,12 +580,12 @@ fn tap_range(i0: isize, d: usize, size: usize, taps: usize) -> (usize, usize) {
 /// Zero-padding pixels are written as zeros; columns `k..kp` are left zero.
 ///
 /// A patch row is `cg·kh` runs of `kw` taps, run `(c, ky)` starting `runs[c·kh + ky]`
-/// elements after the window's top-left pixel. For a window inside the image with
-/// `dilation_w = 1` and `kw ≤ 2·WIDE`, each run is moved with one or two 16-byte copies
-/// ([`PatchElem::WIDE`] elements each), whose excess lands on columns written next (or on
-/// the padding columns, re-zeroed per row, or on the next row's start, written later, or on
-/// the slack): `patch` needs `WIDE` elements of slack past `m · kp`. Other windows copy
-/// their valid tap ranges one element at a time.
+/// elements after the window's top-left pixel. With `dilation_w = 1` and `kw` at most two
+/// 16-byte words ([`PatchElem::WIDE`] elements each), a window inside the image moves each
+/// run as whole words and a border window zeroes each run as whole words before copying its
+/// valid taps; the excess lands on columns written next, or on the padding columns (re-zeroed
+/// per row), or on the next row's start (written later), or on the [`SLACK_WORDS`] words of
+/// slack `patch` has past `m · kp`. Other shapes go one element at a time.
 fn gather<X: PatchElem>(
     g: &Geometry,
     x: &[X],
@@ -542,9 +612,11 @@ fn gather<X: PatchElem>(
     }
     let last_run = runs.last().copied().unwrap_or(0);
     let zero = X::default();
-    // Runs of up to two 16-byte moves take the fast path (3×3 to 16×16 int8, to 8×8 f32).
-    let wide_len = kw.div_ceil(X::WIDE) * X::WIDE;
-    let wide = g.dw == 1 && wide_len <= 2 * X::WIDE;
+    // Runs of up to two 16-byte words move as words (kw ≤ 32 for int8, ≤ 8 for f32), the
+    // excess of each landing on the next run, which is written after it.
+    let words = kw.div_ceil(X::WIDE);
+    let wide_len = words * X::WIDE;
+    let wide = g.dw == 1 && words <= SLACK_WORDS;
     let (mut oy, mut ox) = (p0 / g.ow, p0 % g.ow);
     for i in 0..m {
         let row = &mut patch[i * kp..];
@@ -555,44 +627,45 @@ fn gather<X: PatchElem>(
         // The window's top-left pixel (outside the image, or even before `base`, at borders).
         let corner = base as isize + iy0 * g.w as isize + ix0;
         let inside = ky0 == 0 && ky1 == g.kh && kx0 == 0 && kx1 == kw;
+        let dst = row.as_mut_ptr().cast::<u8>();
         if inside && wide && corner as usize + last_run + wide_len <= x.len() {
+            let src = x.as_ptr().cast::<u8>();
             let corner = corner as usize;
-            let (src, dst) = (x.as_ptr(), row.as_mut_ptr());
-            debug_assert!((runs.len() - 1) * kw + wide_len <= row.len());
             for (r, &off) in runs.iter().enumerate() {
                 // SAFETY: reads corner + off .. + wide_len ≤ corner + last_run + wide_len ≤
-                // x.len() (checked above; offsets grow with r). Writes r·kw .. + wide_len ≤
-                // (runs − 1)·kw + wide_len < k + WIDE ≤ kp + WIDE ≤ row.len() (the slack).
-                // Unaligned 16-byte moves of plain numbers; the buffers are distinct.
+                // x.len() (checked above; offsets grow with r); writes r·kw .. + wide_len,
+                // inside the row and its slack (see `words`). The buffers are distinct.
                 unsafe {
-                    let (s, d) = (src.add(corner + off), dst.add(r * kw));
-                    let v = s.cast::<u128>().read_unaligned();
-                    d.cast::<u128>().write_unaligned(v);
-                    if wide_len > X::WIDE {
-                        let v = s.add(X::WIDE).cast::<u128>().read_unaligned();
-                        d.add(X::WIDE).cast::<u128>().write_unaligned(v);
+                    let s = src.add((corner + off) * size_of::<X>());
+                    move_words(s, dst.add(r * kw * size_of::<X>()), words);
+                }
+            }
+        } else {
+            // A window on the border: zero each run, then copy its valid taps.
+            for c in 0..g.cg {
+                for ky in 0..g.kh {
+                    let r = c * g.kh + ky;
+                    if wide {
+                        // SAFETY: as above, writes r·kw .. + wide_len (row and slack).
+                        unsafe { zero_words(dst.add(r * kw * size_of::<X>()), words) };
+                    } else {
+                        row[r * kw..(r + 1) * kw].fill(zero);
+                    }
+                    if ky < ky0 || ky >= ky1 {
+                        continue;
+                    }
+                    // Tap kx of the run reads x[start + kx·dw], in the image for kx0..kx1.
+                    let start = corner + runs[r] as isize;
+                    for kx in kx0..kx1 {
+                        row[r * kw + kx] = x[(start + (kx * g.dw) as isize) as usize];
                     }
                 }
             }
-            // Undo the excess of the last run on the padding columns.
-            row[k..(k + X::WIDE).min(kp)].fill(zero);
-        } else {
-            for (r, &off) in runs.iter().enumerate() {
-                let run = &mut row[r * kw..(r + 1) * kw];
-                let ky = r % g.kh;
-                if ky < ky0 || ky >= ky1 {
-                    run.fill(zero);
-                    continue;
-                }
-                // Tap kx of the run reads x[start + kx·dw], in the image for kx in kx0..kx1.
-                let start = corner + off as isize;
-                run[..kx0].fill(zero);
-                for (kx, d) in run.iter_mut().enumerate().take(kx1).skip(kx0) {
-                    *d = x[(start + (kx * g.dw) as isize) as usize];
-                }
-                run[kx1..].fill(zero);
-            }
         }
+        // Undo the last run's excess on the padding columns (or the next row's start, which
+        // is written later, or the slack).
+        // SAFETY: writes k .. k + words·WIDE ≤ k + 2·WIDE ≤ row.len() (the slack).
+        unsafe { zero_words(dst.add(k * size_of::<X>()), words) };
         ox += 1;
         if ox == g.ow {
             ox = 0;
@@ -601,13 +674,87 @@ fn gather<X: PatchElem>(
     }
 }
 
+/// Writes the transposed patch tile of the direct path: `cols[t·m + i]` is tap `t` (column
+/// `[c, ky, kx]` of the weights) of output position `p0 + i`, zero at padding pixels; the
+/// group's `cg` input planes start at `x[base..]`. Each (tap, output row) pair is a strided
+/// run of one input row clipped to the image — a plain copy at stride 1.
+#[inline(always)]
+fn gather_columns<X: PatchElem>(
+    g: &Geometry,
+    x: &[X],
+    base: usize,
+    p0: usize,
+    m: usize,
+    cols: &mut [X],
+) {
+    let zero = X::default();
+    let hw = g.h * g.w;
+    for c in 0..g.cg {
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let t = (c * g.kh + ky) * g.kw + kx;
+                let col = &mut cols[t * m..(t + 1) * m];
+                // Output positions ox with pixel ix = ox·sw + off − pw inside the row.
+                let off = kx * g.dw;
+                let lo = g.pw.saturating_sub(off).div_ceil(g.sw);
+                let hi = if g.w + g.pw > off {
+                    (g.w + g.pw - off - 1) / g.sw + 1
+                } else {
+                    0
+                };
+                let mut i0 = 0;
+                while i0 < m {
+                    let (oy, ox0) = ((p0 + i0) / g.ow, (p0 + i0) % g.ow);
+                    let len = (g.ow - ox0).min(m - i0);
+                    let seg = &mut col[i0..i0 + len];
+                    i0 += len;
+                    let iy = (oy * g.sh + ky * g.dh)
+                        .checked_sub(g.ph)
+                        .filter(|&iy| iy < g.h);
+                    let Some(iy) = iy else {
+                        seg.fill(zero);
+                        continue;
+                    };
+                    let (a, b) = (lo.clamp(ox0, ox0 + len), hi.clamp(ox0, ox0 + len));
+                    let b = b.max(a);
+                    seg[..a - ox0].fill(zero);
+                    seg[b - ox0..].fill(zero);
+                    if b > a {
+                        let src = &x[base + c * hw + iy * g.w + a * g.sw + off - g.pw..];
+                        let dst = &mut seg[a - ox0..b - ox0];
+                        if g.sw == 1 {
+                            dst.copy_from_slice(&src[..b - a]);
+                        } else {
+                            for (d, &v) in dst.iter_mut().zip(src.iter().step_by(g.sw)) {
+                                *d = v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The raw kernel signature both modes share (see [`super::scalar`] for the contract).
 type RawFn<X, A> = unsafe fn(*const u8, usize, usize, *const X, usize, usize, *mut A, usize);
 
-/// Runs the convolution: tasks of (image, position block), each gathering its patch tile
-/// per group, calling `raw` on it and writing `epi(image, channel)(raw_sum, patch_sum)` into
-/// the NCHW output. `x` is the whole batch, `out` has `g.output_len()` elements.
+/// Largest K the direct path takes: below it, most of a padded 128-column row would be zeros
+/// (K = 9 for a 1-channel 3×3 or a depthwise 3×3, 27 for an RGB 3×3), and a K-deep sum per
+/// output over a transposed tile beats the raw GEMM kernel on `K_p ≥ 128` columns.
+const DIRECT_MAX_K: usize = 32;
+
+/// Runs the convolution: tasks of (image, position block), each computing every output
+/// channel of its positions group by group and writing `epi(image, channel)(raw, patch_sum)`
+/// into the NCHW output, where `raw − patch_sum = Σ w·x`. `x` is the whole batch, `out` has
+/// `g.output_len()` elements.
+///
+/// Two ways to the sums: the GEMM path gathers the patch tile `[m × K_p]` and calls the ISA's
+/// `raw` kernel (`raw = Σ code·x`, `patch_sum = Σ x`); for K ≤ [`DIRECT_MAX_K`] the direct
+/// path gathers the transposed tile `[K × m]` and adds or subtracts whole tap columns per
+/// output channel in column order (`raw = Σ w·x`, `patch_sum = 0`), the same for every ISA.
 fn drive<X: PatchElem, O: Copy + Send + Sync, E: Fn(X::Acc, i32) -> O>(
+    isa: Isa,
     g: &Geometry,
     x: &[X],
     w: &PackedI2Ref<'_>,
@@ -619,75 +766,46 @@ fn drive<X: PatchElem, O: Copy + Send + Sync, E: Fn(X::Acc, i32) -> O>(
     if out.is_empty() {
         return;
     }
-    let (kp, rb, ng, l) = (g.kp, g.kp / 4, g.ng, g.l);
+    let (kp, rb, l) = (g.kp, g.kp / 4, g.l);
+    let direct = g.k <= DIRECT_MAX_K;
+    let row_len = if direct { g.k } else { kp };
     let macs = g
         .batch
         .saturating_mul(l)
         .saturating_mul(g.oc)
-        .saturating_mul(kp);
+        .saturating_mul(row_len);
     let parallel = macs >= PARALLEL_MIN_MACS;
     let threads = if parallel {
         rayon::current_num_threads().max(1)
     } else {
         1
     };
-    let pb = block_positions(g, size_of::<X>(), threads);
+    let pb = block_positions(g, row_len * size_of::<X>(), threads);
     let blocks = l.div_ceil(pb);
-    let outp = SendPtr(out.as_mut_ptr());
-    let wd = w.data();
+    // The direct path's weights, decoded once: oc rows of k values in {−1, 0, +1}.
+    let decoded: Vec<i8> = if direct {
+        (0..g.oc)
+            .flat_map(|o| {
+                let row = &w.data()[o * rb..(o + 1) * rb];
+                (0..g.k).map(move |t| code_at(row, t) as i8 - 1)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let writer = Writer {
+        g,
+        out: SendPtr(out.as_mut_ptr()),
+        epi,
+    };
     let task = |t: usize| {
         let (b, p0) = (t / blocks, (t % blocks) * pb);
         let m = pb.min(l - p0);
         X::with_scratch(|s| {
-            // Gather writes columns 0..k of every row and keeps k..kp zero once they are;
-            // WIDE elements of slack past the tile.
-            s.patch.resize(m * kp + X::WIDE, X::default());
-            for row in s.patch.chunks_exact_mut(kp.max(1)).take(m) {
-                row[g.k..].fill(X::default());
-            }
-            s.sums.clear();
-            s.sums.resize(m, 0);
-            s.tile.clear();
-            s.tile.resize(m * ng, X::Acc::default());
-            for grp in 0..g.groups {
-                let base = b * g.image_len() + grp * g.cg * g.h * g.w;
-                gather(g, x, base, p0, m, &mut s.patch, &mut s.runs);
-                if X::SUMS {
-                    for (sum, row) in s.sums.iter_mut().zip(s.patch.chunks_exact(kp.max(1))) {
-                        *sum = X::row_sum(&row[..g.k]);
-                    }
-                }
-                if kp > 0 && ng > 0 {
-                    // SAFETY: the kernel exists only for ISAs the host supports; rows
-                    // grp·ng.. of w are ng rows of rb bytes (w has oc = groups·ng rows, checked);
-                    // the patch holds m rows of kp = 4·rb values; the tile m rows of ng.
-                    unsafe {
-                        raw(
-                            wd.as_ptr().add(grp * ng * rb),
-                            rb,
-                            ng,
-                            s.patch.as_ptr(),
-                            kp,
-                            m,
-                            s.tile.as_mut_ptr(),
-                            ng,
-                        );
-                    }
-                }
-                for j in 0..ng {
-                    let ch = grp * ng + j;
-                    let f = epi(b, ch);
-                    // SAFETY: positions p0..p0 + m of channel ch of image b lie inside the
-                    // output (p0 + m ≤ l) and belong to this task alone (tasks partition
-                    // (image, position block)), so no other reference to them exists.
-                    let dst = unsafe {
-                        std::slice::from_raw_parts_mut(outp.get().add((b * g.oc + ch) * l + p0), m)
-                    };
-                    let column = s.tile[j..].iter().step_by(ng);
-                    for ((d, &acc), &sum) in dst.iter_mut().zip(column).zip(&s.sums) {
-                        *d = f(acc, sum);
-                    }
-                }
+            if direct {
+                direct_task_for(isa, g, x, &decoded, b, p0, m, s, &writer);
+            } else {
+                gemm_task(g, x, w.data(), raw, b, p0, m, s, &writer);
             }
         });
     };
@@ -696,6 +814,192 @@ fn drive<X: PatchElem, O: Copy + Send + Sync, E: Fn(X::Acc, i32) -> O>(
         (0..tasks).into_par_iter().for_each(task);
     } else {
         (0..tasks).for_each(task);
+    }
+}
+
+/// Writes output channels of one task through the epilogue.
+struct Writer<'g, O, F> {
+    g: &'g Geometry,
+    out: SendPtr<O>,
+    /// `epi(image, channel)` is the epilogue `(raw, patch_sum) -> output` of that channel.
+    epi: F,
+}
+
+impl<O, F> Writer<'_, O, F> {
+    /// Writes positions `p0..p0 + m` of channel `ch` of image `b` from `(raw, patch_sum)`
+    /// pairs. The caller is the one task that owns those positions.
+    #[inline(always)]
+    fn write<A, E: Fn(A, i32) -> O>(
+        &self,
+        b: usize,
+        p0: usize,
+        m: usize,
+        ch: usize,
+        values: impl Iterator<Item = (A, i32)>,
+    ) where
+        F: Fn(usize, usize) -> E,
+    {
+        let g = self.g;
+        let f = (self.epi)(b, ch);
+        debug_assert!(b < g.batch && ch < g.oc && p0 + m <= g.l);
+        // SAFETY: positions p0..p0 + m of channel ch of image b lie inside the output
+        // (p0 + m ≤ l) and belong to this task alone (tasks partition (image, position
+        // block)), so no other reference to them exists.
+        let dst = unsafe {
+            std::slice::from_raw_parts_mut(self.out.0.add((b * g.oc + ch) * g.l + p0), m)
+        };
+        for (d, (acc, sum)) in dst.iter_mut().zip(values) {
+            *d = f(acc, sum);
+        }
+    }
+}
+
+/// The GEMM path of one task (see [`drive`]).
+#[allow(clippy::too_many_arguments)] // one task's coordinates and buffers
+fn gemm_task<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>(
+    g: &Geometry,
+    x: &[X],
+    wd: &[u8],
+    raw: RawFn<X, X::Acc>,
+    b: usize,
+    p0: usize,
+    m: usize,
+    s: &mut Scratch<X>,
+    writer: &Writer<'_, O, F>,
+) {
+    let (kp, rb, ng) = (g.kp, g.kp / 4, g.ng);
+    // Gather writes columns 0..k of every row and keeps k..kp zero once they are, so rows
+    // zeroed by an earlier task of the same row layout stay so; SLACK_WORDS words of slack
+    // past the tile.
+    s.patch.resize(m * kp + SLACK_WORDS * X::WIDE, X::default());
+    let zeroed = if s.layout == (g.k, kp) { s.zeroed } else { 0 };
+    for row in s.patch.chunks_exact_mut(kp.max(1)).take(m).skip(zeroed) {
+        row[g.k..].fill(X::default());
+    }
+    (s.layout, s.zeroed) = ((g.k, kp), zeroed.max(m));
+    // Every sum and result is written before it is read.
+    s.sums.resize(m, 0);
+    s.tile.resize(m * ng, X::Acc::default());
+    for grp in 0..g.groups {
+        let base = b * g.image_len() + grp * g.cg * g.h * g.w;
+        gather(g, x, base, p0, m, &mut s.patch, &mut s.runs);
+        if X::SUMS {
+            for (sum, row) in s.sums.iter_mut().zip(s.patch.chunks_exact(kp)) {
+                *sum = X::row_sum(&row[..g.k]);
+            }
+        }
+        // SAFETY: the kernel exists only for ISAs the host supports; rows grp·ng.. of w are
+        // ng rows of rb bytes (w has oc = groups·ng rows, checked); the patch holds m rows of
+        // kp = 4·rb values; the tile m rows of ng.
+        unsafe {
+            raw(
+                wd.as_ptr().add(grp * ng * rb),
+                rb,
+                ng,
+                s.patch.as_ptr(),
+                kp,
+                m,
+                s.tile.as_mut_ptr(),
+                ng,
+            );
+        }
+        for j in 0..ng {
+            let column = s.tile[j..].iter().step_by(ng).copied();
+            writer.write(b, p0, m, grp * ng + j, column.zip(s.sums.iter().copied()));
+        }
+    }
+}
+
+/// The direct path of one task, compiled for the kernel's ISA: portable Rust whose loops
+/// the compiler vectorises as wide as the ISA allows. The sums are the same on every ISA
+/// (each output's adds and subtracts run in column order whatever the vector width).
+#[allow(clippy::too_many_arguments)] // one task's coordinates and buffers
+fn direct_task_for<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>(
+    isa: Isa,
+    g: &Geometry,
+    x: &[X],
+    decoded: &[i8],
+    b: usize,
+    p0: usize,
+    m: usize,
+    s: &mut Scratch<X>,
+    writer: &Writer<'_, O, F>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn avx512<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>(
+            g: &Geometry,
+            x: &[X],
+            decoded: &[i8],
+            b: usize,
+            p0: usize,
+            m: usize,
+            s: &mut Scratch<X>,
+            writer: &Writer<'_, O, F>,
+        ) {
+            direct_task(g, x, decoded, b, p0, m, s, writer)
+        }
+        #[target_feature(enable = "avx2")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn avx2<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>(
+            g: &Geometry,
+            x: &[X],
+            decoded: &[i8],
+            b: usize,
+            p0: usize,
+            m: usize,
+            s: &mut Scratch<X>,
+            writer: &Writer<'_, O, F>,
+        ) {
+            direct_task(g, x, decoded, b, p0, m, s, writer)
+        }
+        match isa {
+            // SAFETY: a kernel of this ISA exists only when the host has avx512f/bw/vl.
+            Isa::Avx512Bw | Isa::Avx512Vnni => {
+                return unsafe { avx512(g, x, decoded, b, p0, m, s, writer) };
+            }
+            // SAFETY: a kernel of this ISA exists only when the host has avx2.
+            Isa::Avx2 => return unsafe { avx2(g, x, decoded, b, p0, m, s, writer) },
+            Isa::Scalar => {}
+        }
+    }
+    let _ = isa;
+    direct_task(g, x, decoded, b, p0, m, s, writer)
+}
+
+/// The direct path of one task (see [`drive`]); `decoded` holds the weights as i8.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // one task's coordinates and buffers
+fn direct_task<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>(
+    g: &Geometry,
+    x: &[X],
+    decoded: &[i8],
+    b: usize,
+    p0: usize,
+    m: usize,
+    s: &mut Scratch<X>,
+    writer: &Writer<'_, O, F>,
+) {
+    let (k, ng) = (g.k, g.ng);
+    // The transposed tile overwrites the GEMM path's zero padding columns.
+    s.zeroed = 0;
+    s.patch.resize(k * m, X::default());
+    s.acc.resize(m, X::Acc::default());
+    for grp in 0..g.groups {
+        let base = b * g.image_len() + grp * g.cg * g.h * g.w;
+        gather_columns(g, x, base, p0, m, &mut s.patch[..k * m]);
+        for j in 0..ng {
+            let ch = grp * ng + j;
+            s.acc.fill(X::Acc::default());
+            for (t, &wv) in decoded[ch * k..(ch + 1) * k].iter().enumerate() {
+                if wv != 0 {
+                    X::accumulate(&mut s.acc, &s.patch[t * m..(t + 1) * m], wv < 0);
+                }
+            }
+            writer.write(b, p0, m, ch, s.acc.iter().map(|&a| (a, 0)));
+        }
     }
 }
 
@@ -720,7 +1024,7 @@ impl Kernel {
     ) -> Result<()> {
         let w = &w.into();
         let g = Geometry::check(params, x.len(), w, bias, out.len())?;
-        drive(&g, x, w, self.f32, out, |_, ch| {
+        drive(self.isa, &g, x, w, self.f32, out, |_, ch| {
             let (ws, bv) = (w.scale(ch), bias.map_or(0.0, |b| b[ch]));
             move |acc: f32, _| acc * ws + bv
         });
@@ -743,7 +1047,7 @@ impl Kernel {
     ) -> Result<()> {
         let w = &w.into();
         let g = Geometry::check_w2a8(params, x, w, None, out.len())?;
-        drive(&g, x.data(), w, self.w2a8, out, |_, _| {
+        drive(self.isa, &g, x.data(), w, self.w2a8, out, |_, _| {
             |raw: i32, sum: i32| raw.wrapping_sub(sum)
         });
         Ok(())
@@ -767,7 +1071,7 @@ impl Kernel {
         let w = &w.into();
         let g = Geometry::check_w2a8(params, x, w, bias, out.len())?;
         let xs = x.scales();
-        drive(&g, x.data(), w, self.w2a8, out, |b, ch| {
+        drive(self.isa, &g, x.data(), w, self.w2a8, out, |b, ch| {
             let (xs, ws, bv) = (xs[b], w.scale(ch), bias.map_or(0.0, |v| v[ch]));
             move |raw: i32, sum: i32| w2a8_epilogue(raw, sum, xs, ws, bv)
         });
