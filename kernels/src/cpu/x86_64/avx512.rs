@@ -230,6 +230,9 @@ const F32_KC_BLOCKS: usize = 1;
 /// From this many activation rows on, W2A8 decodes panels; fewer rows take the K-lane tiles,
 /// which decode in registers and stream the weights once.
 const W2A8_PANEL_MIN_M: usize = 8;
+/// From this many columns on, W2A8 GEMMs decode panels; fewer would leave most lanes of a
+/// 16-column group empty, where the K-lane tiles waste none.
+const W2A8_PANEL_MIN_N: usize = 9;
 /// Up to this many activation rows, exact f32 decodes in registers (`f32_direct`); beyond,
 /// it decodes panels.
 const F32_DIRECT_MAX_M: usize = 4;
@@ -550,9 +553,12 @@ unsafe fn pack_rows<T: Copy>(
     }
 }
 
-/// W2A8 over column panels (see the module docs). For each block of [`BLOCK_PANELS`] panels
-/// and K chunk, the panels are decoded once; then each row tile of x (`MR` rows of the chunk,
-/// in L1) passes over all of them (in L2).
+/// W2A8 over column panels (see the module docs), block by block of [`BLOCK_PANELS`] panels
+/// and K chunk by K chunk; every panel is decoded once per chunk. Up to
+/// [`W2A8_PER_USE_MAX_M`] rows, each panel is decoded right before every row tile runs over
+/// it (in L1); with more rows the whole block is decoded first and row blocks of
+/// [`W2A8_BLOCK_ROWS`] (their chunk of x in L1) pass over it. The chunk of x is packed first
+/// ([`pack_rows`]).
 ///
 /// # Safety
 /// The contract of [`crate::cpu::scalar`]; the CPU supports what `D` needs.
@@ -665,7 +671,7 @@ pub(crate) unsafe fn w2a8_vnni(
 ) {
     // SAFETY: forwarded contract; the K-lane tiles read the interleaved copy with stride kp.
     unsafe {
-        if m >= W2A8_PANEL_MIN_M {
+        if m >= W2A8_PANEL_MIN_M && n >= W2A8_PANEL_MIN_N {
             w2a8_panels::<Vnni>(w, row_bytes, n, x, ldx, m, out, ldo)
         } else {
             with_interleaved(x, ldx, m, row_bytes * 4, |x, ldx| {
@@ -706,7 +712,7 @@ pub(crate) unsafe fn w2a8_bw(
 ) {
     // SAFETY: forwarded contract; the K-lane tiles read the interleaved copy with stride kp.
     unsafe {
-        if m >= W2A8_PANEL_MIN_M {
+        if m >= W2A8_PANEL_MIN_M && n >= W2A8_PANEL_MIN_N {
             w2a8_panels::<Bw>(w, row_bytes, n, x, ldx, m, out, ldo)
         } else {
             with_interleaved(x, ldx, m, row_bytes * 4, |x, ldx| {
