@@ -30,9 +30,17 @@
 //! (with each patch's `Σ x̃` for the code offset: the raw W2A8 kernels sum `code · x̃` with
 //! `code = w + 1`), multiplies it by the group's weight rows with the ISA's raw GEMM kernel,
 //! and writes the `[P × N_g]` result transposed into NCHW with the scale and bias. Nothing
-//! proportional to the whole batch's im2col matrix is ever allocated. A 1×1, stride-1,
-//! unpadded convolution gathers by transposing channel rows. Tasks run on rayon; problems
-//! below the GEMM driver's parallel threshold stay on the calling thread.
+//! proportional to the whole batch's im2col matrix is ever allocated. A window inside the
+//! image moves each of its `kh` rows per channel with one or two 16-byte copies; a 1×1,
+//! stride-1, unpadded convolution gathers by transposing channel rows.
+//!
+//! Small K (≤ 32: a 1-channel or RGB 3×3, a depthwise 3×3) would be mostly zero padding in a
+//! 128-column row, so it takes a **direct path** instead: the transposed tile `[K × P]`
+//! (contiguous copies of input rows at stride 1) and, per output channel, the tap columns
+//! added or subtracted in column order — the same code for every ISA, exact in both modes.
+//!
+//! Tasks run on rayon; problems below the GEMM driver's parallel threshold stay on the
+//! calling thread.
 //!
 //! # Error of W2A8 against exact f32
 //!
@@ -52,7 +60,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::dispatch::{Isa, Kernel, best};
+use super::dispatch::{Kernel, best};
 use super::matmul::{MAX_K_W2A8, PARALLEL_MIN_MACS, SendPtr, check_bias, check_out, w2a8_epilogue};
 use crate::error::{KernelError, Result};
 use crate::format::i2::{PackedI2Ref, code_at, padded_k};
@@ -444,7 +452,7 @@ thread_local! {
 impl PatchElem for i8 {
     type Acc = i32;
     const SUMS: bool = true;
-    #[inline]
+    #[inline(always)]
     fn row_sum(row: &[i8]) -> i32 {
         // Sixteen i16 lanes over chunks of ROW_SUM_CHUNK values (vectorises without
         // widening every byte to i32); the chunk sums are exact in i32 (|Σ| ≤ 127·K).
@@ -586,6 +594,7 @@ fn tap_range(i0: isize, d: usize, size: usize, taps: usize) -> (usize, usize) {
 /// valid taps; the excess lands on columns written next, or on the padding columns (re-zeroed
 /// per row), or on the next row's start (written later), or on the [`SLACK_WORDS`] words of
 /// slack `patch` has past `m · kp`. Other shapes go one element at a time.
+#[inline(always)]
 fn gather<X: PatchElem>(
     g: &Geometry,
     x: &[X],
@@ -754,7 +763,6 @@ const DIRECT_MAX_K: usize = 32;
 /// path gathers the transposed tile `[K × m]` and adds or subtracts whole tap columns per
 /// output channel in column order (`raw = Σ w·x`, `patch_sum = 0`), the same for every ISA.
 fn drive<X: PatchElem, O: Copy + Send + Sync, E: Fn(X::Acc, i32) -> O>(
-    isa: Isa,
     g: &Geometry,
     x: &[X],
     w: &PackedI2Ref<'_>,
@@ -803,7 +811,7 @@ fn drive<X: PatchElem, O: Copy + Send + Sync, E: Fn(X::Acc, i32) -> O>(
         let m = pb.min(l - p0);
         X::with_scratch(|s| {
             if direct {
-                direct_task_for(isa, g, x, &decoded, b, p0, m, s, &writer);
+                direct_task(g, x, &decoded, b, p0, m, s, &writer);
             } else {
                 gemm_task(g, x, w.data(), raw, b, p0, m, s, &writer);
             }
@@ -910,67 +918,7 @@ fn gemm_task<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>
     }
 }
 
-/// The direct path of one task, compiled for the kernel's ISA: portable Rust whose loops
-/// the compiler vectorises as wide as the ISA allows. The sums are the same on every ISA
-/// (each output's adds and subtracts run in column order whatever the vector width).
-#[allow(clippy::too_many_arguments)] // one task's coordinates and buffers
-fn direct_task_for<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>(
-    isa: Isa,
-    g: &Geometry,
-    x: &[X],
-    decoded: &[i8],
-    b: usize,
-    p0: usize,
-    m: usize,
-    s: &mut Scratch<X>,
-    writer: &Writer<'_, O, F>,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn avx512<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>(
-            g: &Geometry,
-            x: &[X],
-            decoded: &[i8],
-            b: usize,
-            p0: usize,
-            m: usize,
-            s: &mut Scratch<X>,
-            writer: &Writer<'_, O, F>,
-        ) {
-            direct_task(g, x, decoded, b, p0, m, s, writer)
-        }
-        #[target_feature(enable = "avx2")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn avx2<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>(
-            g: &Geometry,
-            x: &[X],
-            decoded: &[i8],
-            b: usize,
-            p0: usize,
-            m: usize,
-            s: &mut Scratch<X>,
-            writer: &Writer<'_, O, F>,
-        ) {
-            direct_task(g, x, decoded, b, p0, m, s, writer)
-        }
-        match isa {
-            // SAFETY: a kernel of this ISA exists only when the host has avx512f/bw/vl.
-            Isa::Avx512Bw | Isa::Avx512Vnni => {
-                return unsafe { avx512(g, x, decoded, b, p0, m, s, writer) };
-            }
-            // SAFETY: a kernel of this ISA exists only when the host has avx2.
-            Isa::Avx2 => return unsafe { avx2(g, x, decoded, b, p0, m, s, writer) },
-            Isa::Scalar => {}
-        }
-    }
-    let _ = isa;
-    direct_task(g, x, decoded, b, p0, m, s, writer)
-}
-
 /// The direct path of one task (see [`drive`]); `decoded` holds the weights as i8.
-#[inline(always)]
 #[allow(clippy::too_many_arguments)] // one task's coordinates and buffers
 fn direct_task<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>(
     g: &Geometry,
@@ -1024,7 +972,7 @@ impl Kernel {
     ) -> Result<()> {
         let w = &w.into();
         let g = Geometry::check(params, x.len(), w, bias, out.len())?;
-        drive(self.isa, &g, x, w, self.f32, out, |_, ch| {
+        drive(&g, x, w, self.f32, out, |_, ch| {
             let (ws, bv) = (w.scale(ch), bias.map_or(0.0, |b| b[ch]));
             move |acc: f32, _| acc * ws + bv
         });
@@ -1047,7 +995,7 @@ impl Kernel {
     ) -> Result<()> {
         let w = &w.into();
         let g = Geometry::check_w2a8(params, x, w, None, out.len())?;
-        drive(self.isa, &g, x.data(), w, self.w2a8, out, |_, _| {
+        drive(&g, x.data(), w, self.w2a8, out, |_, _| {
             |raw: i32, sum: i32| raw.wrapping_sub(sum)
         });
         Ok(())
@@ -1071,7 +1019,7 @@ impl Kernel {
         let w = &w.into();
         let g = Geometry::check_w2a8(params, x, w, bias, out.len())?;
         let xs = x.scales();
-        drive(self.isa, &g, x.data(), w, self.w2a8, out, |b, ch| {
+        drive(&g, x.data(), w, self.w2a8, out, |b, ch| {
             let (xs, ws, bv) = (xs[b], w.scale(ch), bias.map_or(0.0, |v| v[ch]));
             move |raw: i32, sum: i32| w2a8_epilogue(raw, sum, xs, ws, bv)
         });
