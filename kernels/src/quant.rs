@@ -158,6 +158,7 @@ fn check_shape(w: &[f32], n: usize, k: usize) -> Result<()> {
         n: n as u64,
         k: k as u64,
     })?;
+    crate::format::i2::check_rows_have_columns(n, k)?;
     if w.len() != len {
         return Err(KernelError::Length {
             what: "weights",

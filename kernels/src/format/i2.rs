@@ -150,13 +150,26 @@ pub(crate) fn pack_row(dst: &mut [u8], k: usize, code: impl Fn(usize) -> u8) {
     }
 }
 
+/// Every constructor refuses `n × 0` with `n > 0`, as the reader does
+/// ([`KernelError::EmptyRows`]): rows without columns cost no bytes, so a serialized one
+/// could not be told from a bare claim — and what a constructor accepts must read back.
+pub(crate) fn check_rows_have_columns(n: usize, k: usize) -> Result<()> {
+    if k == 0 && n > 0 {
+        return Err(KernelError::EmptyRows { n: n as u64 });
+    }
+    Ok(())
+}
+
 impl PackedI2 {
     /// Packs ternary values (`n × k`, row-major, each in {−1, 0, +1}) with their scales.
+    /// Errors: [`KernelError::Length`], [`KernelError::NotTernary`], bad scales, and
+    /// [`KernelError::EmptyRows`] for `n > 0` rows of zero columns.
     pub fn from_ternary(values: &[i8], n: usize, k: usize, scales: Scales) -> Result<Self> {
         let len = n.checked_mul(k).ok_or(KernelError::ShapeOverflow {
             n: n as u64,
             k: k as u64,
         })?;
+        check_rows_have_columns(n, k)?;
         if values.len() != len {
             return Err(KernelError::Length {
                 what: "ternary values",
