@@ -44,6 +44,7 @@ mod error;
 pub mod format;
 pub mod quant;
 pub mod random;
+#[cfg(feature = "report")]
 pub mod report;
 
 pub use cpu::Conv2dParams;

@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use burn_ternary::import::container::{self, ConvertOptions};
+use burn_ternary::import::container::{self, Action, ConvertOptions, DEFAULT_EXCLUDE};
 use burn_ternary::import::{ImportError, ImportOptions};
 use burn_ternary::kernels::quant::{Granularity, Method};
 use burn_ternary::kernels::report::{self, ReportArgs};
@@ -42,7 +42,10 @@ enum Scale {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Convert a .pt/.pth/.safetensors checkpoint into a packed ternary (2-bit) file.
+    /// Convert a safetensors or PyTorch checkpoint (recognised by content) into a packed
+    /// ternary (2-bit) safetensors file. Names, dtypes and bytes of every tensor that is not
+    /// ternarized are kept exactly; weights already in {-1, 0, 1} are packed without loss
+    /// (with their `<name>_scale` when present); embeddings and LM heads are kept by default.
     Convert {
         /// Input checkpoint.
         input: PathBuf,
@@ -55,9 +58,21 @@ enum Command {
         /// Scale granularity.
         #[arg(long, value_enum, default_value = "per-channel")]
         scale: Scale,
-        /// Ternarize `*.weight` tensors of rank 2–4 with at least this many elements.
+        /// Ternarize float tensors of rank 2–4 with at least this many elements.
         #[arg(long, default_value_t = 1024)]
         min_elements: usize,
+        /// Ternarize only tensors whose name matches REGEX (repeatable; default: names
+        /// ending in `weight`).
+        #[arg(long = "include", value_name = "REGEX")]
+        include: Vec<String>,
+        /// Keep tensors whose name matches REGEX unchanged (repeatable; adds to the default
+        /// exclusion).
+        #[arg(long = "exclude", value_name = "REGEX")]
+        exclude: Vec<String>,
+        /// Ternarize embeddings and LM heads too (drops the default exclusion
+        /// `(?i)embed|(^|\.)(lm_head|wte|wpe)\.`).
+        #[arg(long)]
+        no_default_exclude: bool,
         /// Rename keys: REGEX=REPLACEMENT (repeatable).
         #[arg(long = "remap", value_parser = parse_remap)]
         remap: Vec<(String, String)>,
@@ -76,6 +91,20 @@ enum Command {
         #[command(flatten)]
         report: ReportArgs,
     },
+}
+
+fn quantizer_name(q: Quantizer) -> &'static str {
+    match q {
+        Quantizer::Absmean => "absmean",
+        Quantizer::Twn => "twn",
+    }
+}
+
+fn scale_name(s: Scale) -> &'static str {
+    match s {
+        Scale::PerChannel => "per-channel",
+        Scale::PerTensor => "per-tensor",
+    }
 }
 
 fn parse_remap(s: &str) -> Result<(String, String), String> {
@@ -121,6 +150,9 @@ fn convert(cmd: Command) -> Result<(), ImportError> {
         quantizer,
         scale,
         min_elements,
+        include,
+        exclude,
+        no_default_exclude,
         remap,
         top_level_key,
     } = cmd
@@ -144,24 +176,58 @@ fn convert(cmd: Command) -> Result<(), ImportError> {
             Scale::PerTensor => Granularity::PerTensor,
         },
         min_elements,
+        include,
+        exclude,
+        default_exclude: !no_default_exclude,
         import,
     };
     let report = container::convert(&input, &output, &options, progress_bar())?;
     println!(
-        "{:<40} {:>18} {:>6} {:>11} {:>11} {:>11} {:>7}",
+        "{:<40} {:>18} {:>6} {:>11} {:>11} {:>11} {:>7}  what",
         "tensor", "shape", "dtype", "before", "f16", "after", "vs f16"
     );
+    let mut default_excluded = 0;
     for t in &report.tensors {
+        let what = match &t.action {
+            Action::Quantized => format!(
+                "ternary: {} {}",
+                quantizer_name(quantizer),
+                scale_name(scale)
+            ),
+            Action::Lossless { scale_from: Some(s) } => {
+                format!("ternary, lossless: values already ternary, scales from {s}")
+            }
+            Action::Lossless { scale_from: None } => {
+                "ternary, lossless: values already ternary, scale 1".into()
+            }
+            Action::FoldedScale { into } => format!("folded into {into}'s packed scales"),
+            Action::Kept { reason } => {
+                if reason.contains("default exclusion") {
+                    default_excluded += 1;
+                }
+                format!("kept: {reason}")
+            }
+        };
+        let ratio = if t.output_bytes == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.1}x", t.f16_bytes as f64 / t.output_bytes as f64)
+        };
         println!(
-            "{:<40} {:>18} {:>6} {:>11} {:>11} {:>11} {:>6.1}x{}",
+            "{:<40} {:>18} {:>6} {:>11} {:>11} {:>11} {:>7}  {what}",
             t.name,
             format!("{:?}", t.shape),
             t.source_dtype,
             human(t.source_bytes),
             human(t.f16_bytes),
             human(t.output_bytes),
-            t.f16_bytes as f64 / t.output_bytes.max(1) as f64,
-            if t.ternary { "  ternary" } else { "" }
+            ratio,
+        );
+    }
+    if default_excluded > 0 {
+        println!(
+            "{default_excluded} embedding / LM head tensor(s) kept in their dtype by the default \
+             exclusion {DEFAULT_EXCLUDE:?} (--no-default-exclude ternarizes them)"
         );
     }
     let f16 = report.f16_bytes();

@@ -1,36 +1,69 @@
 //! The packed ternary checkpoint written by `burn-ternary convert`: a safetensors file in
 //! which every ternarized weight is a `U8` tensor holding a serialized
-//! [`PackedI2`](ternary_kernels::PackedI2) (32-byte header, 2-bit payload, f32 scales) and
-//! every other tensor keeps its dtype. The file's metadata says which tensors are packed and
-//! their original shape, quantizer and granularity, so tools that know safetensors can still
-//! list it.
+//! [`PackedI2`](ternary_kernels::PackedI2) (32-byte header, f32 scales, 2-bit payload) and
+//! every other tensor is copied byte for byte with its name, dtype and shape.
+//!
+//! The file's metadata has one entry per packed tensor, keyed by the tensor's name, whose
+//! value is a JSON [`PackedInfo`] (format tag, original shape, quantizer, granularity,
+//! source dtype, where the scale came from). The container adds no keys of its own, so no
+//! tensor name can collide with one; metadata of a safetensors source is carried over, and a
+//! source key equal to a packed tensor's name is refused.
+//!
+//! What `convert` does to each tensor (all of it reported, tensor by tensor):
+//! * a float weight chosen for ternarization (see [`ConvertOptions`]) whose values are all
+//!   in {−1, 0, +1} is packed **losslessly**: with the scales of a matching
+//!   `<name>_scale` tensor (BitNet style `weight` + `weight_scale`, folded into the packed
+//!   scales) or with scale 1 — never re-quantized with a new magnitude;
+//! * any other chosen float weight is quantized with the chosen quantizer;
+//! * everything else (integers, unsigned, bool, 8/6/4-bit floats, excluded tensors) is
+//!   copied unchanged.
+//!
+//! The output is deterministic: tensors and metadata are written in sorted order, so the
+//! same input and options give the same bytes.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::tensor::DType;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::Dtype;
 use serde::{Deserialize, Serialize};
 use ternary_kernels::quant::{Granularity, Method};
 use ternary_kernels::{PackedI2, Scales};
 
-use super::{ImportError, ImportOptions, guarded};
+use super::raw::{self, RawTensor};
+use super::{ImportError, ImportOptions};
 
-/// Value of the `format` metadata key.
+/// Value of [`PackedInfo::format`]: marks a packed tensor's metadata entry.
 pub const FORMAT: &str = "burn-ternary/i2/1";
 
+/// Tensors the default exclusion keeps in their dtype: token/position embeddings and LM
+/// heads, which ternary LLMs (BitNet b1.58, llama.cpp's TQ1_0/TQ2_0 models) keep at higher
+/// precision. Case-insensitive; matched anywhere in the name.
+pub const DEFAULT_EXCLUDE: &str = r"(?i)embed|(^|\.)(lm_head|wte|wpe)\.";
+
 /// How `convert` chooses and quantizes tensors.
+///
+/// A tensor is *chosen* for ternarization when it is a float (F64/F32/F16/BF16) of rank 2–4
+/// with at least `min_elements` elements, its name matches one of `include` (by default:
+/// ends with `weight`), and it matches none of `exclude` (plus [`DEFAULT_EXCLUDE`] unless
+/// `default_exclude` is off).
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
-    /// Quantizer.
+    /// Quantizer for weights that are not already ternary.
     pub method: Method,
     /// One scale per tensor or per output channel.
     pub granularity: Granularity,
-    /// Float weights named `*.weight` of rank 2–4 with at least this many elements are
-    /// ternarized; everything else is kept as it is.
+    /// Smallest element count of a chosen tensor.
     pub min_elements: usize,
-    /// How the input is read.
+    /// Regular expressions a name must match (any) to be chosen; empty = names ending in
+    /// `weight`.
+    pub include: Vec<String>,
+    /// Regular expressions that keep a tensor unchanged (any match).
+    pub exclude: Vec<String>,
+    /// Apply [`DEFAULT_EXCLUDE`] too (embeddings and LM heads stay in their dtype).
+    pub default_exclude: bool,
+    /// How the input is read (key remapping, top-level key).
     pub import: ImportOptions,
 }
 
@@ -40,27 +73,56 @@ impl Default for ConvertOptions {
             method: Method::AbsMean,
             granularity: Granularity::PerRow,
             min_elements: 1024,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            default_exclude: true,
             import: ImportOptions::default(),
         }
     }
 }
 
+/// What `convert` did with one tensor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Action {
+    /// Quantized with the chosen quantizer and granularity.
+    Quantized,
+    /// Already ternary: packed without loss, scales taken from the named tensor (folded in,
+    /// not written separately) or 1 when `None`.
+    Lossless {
+        /// The `<name>_scale` tensor whose values became the packed scales.
+        scale_from: Option<String>,
+    },
+    /// A `<weight>_scale` tensor folded into its weight's packed scales.
+    FoldedScale {
+        /// The weight it was folded into.
+        into: String,
+    },
+    /// Copied unchanged; the reason says why it was not chosen.
+    Kept {
+        /// Why (`not a float`, `excluded by …`, …).
+        reason: String,
+    },
+}
+
 /// What happened to one tensor.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TensorReport {
-    /// Name.
+    /// Name (after remapping).
     pub name: String,
     /// Shape.
     pub shape: Vec<usize>,
-    /// Source dtype (`F32`, `F16`, …).
+    /// Source dtype (`F32`, `BF16`, `U32`, …).
     pub source_dtype: String,
     /// True when packed to ternary.
     pub ternary: bool,
+    /// What was done.
+    pub action: Action,
     /// Bytes in the source dtype.
     pub source_bytes: u64,
-    /// Bytes the same tensor takes in f16 (integers as stored).
+    /// Bytes the same tensor takes in f16 (non-floats as stored).
     pub f16_bytes: u64,
-    /// Bytes in the output file (payload, header and scales for packed tensors).
+    /// Bytes in the output file (payload, header and scales for packed tensors; 0 for a
+    /// scale folded into its weight).
     pub output_bytes: u64,
 }
 
@@ -71,7 +133,7 @@ pub struct ConvertReport {
     pub tensors: Vec<TensorReport>,
     /// Size of the output file.
     pub file_bytes: u64,
-    /// Weights quantized.
+    /// Weights quantized or packed.
     pub ternary_weights: usize,
     /// Wall seconds spent quantizing and packing.
     pub quantize_seconds: f64,
@@ -89,17 +151,23 @@ impl ConvertReport {
     }
 }
 
-/// Per-tensor metadata of a packed tensor.
+/// Per-tensor metadata of a packed tensor (the JSON value of its metadata entry).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PackedInfo {
+    /// Always [`FORMAT`].
+    #[serde(default)]
+    pub format: String,
     /// Original shape (`[out, in]` or `[out, in, kh, kw]`).
     pub shape: Vec<usize>,
-    /// `absmean` or `twn`.
+    /// `absmean`, `twn`, or `given` (already ternary, packed without loss).
     pub quantizer: String,
     /// `per-tensor` or `per-channel`.
     pub granularity: String,
     /// Source dtype.
     pub source_dtype: String,
+    /// For `given`: the tensor the scales came from (`None`: scale 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_from: Option<String>,
 }
 
 fn method_name(m: Method) -> &'static str {
@@ -116,141 +184,398 @@ fn granularity_name(g: Granularity) -> &'static str {
     }
 }
 
-fn st_dtype(d: DType) -> Option<Dtype> {
-    Some(match d {
-        DType::F64 => Dtype::F64,
-        DType::F32 => Dtype::F32,
-        DType::F16 => Dtype::F16,
-        DType::BF16 => Dtype::BF16,
-        DType::I64 => Dtype::I64,
-        DType::I32 => Dtype::I32,
-        DType::I16 => Dtype::I16,
-        DType::I8 => Dtype::I8,
-        DType::U8 => Dtype::U8,
-        DType::Bool(_) => Dtype::BOOL,
-        _ => return None,
-    })
+fn compile(patterns: &[String]) -> Result<Vec<regex::Regex>, ImportError> {
+    patterns
+        .iter()
+        .map(|p| {
+            regex::Regex::new(p).map_err(|e| ImportError::BadPattern {
+                pattern: p.clone(),
+                what: e.to_string(),
+            })
+        })
+        .collect()
 }
 
-/// Converts a `.pt`/`.pth`/`.safetensors` checkpoint into a packed ternary file at `output`
-/// (written to a temporary file and renamed: an error leaves no partial output). `progress`
-/// is called with (tensors done, tensors total).
+/// Why a tensor is not chosen, or `None` when it is.
+struct Chooser {
+    include: Vec<regex::Regex>,
+    exclude: Vec<(regex::Regex, String)>,
+    min_elements: usize,
+}
+
+impl Chooser {
+    fn new(o: &ConvertOptions) -> Result<Self, ImportError> {
+        let mut exclude: Vec<(regex::Regex, String)> = compile(&o.exclude)?
+            .into_iter()
+            .zip(o.exclude.iter().map(|p| format!("excluded by --exclude {p:?}")))
+            .collect();
+        if o.default_exclude {
+            exclude.push((
+                regex::Regex::new(DEFAULT_EXCLUDE).expect("valid pattern"),
+                "embedding / LM head: kept by the default exclusion".into(),
+            ));
+        }
+        Ok(Self {
+            include: compile(&o.include)?,
+            exclude,
+            min_elements: o.min_elements.max(1),
+        })
+    }
+
+    fn reason(&self, name: &str, t: &RawTensor) -> Option<String> {
+        if !t.is_quantizable_float() {
+            return Some(if is_float(t.dtype) {
+                format!("{:?} is not quantized", t.dtype)
+            } else {
+                "not a float".into()
+            });
+        }
+        if !(2..=4).contains(&t.shape.len()) {
+            return Some(format!("rank {}", t.shape.len()));
+        }
+        if t.numel() < self.min_elements {
+            return Some(format!("< {} elements", self.min_elements));
+        }
+        let included = if self.include.is_empty() {
+            name.ends_with("weight")
+        } else {
+            self.include.iter().any(|r| r.is_match(name))
+        };
+        if !included {
+            return Some(if self.include.is_empty() {
+                "not a weight".into()
+            } else {
+                "not matched by --include".into()
+            });
+        }
+        self.exclude
+            .iter()
+            .find(|(r, _)| r.is_match(name))
+            .map(|(_, why)| why.clone())
+    }
+}
+
+fn is_float(d: Dtype) -> bool {
+    !matches!(
+        d,
+        Dtype::BOOL
+            | Dtype::U8
+            | Dtype::I8
+            | Dtype::I16
+            | Dtype::U16
+            | Dtype::I32
+            | Dtype::U32
+            | Dtype::I64
+            | Dtype::U64
+    )
+}
+
+/// Checks that `values` are all in {−1, 0, +1}; `Some((index, value))` of the first that is
+/// not.
+fn first_non_ternary(values: &[f32]) -> Option<(usize, f32)> {
+    values
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !matches!(**v, -1.0 | 0.0 | 1.0))
+        .map(|(i, &v)| (i, v))
+}
+
+/// One output tensor.
+struct Out {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+/// Converts a checkpoint (safetensors or PyTorch, recognised by content) into a packed
+/// ternary file at `output` (see the module docs for what happens to each tensor). The file
+/// is written to a temporary name, synced and renamed: an error leaves no partial output.
+/// `progress` is called with (tensors done, tensors total).
+///
+/// Errors: everything [`raw::read_checkpoint`] reports; [`ImportError::NonFinite`] /
+/// [`ImportError::OutOfRange`] for a chosen weight; [`ImportError::BadScale`] for a
+/// `<weight>_scale` that does not fit its ternary weight; [`ImportError::Apply`] for a
+/// `<weight>_scale` beside a chosen weight that is not ternary (ambiguous: re-quantizing
+/// would drop the scale); [`ImportError::BadTensor`] for a name safetensors reserves or a
+/// source metadata key equal to a packed tensor's name; [`ImportError::Io`].
 pub fn convert(
     input: &Path,
     output: &Path,
     options: &ConvertOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<ConvertReport, ImportError> {
-    let tensors = super::read_raw(input, &options.import)?;
+    let chooser = Chooser::new(options)?;
+    let mut tensors = raw::read_checkpoint(input, &options.import)?;
+    let source_meta = raw::metadata(input)?;
     let total = tensors.len();
-    let mut out: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-    let mut meta = HashMap::new();
-    meta.insert("format".to_string(), FORMAT.to_string());
+    // Decide first, so a scale folded into its weight is known before either is written.
+    let chosen: Vec<String> = tensors
+        .iter()
+        .filter(|(name, t)| chooser.reason(name, t).is_none())
+        .map(|(name, _)| name.clone())
+        .collect();
+    let mut values = BTreeMap::new();
+    let mut folded: BTreeMap<String, String> = BTreeMap::new();
+    let mut given = BTreeMap::new();
+    for name in &chosen {
+        let t = &tensors[name];
+        let v = raw::to_f32(name, t)?;
+        let scale_name = format!("{name}_scale");
+        let ternary = first_non_ternary(&v);
+        match (tensors.get(&scale_name), ternary) {
+            (Some(_), Some((index, value))) => {
+                return Err(ImportError::Apply {
+                    tensor: name.clone(),
+                    what: format!(
+                        "{scale_name} exists but the weight is not ternary (value {value} at flat index {index}): \
+                         re-quantizing it would drop that scale; --exclude it to keep both as they are"
+                    ),
+                });
+            }
+            (Some(s), None) => {
+                let rows = t.shape[0];
+                let s = scales_of(&scale_name, s, rows)?;
+                folded.insert(scale_name.clone(), name.clone());
+                given.insert(name.clone(), (s, Some(scale_name)));
+            }
+            (None, None) => {
+                given.insert(name.clone(), (Scales::PerTensor(1.0), None));
+            }
+            (None, Some(_)) => {}
+        }
+        values.insert(name.clone(), v);
+    }
+
+    let mut out: BTreeMap<String, Out> = BTreeMap::new();
+    let mut meta: BTreeMap<String, String> = source_meta;
     let mut reports = Vec::new();
     let (mut ternary_weights, mut quantize_seconds) = (0usize, 0f64);
-    for (i, (name, data)) in tensors.into_iter().enumerate() {
-        let shape = data.shape().to_vec();
-        let numel: usize = shape.iter().product();
-        let source_dtype = format!("{:?}", data.dtype());
-        let source_bytes = data.bytes().len() as u64;
-        let f16_bytes = if data.dtype().is_float() {
+    let names: Vec<String> = tensors.keys().cloned().collect();
+    for (i, name) in names.into_iter().enumerate() {
+        let t = tensors.remove(&name).expect("listed above");
+        let numel = t.numel();
+        let source_dtype = format!("{:?}", t.dtype);
+        let source_bytes = t.bytes.len() as u64;
+        let f16_bytes = if is_float(t.dtype) {
             2 * numel as u64
         } else {
             source_bytes
         };
-        let eligible = data.dtype().is_float()
-            && name.ends_with("weight")
-            && (2..=4).contains(&shape.len())
-            && numel >= options.min_elements.max(1);
-        let (dtype, bytes, ternary) =
-            if eligible {
-                let data = super::to_f32_checked(&name, data)?;
-                let w: &[f32] = data.as_slice().map_err(|e| ImportError::BadTensor {
-                    tensor: name.clone(),
-                    what: format!("{e:?}"),
-                })?;
-                let (n, k) = (shape[0], numel / shape[0].max(1));
-                let clock = Instant::now();
-                let packed = PackedI2::quantize(w, n, k, options.method, options.granularity)
-                    .map_err(|e| ImportError::BadTensor {
-                        tensor: name.clone(),
-                        what: e.to_string(),
-                    })?;
-                let bytes = packed.to_bytes();
-                quantize_seconds += clock.elapsed().as_secs_f64();
-                ternary_weights += numel;
-                let info = PackedInfo {
-                    shape: shape.clone(),
-                    quantizer: method_name(options.method).into(),
-                    granularity: granularity_name(options.granularity).into(),
-                    source_dtype: source_dtype.clone(),
-                };
-                meta.insert(
-                    name.clone(),
-                    serde_json::to_string(&info).expect("plain struct"),
-                );
-                (Dtype::U8, bytes, true)
-            } else {
-                let dtype = st_dtype(data.dtype()).ok_or_else(|| ImportError::BadTensor {
-                    tensor: name.clone(),
-                    what: format!("dtype {:?} cannot be stored", data.dtype()),
-                })?;
-                (dtype, data.bytes().to_vec(), false)
-            };
-        let stored_shape = if ternary {
-            vec![bytes.len()]
-        } else {
-            shape.clone()
-        };
-        reports.push(TensorReport {
+        let mut report = TensorReport {
             name: name.clone(),
-            shape,
-            source_dtype,
-            ternary,
+            shape: t.shape.clone(),
+            source_dtype: source_dtype.clone(),
+            ternary: false,
+            action: Action::Quantized,
             source_bytes,
             f16_bytes,
-            output_bytes: bytes.len() as u64,
-        });
-        out.push((name, dtype, stored_shape, bytes));
+            output_bytes: 0,
+        };
+        if let Some(weight) = folded.get(&name) {
+            report.action = Action::FoldedScale {
+                into: weight.clone(),
+            };
+        } else if let Some(v) = values.remove(&name) {
+            let (n, k) = (t.shape[0], numel / t.shape[0].max(1));
+            let clock = Instant::now();
+            let bad = |e: ternary_kernels::KernelError| ImportError::BadTensor {
+                tensor: name.clone(),
+                what: e.to_string(),
+            };
+            let (packed, info) = match given.remove(&name) {
+                Some((scales, scale_from)) => {
+                    let codes: Vec<i8> = v.iter().map(|&x| x as i8).collect();
+                    let granularity = match scales {
+                        Scales::PerTensor(_) => "per-tensor",
+                        Scales::PerRow(_) => "per-channel",
+                    };
+                    let p = PackedI2::from_ternary(&codes, n, k, scales).map_err(bad)?;
+                    report.action = Action::Lossless {
+                        scale_from: scale_from.clone(),
+                    };
+                    let info = PackedInfo {
+                        format: FORMAT.into(),
+                        shape: t.shape.clone(),
+                        quantizer: "given".into(),
+                        granularity: granularity.into(),
+                        source_dtype,
+                        scale_from,
+                    };
+                    (p, info)
+                }
+                None => {
+                    let p = PackedI2::quantize(&v, n, k, options.method, options.granularity)
+                        .map_err(bad)?;
+                    let info = PackedInfo {
+                        format: FORMAT.into(),
+                        shape: t.shape.clone(),
+                        quantizer: method_name(options.method).into(),
+                        granularity: granularity_name(options.granularity).into(),
+                        source_dtype,
+                        scale_from: None,
+                    };
+                    (p, info)
+                }
+            };
+            let bytes = packed.to_bytes();
+            quantize_seconds += clock.elapsed().as_secs_f64();
+            ternary_weights += numel;
+            if meta.contains_key(&name) {
+                return Err(ImportError::BadTensor {
+                    tensor: name.clone(),
+                    what: "the source's metadata has an entry of this name; packing the tensor would overwrite it".into(),
+                });
+            }
+            meta.insert(
+                name.clone(),
+                serde_json::to_string(&info).expect("plain struct"),
+            );
+            report.ternary = true;
+            report.output_bytes = bytes.len() as u64;
+            out.insert(
+                name.clone(),
+                Out {
+                    dtype: Dtype::U8,
+                    shape: vec![bytes.len()],
+                    bytes,
+                },
+            );
+        } else {
+            report.action = Action::Kept {
+                reason: chooser
+                    .reason(&name, &t)
+                    .unwrap_or_else(|| "kept".into()),
+            };
+            report.output_bytes = source_bytes;
+            out.insert(
+                name.clone(),
+                Out {
+                    dtype: t.dtype,
+                    shape: t.shape,
+                    bytes: t.bytes,
+                },
+            );
+        }
+        reports.push(report);
         progress(i + 1, total);
     }
-    let views = out
-        .iter()
-        .map(|(name, dtype, shape, bytes)| {
-            TensorView::new(*dtype, shape.clone(), bytes)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| ImportError::BadTensor {
-                    tensor: name.clone(),
-                    what: e.to_string(),
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ImportError::Io { path, source }
-    };
-    let tmp = temp_path(output);
-    let written = safetensors::serialize_to_file(views, Some(meta), &tmp)
-        .map_err(|e| ImportError::Format {
-            path: tmp.clone(),
-            what: e.to_string(),
-        })
-        .and_then(|()| {
-            std::fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(io(&tmp))
-        })
-        .and_then(|()| std::fs::rename(&tmp, output).map_err(io(output)));
-    if let Err(e) = written {
-        std::fs::remove_file(&tmp).ok();
-        return Err(e);
-    }
+    write_atomically(output, &out, &meta)?;
+    let file_bytes = std::fs::metadata(output)
+        .map_err(|source| ImportError::Io {
+            path: output.to_path_buf(),
+            source,
+        })?
+        .len();
     Ok(ConvertReport {
         tensors: reports,
-        file_bytes: std::fs::metadata(output).map_err(io(output))?.len(),
+        file_bytes,
         ternary_weights,
         quantize_seconds,
     })
+}
+
+/// The scales of a BitNet-style `<weight>_scale` tensor: 1 (per tensor) or `rows` (per
+/// output channel) finite values ≥ 0.
+fn scales_of(name: &str, t: &RawTensor, rows: usize) -> Result<Scales, ImportError> {
+    let bad = |what: String| ImportError::BadScale {
+        tensor: name.to_string(),
+        what,
+    };
+    if !t.is_quantizable_float() {
+        return Err(bad(format!("dtype {:?} is not a float", t.dtype)));
+    }
+    let s = raw::to_f32(name, t)?;
+    if let Some((i, v)) = s.iter().enumerate().find(|(_, v)| **v < 0.0) {
+        return Err(bad(format!("scale {v} at index {i} is negative")));
+    }
+    match s.len() {
+        1 => Ok(Scales::PerTensor(s[0])),
+        n if n == rows => Ok(Scales::PerRow(s)),
+        n => Err(bad(format!(
+            "{n} scales for a weight with {rows} output channels (expected 1 or {rows})"
+        ))),
+    }
+}
+
+/// Writes a safetensors file with tensors and metadata in sorted order (the `safetensors`
+/// crate writes its metadata map in hash order, which would make identical conversions
+/// differ byte-wise). Tensors are laid out by descending dtype alignment, then name, so
+/// every tensor's data is aligned to its element size.
+fn write_safetensors(
+    path: &Path,
+    tensors: &BTreeMap<String, Out>,
+    meta: &BTreeMap<String, String>,
+) -> Result<(), ImportError> {
+    #[derive(Serialize)]
+    struct Info<'a> {
+        dtype: Dtype,
+        shape: &'a [usize],
+        data_offsets: (usize, usize),
+    }
+    let mut order: Vec<(&String, &Out)> = tensors.iter().collect();
+    order.sort_by(|a, b| {
+        b.1.dtype
+            .bitsize()
+            .cmp(&a.1.dtype.bitsize())
+            .then(a.0.cmp(b.0))
+    });
+    let mut header = serde_json::Map::new();
+    if !meta.is_empty() {
+        header.insert(
+            "__metadata__".into(),
+            serde_json::to_value(meta).expect("strings"),
+        );
+    }
+    let mut offset = 0usize;
+    for (name, t) in &order {
+        if name.as_str() == "__metadata__" {
+            return Err(ImportError::BadTensor {
+                tensor: (*name).clone(),
+                what: "this name is reserved by the safetensors format".into(),
+            });
+        }
+        let info = Info {
+            dtype: t.dtype,
+            shape: &t.shape,
+            data_offsets: (offset, offset + t.bytes.len()),
+        };
+        offset += t.bytes.len();
+        header.insert((*name).clone(), serde_json::to_value(info).expect("plain"));
+    }
+    // serde_json's map is ordered by key (no `preserve_order`), so the header is canonical.
+    let mut json = serde_json::to_vec(&header).expect("plain");
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let io = |source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut w = std::io::BufWriter::new(file);
+    w.write_all(&(json.len() as u64).to_le_bytes()).map_err(io)?;
+    w.write_all(&json).map_err(io)?;
+    for (_, t) in &order {
+        w.write_all(&t.bytes).map_err(io)?;
+    }
+    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)
+}
+
+fn write_atomically(
+    output: &Path,
+    tensors: &BTreeMap<String, Out>,
+    meta: &BTreeMap<String, String>,
+) -> Result<(), ImportError> {
+    let tmp = temp_path(output);
+    let written = write_safetensors(&tmp, tensors, meta).and_then(|()| {
+        std::fs::rename(&tmp, output).map_err(|source| ImportError::Io {
+            path: output.to_path_buf(),
+            source,
+        })
+    });
+    if written.is_err() {
+        std::fs::remove_file(&tmp).ok();
+    }
+    written
 }
 
 fn temp_path(output: &Path) -> PathBuf {
@@ -277,71 +602,64 @@ pub struct InspectedTensor {
     pub bytes: u64,
 }
 
-/// Lists the tensors of a packed file (validating every packed tensor completely), or of any
-/// `.safetensors` / `.pt` checkpoint.
-pub fn inspect(path: &Path) -> Result<Vec<InspectedTensor>, ImportError> {
-    let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
-        path: path.to_path_buf(),
-        source,
+/// The packed-tensor entry of `name` in a file's metadata, if it has one: `Ok(None)` for a
+/// plain tensor, an error when the entry carries our format tag but does not parse.
+fn packed_info(
+    path: &Path,
+    meta: &BTreeMap<String, String>,
+    name: &str,
+    dtype: Dtype,
+) -> Result<Option<PackedInfo>, ImportError> {
+    let Some(json) = meta.get(name).filter(|_| dtype == Dtype::U8) else {
+        return Ok(None);
+    };
+    // Files written before the format tag moved into each entry carried it as a file key.
+    let legacy = meta.get("format").is_some_and(|f| f == FORMAT);
+    match serde_json::from_str::<PackedInfo>(json) {
+        Ok(info) if info.format == FORMAT || (info.format.is_empty() && legacy) => Ok(Some(info)),
+        Ok(_) => Ok(None),
+        Err(e) if json.contains(FORMAT) || legacy => Err(ImportError::Format {
+            path: path.to_path_buf(),
+            what: format!("metadata of packed tensor {name}: {e}"),
+        }),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Decodes and validates a packed tensor against its recorded shape.
+fn decode_packed(name: &str, info: &PackedInfo, data: &[u8]) -> Result<PackedI2, ImportError> {
+    let packed = PackedI2::from_bytes(data).map_err(|e| ImportError::BadTensor {
+        tensor: name.to_string(),
+        what: e.to_string(),
     })?;
-    let is_st = path.extension().is_some_and(|e| e == "safetensors");
-    if !is_st {
-        return super::read_raw(path, &ImportOptions::default()).map(|t| {
-            t.into_iter()
-                .map(|(name, data)| {
-                    let numel: usize = data.shape().iter().product();
-                    InspectedTensor {
-                        name,
-                        shape: data.shape().to_vec(),
-                        format: format!("{:?}", data.dtype()),
-                        bits_per_weight: 8.0 * data.bytes().len() as f64 / numel.max(1) as f64,
-                        scale_kind: String::new(),
-                        bytes: data.bytes().len() as u64,
-                    }
-                })
-                .collect()
+    let numel = info
+        .shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d));
+    let n = info.shape.first().copied().unwrap_or(0);
+    let k = numel.map(|e| e / n.max(1));
+    if info.shape.len() < 2 || (Some(packed.n()), Some(packed.k())) != (Some(n), k) {
+        return Err(ImportError::ShapeMismatch {
+            tensor: name.to_string(),
+            expected: info.shape.clone(),
+            found: vec![packed.n(), packed.k()],
         });
     }
-    let (_, metadata) = guarded(path, || {
-        SafeTensors::read_metadata(&bytes).map_err(|e| e.to_string())
-    })?;
-    let st = guarded(path, || {
-        SafeTensors::deserialize(&bytes).map_err(|e| e.to_string())
-    })?;
-    let meta = metadata.metadata().clone().unwrap_or_default();
-    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
-    names.sort();
-    let mut out = Vec::new();
-    for name in names {
-        let view = st.tensor(&name).map_err(|e| ImportError::Format {
-            path: path.to_path_buf(),
-            what: format!("tensor {name}: {e}"),
-        })?;
-        let stored = view.data().len() as u64;
-        let entry = match meta.get(&name) {
-            Some(json) => {
-                let info: PackedInfo =
-                    serde_json::from_str(json).map_err(|e| ImportError::Format {
-                        path: path.to_path_buf(),
-                        what: format!("metadata of {name}: {e}"),
-                    })?;
-                let packed =
-                    PackedI2::from_bytes(view.data()).map_err(|e| ImportError::BadTensor {
-                        tensor: name.clone(),
-                        what: e.to_string(),
-                    })?;
+    Ok(packed)
+}
+
+/// Lists the tensors of a packed file (validating every packed tensor completely), or of any
+/// safetensors / PyTorch checkpoint (recognised by content), in name order.
+pub fn inspect(path: &Path) -> Result<Vec<InspectedTensor>, ImportError> {
+    let tensors = raw::read_checkpoint(path, &ImportOptions::default())?;
+    let meta = raw::metadata(path)?;
+    let mut out = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let stored = t.bytes.len() as u64;
+        let entry = match packed_info(path, &meta, &name, t.dtype)? {
+            Some(info) => {
+                let packed = decode_packed(&name, &info, &t.bytes)?;
                 let numel: usize = info.shape.iter().product();
-                let (n, k) = (
-                    info.shape.first().copied().unwrap_or(0),
-                    numel / info.shape.first().copied().unwrap_or(1).max(1),
-                );
-                if (packed.n(), packed.k()) != (n, k) {
-                    return Err(ImportError::ShapeMismatch {
-                        tensor: name,
-                        expected: info.shape,
-                        found: vec![packed.n(), packed.k()],
-                    });
-                }
                 InspectedTensor {
                     name,
                     shape: info.shape,
@@ -354,54 +672,32 @@ pub fn inspect(path: &Path) -> Result<Vec<InspectedTensor>, ImportError> {
                     bytes: stored,
                 }
             }
-            None => {
-                let numel: usize = view.shape().iter().product();
-                InspectedTensor {
-                    name,
-                    shape: view.shape().to_vec(),
-                    format: format!("{:?}", view.dtype()),
-                    bits_per_weight: 8.0 * stored as f64 / numel.max(1) as f64,
-                    scale_kind: String::new(),
-                    bytes: stored,
-                }
-            }
+            None => InspectedTensor {
+                bits_per_weight: f64::from(t.dtype.bitsize() as u32),
+                format: format!("{:?}", t.dtype),
+                shape: t.shape,
+                name,
+                scale_kind: String::new(),
+                bytes: stored,
+            },
         };
         out.push(entry);
     }
     Ok(out)
 }
 
-/// Reads a packed tensor of a converted file back as ternary values (row-major, original
-/// shape flattened to `[out, rest]`) and its scales — e.g. to load it into a model.
+/// Reads a packed tensor of a converted file back: its metadata and the packed matrix
+/// (original shape flattened to `[out, rest]`), e.g. to load it into a model. Errors:
+/// [`ImportError::Missing`] when `name` is not a packed tensor of the file, and the
+/// errors of [`inspect`].
 pub fn read_packed(path: &Path, name: &str) -> Result<(PackedInfo, PackedI2), ImportError> {
-    let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let (_, metadata) = guarded(path, || {
-        SafeTensors::read_metadata(&bytes).map_err(|e| e.to_string())
-    })?;
-    let json = metadata
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(name))
-        .ok_or_else(|| ImportError::Missing {
-            keys: vec![name.to_string()],
-        })?;
-    let info: PackedInfo = serde_json::from_str(json).map_err(|e| ImportError::Format {
-        path: path.to_path_buf(),
-        what: format!("metadata of {name}: {e}"),
-    })?;
-    let st = guarded(path, || {
-        SafeTensors::deserialize(&bytes).map_err(|e| e.to_string())
-    })?;
-    let view = st.tensor(name).map_err(|e| ImportError::Format {
-        path: path.to_path_buf(),
-        what: format!("tensor {name}: {e}"),
-    })?;
-    let packed = PackedI2::from_bytes(view.data()).map_err(|e| ImportError::BadTensor {
-        tensor: name.to_string(),
-        what: e.to_string(),
-    })?;
+    let meta = raw::metadata(path)?;
+    let tensors = raw::read_checkpoint(path, &ImportOptions::default())?;
+    let missing = || ImportError::Missing {
+        keys: vec![name.to_string()],
+    };
+    let t = tensors.get(name).ok_or_else(missing)?;
+    let info = packed_info(path, &meta, name, t.dtype)?.ok_or_else(missing)?;
+    let packed = decode_packed(name, &info, &t.bytes)?;
     Ok((info, packed))
 }

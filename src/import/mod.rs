@@ -22,10 +22,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::{DType, Tensor, TensorData};
 use burn_store::burn_pack::Tensor as PackTensor;
-use burn_store::{
-    KeyRemapper, ModuleAdapter, ModuleContext, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
-    PytorchStore, SafetensorsStore, bridge,
-};
+use burn_store::{ModuleAdapter, ModuleContext, ModuleSnapshot, PyTorchToBurnAdapter, bridge};
 use thiserror::Error;
 
 use burn::module::{ModuleVisitor, Param};
@@ -37,6 +34,7 @@ use crate::nn::{freeze_with, freeze_with_scales, scheme_from_codes, to_tensors};
 use crate::quant::{Granularity, TernaryQuantizer};
 
 pub mod container;
+pub mod raw;
 
 /// Why an import failed. Every variant names the file, tensor or pattern involved.
 #[derive(Debug, Error)]
@@ -83,6 +81,26 @@ pub enum ImportError {
         index: usize,
         /// The value.
         value: f32,
+    },
+    /// A finite value of a wider float type (F64) that does not fit f32: converting it would
+    /// silently turn it into ±Inf.
+    #[error("tensor {tensor}: value {value:e} at flat index {index} does not fit f32 (largest finite f32 is {max:e})", max = f32::MAX)]
+    OutOfRange {
+        /// The tensor.
+        tensor: String,
+        /// Flat (row-major) index of the first such value.
+        index: usize,
+        /// The value as stored.
+        value: f64,
+    },
+    /// Key remapping (or any renaming) would give two tensors the same name; one of them
+    /// would be lost.
+    #[error("tensors {} and {} would both be named {target}", sources[0], sources[1])]
+    NameCollision {
+        /// The name both would get.
+        target: String,
+        /// The two source names, in sorted order.
+        sources: [String; 2],
     },
     /// A tensor expected to hold {−1, 0, +1} holds something else.
     #[error("tensor {tensor}: value {value} at flat index {index} is not ternary (-1, 0, 1)")]
@@ -173,23 +191,19 @@ impl ImportOptions {
         self
     }
 
-    fn remapper(&self) -> Result<KeyRemapper, ImportError> {
-        let mut r = KeyRemapper::new();
-        for (from, to) in &self.remap {
-            r = r
-                .add_pattern(from.as_str(), to.as_str())
-                .map_err(|e| ImportError::BadPattern {
-                    pattern: from.clone(),
-                    what: e.to_string(),
-                })?;
-        }
-        Ok(r)
+    fn compiled_patterns(&self) -> Result<Vec<(regex::Regex, String)>, ImportError> {
+        self.remap
+            .iter()
+            .map(|(from, to)| {
+                regex::Regex::new(from)
+                    .map(|re| (re, to.clone()))
+                    .map_err(|e| ImportError::BadPattern {
+                        pattern: from.clone(),
+                        what: e.to_string(),
+                    })
+            })
+            .collect()
     }
-}
-
-/// The checkpoint kinds, told apart by extension (`.safetensors`; `.pt`, `.pth`, `.bin`).
-fn is_safetensors(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "safetensors")
 }
 
 /// Runs third-party parsing, turning a panic inside it into a format error: a hostile file
@@ -209,72 +223,39 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, String>) -> Result<T, I
 }
 
 /// Every tensor of a checkpoint, after key remapping: floats converted to f32 and checked
-/// finite; integer tensors as stored.
+/// (finite, and within f32's range); integer tensors as stored. Names are kept exactly as
+/// stored (see [`raw`]).
 pub fn read_tensors(
     path: &Path,
     options: &ImportOptions,
 ) -> Result<BTreeMap<String, TensorData>, ImportError> {
-    read_raw(path, options)?
+    raw::read_checkpoint(path, options)?
         .into_iter()
-        .map(|(name, data)| {
-            let data = to_f32_checked(&name, data)?;
+        .map(|(name, t)| {
+            let data = if t.is_quantizable_float() {
+                let shape = t.shape.clone();
+                TensorData::new(raw::to_f32(&name, &t)?, shape)
+            } else {
+                raw::to_tensor_data(&name, t)?
+            };
             Ok((name, data))
         })
         .collect()
 }
 
-/// Every tensor of a checkpoint, after key remapping, in its stored dtype.
+/// Every tensor of a checkpoint, after key remapping, in its stored dtype. The container is
+/// recognised by content and names are kept exactly as stored (see [`raw`]).
 pub fn read_raw(
     path: &Path,
     options: &ImportOptions,
 ) -> Result<BTreeMap<String, TensorData>, ImportError> {
-    std::fs::metadata(path).map_err(|source| ImportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let remapper = options.remapper()?;
-    guarded(path, || {
-        let tensors = if is_safetensors(path) {
-            let mut store = SafetensorsStore::from_file(path).remap(remapper);
-            store.get_all_tensors().map_err(|e| e.to_string())?.clone()
-        } else {
-            let mut store = PytorchStore::from_file(path).remap(remapper);
-            if let Some(key) = &options.top_level_key {
-                store = store.with_top_level_key(key.clone());
-            }
-            store.get_all_tensors().map_err(|e| e.to_string())?.clone()
-        };
-        let mut out = BTreeMap::new();
-        for (name, t) in tensors {
-            let data = bridge::into_data(t).map_err(|e| format!("tensor {name}: {e}"))?;
-            out.insert(name, data);
-        }
-        Ok(out)
-    })
-}
-
-/// Floats become f32, checked finite; other dtypes pass through.
-fn to_f32_checked(name: &str, data: TensorData) -> Result<TensorData, ImportError> {
-    if !data.dtype().is_float() {
-        return Ok(data);
-    }
-    let data = if data.dtype() == DType::F32 {
-        data
-    } else {
-        data.convert::<f32>()
-    };
-    let values = data.as_slice::<f32>().map_err(|e| ImportError::BadTensor {
-        tensor: name.to_string(),
-        what: format!("{e:?}"),
-    })?;
-    if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(ImportError::NonFinite {
-            tensor: name.to_string(),
-            index,
-            value,
-        });
-    }
-    Ok(data)
+    raw::read_checkpoint(path, options)?
+        .into_iter()
+        .map(|(name, t)| {
+            let data = raw::to_tensor_data(&name, t)?;
+            Ok((name, data))
+        })
+        .collect()
 }
 
 /// PyTorch → Burn layout for stock layers and ours: `TernaryLinear` weights are `[in, out]`
