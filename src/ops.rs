@@ -43,8 +43,8 @@ pub fn ternary_dequantize(packed: Tensor<2, Int>, scales: Tensor<1>, k: usize) -
     ))
 }
 
-/// Convolution options of [`ternary_conv2d`] (symmetric padding, as `unfold4d` takes it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Convolution options of [`ternary_conv2d`] (symmetric zero padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TernaryConvOptions {
     /// Kernel height and width.
     pub kernel_size: [usize; 2],
@@ -58,14 +58,46 @@ pub struct TernaryConvOptions {
     pub groups: usize,
 }
 
-/// 2-D convolution with packed ternary filters, lowered to im2col (`unfold4d`) and the
-/// ternary GEMM of [`ternary_linear`], one GEMM per group.
+impl TernaryConvOptions {
+    /// Output height and width for an `h × w` input:
+    /// `(size + 2·padding − dilation·(kernel − 1) − 1) / stride + 1`.
+    ///
+    /// # Panics
+    /// When the padded input is smaller than the kernel's span, or a stride, dilation or
+    /// kernel size is zero (the values are in the message).
+    pub fn output_size(&self, h: usize, w: usize) -> (usize, usize) {
+        let out = |size: usize, i: usize| {
+            assert!(
+                self.stride[i] > 0 && self.dilation[i] > 0 && self.kernel_size[i] > 0,
+                "ternary_conv2d: kernel {:?}, stride {:?} and dilation {:?} must be positive",
+                self.kernel_size,
+                self.stride,
+                self.dilation
+            );
+            let span = self.dilation[i] * (self.kernel_size[i] - 1) + 1;
+            assert!(
+                size + 2 * self.padding[i] >= span,
+                "ternary_conv2d: input {h}x{w} with padding {:?} is smaller than the kernel span",
+                self.padding
+            );
+            (size + 2 * self.padding[i] - span) / self.stride[i] + 1
+        };
+        (out(h, 0), out(w, 1))
+    }
+}
+
+/// 2-D convolution with packed ternary filters through the backend extension's native conv
+/// op (on Flex: the kernel crate's implicit-im2col convolution; elsewhere the dequantized
+/// reference), plus the bias. `int8_activations` is W2A8 with one int8 scale per image.
 ///
 /// The packed matrix has one row per output channel and `k = c_in/groups · kh · kw` columns
 /// in the order of a flattened `[c_out, c_in/groups, kh, kw]` weight.
 ///
 /// # Shapes
 /// - x: `[batch, c_in, h, w]` → `[batch, c_out, h_out, w_out]`
+///
+/// # Panics
+/// When the groups do not divide the channels, or the input is smaller than the kernel span.
 pub fn ternary_conv2d(
     x: Tensor<4>,
     packed: Tensor<2, Int>,
@@ -74,6 +106,47 @@ pub fn ternary_conv2d(
     options: TernaryConvOptions,
     int8_activations: bool,
 ) -> Tensor<4> {
+    let [_, c_in, h, w] = x.dims();
+    let c_out = packed.dims()[0];
+    let g = options.groups;
+    assert!(
+        g > 0 && c_in.is_multiple_of(g) && c_out.is_multiple_of(g),
+        "ternary_conv2d: groups {g} must divide c_in {c_in} and c_out {c_out}"
+    );
+    options.output_size(h, w);
+    let y = Tensor::<4>::from_dispatch(<Dispatch as TernaryBackend>::ternary_conv2d(
+        x.into_dispatch(),
+        packed.into_dispatch(),
+        scales.into_dispatch(),
+        options,
+        int8_activations,
+    ));
+    match bias {
+        Some(b) => {
+            let dtype = y.dtype();
+            y + b.cast(dtype).reshape([1, c_out, 1, 1])
+        }
+        None => y,
+    }
+}
+
+/// The legacy per-patch W2A8 convolution ([`ActivationQuant::Int8PerToken`] on a conv):
+/// im2col (`unfold4d`) and the ternary GEMM of [`ternary_linear`] with one int8 scale per
+/// patch, one GEMM per group. It materialises the whole im2col matrix; new models use
+/// [`ternary_conv2d`] with per-image activations.
+///
+/// [`ActivationQuant::Int8PerToken`]: crate::quant::ActivationQuant::Int8PerToken
+///
+/// # Shapes
+/// - x: `[batch, c_in, h, w]` → `[batch, c_out, h_out, w_out]`
+pub fn ternary_conv2d_per_patch(
+    x: Tensor<4>,
+    packed: Tensor<2, Int>,
+    scales: Tensor<1>,
+    bias: Option<Tensor<1>>,
+    options: TernaryConvOptions,
+) -> Tensor<4> {
+    let int8_activations = true;
     let c_out = packed.dims()[0];
     let n_g = c_out / options.groups.max(1);
     let per_tensor = scales.dims()[0] == 1;
@@ -105,16 +178,7 @@ pub(crate) fn conv2d_im2col(
         g > 0 && c_in.is_multiple_of(g) && c_out.is_multiple_of(g),
         "ternary_conv2d: groups {g} must divide c_in {c_in} and c_out {c_out}"
     );
-    let out_size = |size: usize, i: usize| {
-        let span = options.dilation[i] * (options.kernel_size[i] - 1) + 1;
-        assert!(
-            size + 2 * options.padding[i] >= span,
-            "ternary_conv2d: input {h}x{w} with padding {:?} is smaller than the kernel span",
-            options.padding
-        );
-        (size + 2 * options.padding[i] - span) / options.stride[i] + 1
-    };
-    let (h_out, w_out) = (out_size(h, 0), out_size(w, 1));
+    let (h_out, w_out) = options.output_size(h, w);
     let k = c_in / g * kh * kw;
     // [batch, c_in·kh·kw, L], channel-major like a flattened [c_out, c_in/g, kh, kw] weight.
     let cols = unfold4d(

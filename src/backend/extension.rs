@@ -8,6 +8,7 @@ use burn::backend::{Backend, backend_extension};
 use burn::tensor::Shape;
 
 use super::reference;
+use crate::ops::TernaryConvOptions;
 
 /// Ternary ops on packed weights.
 ///
@@ -29,6 +30,23 @@ pub trait TernaryBackend: Backend {
         reference::linear::<Self>(x, packed, scales, k, int8_activations)
     }
 
+    /// 2-D convolution of NCHW `x` with packed filters (`[c_out, row_words]` words of the
+    /// `[c_out, c_in/groups · kh · kw]` ternary matrix), no bias. `int8_activations` selects
+    /// W2A8 with one int8 scale per image (see
+    /// [`ActivationQuant::Int8PerImage`](crate::quant::ActivationQuant::Int8PerImage)), else
+    /// exact f32 activations. The default body is the reference: dequantized filters through
+    /// the backend's own `conv2d` (after per-image fake quantization in W2A8 mode).
+    #[fusion(dtype = x, shape = conv2d_shape(x, packed, options))]
+    fn ternary_conv2d(
+        x: FloatTensor<Self>,
+        packed: IntTensor<Self>,
+        scales: FloatTensor<Self>,
+        options: TernaryConvOptions,
+        int8_activations: bool,
+    ) -> FloatTensor<Self> {
+        reference::conv2d::<Self>(x, packed, scales, options, int8_activations)
+    }
+
     /// The dequantized `[n, k]` f32 weights (`w · scale`).
     #[fusion(dtype = scales, shape = dequantize_shape(packed, k))]
     fn ternary_dequantize(
@@ -44,6 +62,12 @@ pub trait TernaryBackend: Backend {
 #[cfg_attr(not(feature = "cube"), allow(dead_code))]
 fn linear_shape(x: &Shape, packed: &Shape) -> Shape {
     Shape::new([x[0], packed[0]])
+}
+
+#[cfg_attr(not(feature = "cube"), allow(dead_code))]
+fn conv2d_shape(x: &Shape, packed: &Shape, options: &TernaryConvOptions) -> Shape {
+    let (h, w) = options.output_size(x[2], x[3]);
+    Shape::new([x[0], packed[0], h, w])
 }
 
 #[cfg_attr(not(feature = "cube"), allow(dead_code))]

@@ -7,13 +7,17 @@ use burn::backend::Flex;
 use burn::backend::TensorMetadata;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, Shape, TensorData};
-use ternary_kernels::{KernelError, PackedI2Ref, QuantizedActivations, cpu};
+use ternary_kernels::cpu::Conv2dParams;
+use ternary_kernels::{KernelError, PackedI2Ref, QuantizedActivations, QuantizedImages, cpu};
 
 use super::TernaryBackend;
+use crate::ops::TernaryConvOptions;
 
 thread_local! {
     /// Int8 activation buffers reused across calls on the same thread.
     static ACTIVATIONS: RefCell<QuantizedActivations> = RefCell::new(QuantizedActivations::default());
+    /// Int8 feature maps of the W2A8 convolution, reused likewise.
+    static IMAGES: RefCell<QuantizedImages> = RefCell::new(QuantizedImages::default());
 }
 
 fn contiguous(t: FlexTensor, dtype: DType) -> FlexTensor {
@@ -81,6 +85,53 @@ impl TernaryBackend for Flex {
             Err(e) => panic!("ternary_linear: {e}"),
         }
         FlexTensor::from_data(TensorData::new(out, Shape::new([m, w.n()])))
+    }
+
+    fn ternary_conv2d(
+        x: FlexTensor,
+        packed: FlexTensor,
+        scales: FlexTensor,
+        options: TernaryConvOptions,
+        int8_activations: bool,
+    ) -> FlexTensor {
+        let shape = x.shape();
+        assert!(
+            shape.num_dims() == 4,
+            "ternary_conv2d: input shape {shape:?} must be [batch, c_in, h, w]"
+        );
+        let (batch, c_in, h, w) = (shape[0], shape[1], shape[2], shape[3]);
+        let c_out = packed.shape()[0];
+        let params = Conv2dParams::new(batch, c_in, [h, w], c_out, options.kernel_size)
+            .with_stride(options.stride)
+            .with_padding(options.padding)
+            .with_dilation(options.dilation)
+            .with_groups(options.groups);
+        let (oh, ow) = params
+            .out_hw()
+            .unwrap_or_else(|e| panic!("ternary_conv2d: {e} ({params:?})"));
+        let (x, packed, scales) = (
+            contiguous(x, DType::F32),
+            contiguous(packed, DType::I32),
+            contiguous(scales, DType::F32),
+        );
+        let wm = weights(&packed, &scales, params.k());
+        let xs = x.as_slice::<f32>().expect("contiguous f32");
+        let mut out = vec![0f32; batch * c_out * oh * ow];
+        let result = if int8_activations {
+            IMAGES.with_borrow_mut(|q| {
+                q.quantize_into(xs, batch, c_in * h * w)?;
+                cpu::conv2d_w2a8(q, &params, wm, None, &mut out)
+            })
+        } else {
+            cpu::conv2d_f32(xs, &params, wm, None, &mut out)
+        };
+        match result {
+            Ok(()) => {}
+            // NaN/Inf activations cannot be quantized; propagate them as a dense conv would.
+            Err(KernelError::NonFinite { .. }) => out.fill(f32::NAN),
+            Err(e) => panic!("ternary_conv2d: {e}"),
+        }
+        FlexTensor::from_data(TensorData::new(out, Shape::new([batch, c_out, oh, ow])))
     }
 
     fn ternary_dequantize(packed: FlexTensor, scales: FlexTensor, k: usize) -> FlexTensor {

@@ -9,7 +9,10 @@
 use burn::backend::Backend;
 use burn::backend::TensorMetadata;
 use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, FloatDType, Scalar, Shape, TensorData};
+
+use crate::ops::TernaryConvOptions;
 
 /// Word index and shift of every column `0..k`.
 fn gather_plan(k: usize) -> (Vec<i32>, Vec<i32>) {
@@ -81,4 +84,55 @@ pub(crate) fn linear<B: Backend>(
         x
     };
     B::float_matmul(x, B::float_transpose(w))
+}
+
+/// Per-image int8 fake quantization of NCHW `x`: one absmax scale over each image's `C·H·W`
+/// values, as the packed W2A8 convolution quantizes its input.
+pub(crate) fn fake_quantize_images<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    let shape = x.shape();
+    let batch = shape[0];
+    let per_image = shape.num_elements() / batch.max(1);
+    if batch == 0 || per_image == 0 {
+        return x;
+    }
+    let rows = B::float_reshape(x, Shape::new([batch, per_image]));
+    B::float_reshape(fake_quantize_rows::<B>(rows), shape)
+}
+
+/// The convolution with dequantized filters through the backend's own `conv2d`, after
+/// per-image fake quantization of `x` in W2A8 mode.
+pub(crate) fn conv2d<B: Backend>(
+    x: FloatTensor<B>,
+    packed: IntTensor<B>,
+    scales: FloatTensor<B>,
+    options: TernaryConvOptions,
+    int8_activations: bool,
+) -> FloatTensor<B> {
+    let c_in = x.shape()[1];
+    let [kh, kw] = options.kernel_size;
+    let k = c_in / options.groups.max(1) * kh * kw;
+    let w = dequantize::<B>(packed, scales, k);
+    let c_out = w.shape()[0];
+    let w = B::float_reshape(w, Shape::new([c_out, c_in / options.groups.max(1), kh, kw]));
+    let x = if x.dtype() == DType::F32 {
+        x
+    } else {
+        B::float_cast(x, FloatDType::F32)
+    };
+    let x = if int8_activations {
+        fake_quantize_images::<B>(x)
+    } else {
+        x
+    };
+    B::conv2d(
+        x,
+        w,
+        None,
+        ConvOptions::new(
+            options.stride,
+            options.padding,
+            options.dilation,
+            options.groups,
+        ),
+    )
 }

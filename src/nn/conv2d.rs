@@ -1,5 +1,9 @@
 //! `TernaryConv2d`: a 2-D convolution with ternary filters, with the same two states as
-//! [`super::TernaryLinear`]. The packed forward lowers to im2col + the ternary GEMM.
+//! [`super::TernaryLinear`]. The packed forward is the backend extension's native ternary
+//! convolution (on Flex the kernel crate's implicit-im2col conv, in exact-f32 or per-image
+//! W2A8 mode); the training forward is Burn's `conv2d` with fake-ternarized filters and, in
+//! W2A8 mode, per-image fake-quantized input — the same lowering, so QAT trains what
+//! inference runs.
 
 use burn::config::Config;
 use burn::module::{Initializer, Module, Param};
@@ -9,7 +13,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use super::packing::{self, int_param, int_zeros, row_words, scheme_codes, scheme_tensor};
 use crate::error::TernaryError;
-use crate::ops::{TernaryConvOptions, conv2d_im2col, ternary_conv2d};
+use crate::ops::{TernaryConvOptions, conv2d_im2col, ternary_conv2d, ternary_conv2d_per_patch};
 use crate::quant::{
     ActivationQuant, Granularity, TernaryQuantizer, fake_quantize_activations, fake_ternarize,
     ternarize,
@@ -43,7 +47,9 @@ pub struct TernaryConv2dConfig {
     /// One scale per tensor or per filter.
     #[config(default = "Granularity::PerTensor")]
     pub granularity: Granularity,
-    /// Activation quantization (per spatial position over the patch, BitNet style).
+    /// Activation quantization: [`ActivationQuant::Int8PerImage`] (W2A8 on the integer
+    /// kernels, one scale per image), [`ActivationQuant::None`] (exact f32), or the legacy
+    /// per-patch [`ActivationQuant::Int8PerToken`].
     #[config(default = "ActivationQuant::None")]
     pub activation: ActivationQuant,
     /// Initializer of the latent weights (as `nn::Conv2d`).
@@ -227,32 +233,44 @@ impl TernaryConv2d {
             "TernaryConv2d: input {dims:?} must have {} channels",
             self.channels_in
         );
-        let int8 = self.activation == ActivationQuant::Int8PerToken;
         let bias = self.bias.as_ref().map(|b| b.val());
         if self.is_packed() {
-            ternary_conv2d(
-                input,
-                self.packed.val(),
-                self.scales.val(),
-                bias,
-                self.options(),
-                int8,
-            )
+            let (packed, scales) = (self.packed.val(), self.scales.val());
+            match self.activation {
+                ActivationQuant::None => {
+                    ternary_conv2d(input, packed, scales, bias, self.options(), false)
+                }
+                ActivationQuant::Int8PerImage => {
+                    ternary_conv2d(input, packed, scales, bias, self.options(), true)
+                }
+                ActivationQuant::Int8PerToken => {
+                    ternary_conv2d_per_patch(input, packed, scales, bias, self.options())
+                }
+            }
         } else {
             let w = fake_ternarize(self.weight.val(), self.quantizer, self.granularity, 0);
             let options = ConvOptions::new(self.stride, self.padding, self.dilation, self.groups);
-            if int8 {
-                // Int8 activations are quantized per im2col row (one output position's patch),
-                // as the packed path does, so training lowers the same way.
-                let c_out = w.dims()[0];
-                let n_g = c_out / self.groups;
-                let w_rows = w.reshape([c_out, self.k()]);
-                conv2d_im2col(input, self.options(), c_out, bias, |rows, g| {
-                    let w_g = w_rows.clone().narrow(0, g * n_g, n_g);
-                    fake_quantize_activations(rows).matmul(w_g.transpose())
-                })
-            } else {
-                conv2d(input, w, bias, options)
+            match self.activation {
+                ActivationQuant::None => conv2d(input, w, bias, options),
+                ActivationQuant::Int8PerImage => {
+                    // One int8 scale per image over all of its C·H·W values, as the packed
+                    // op quantizes the feature map before its integer convolution.
+                    let [b, c, h, wd] = input.dims();
+                    let x = fake_quantize_activations(input.reshape([b, c * h * wd]))
+                        .reshape([b, c, h, wd]);
+                    conv2d(x, w, bias, options)
+                }
+                ActivationQuant::Int8PerToken => {
+                    // Per im2col row (one output position's patch), as the legacy packed
+                    // path does.
+                    let c_out = w.dims()[0];
+                    let n_g = c_out / self.groups;
+                    let w_rows = w.reshape([c_out, self.k()]);
+                    conv2d_im2col(input, self.options(), c_out, bias, |rows, g| {
+                        let w_g = w_rows.clone().narrow(0, g * n_g, n_g);
+                        fake_quantize_activations(rows).matmul(w_g.transpose())
+                    })
+                }
             }
         }
     }

@@ -184,7 +184,7 @@ impl TernaryLinear {
             let n = self.packed.val().dims()[0];
             let m = dims[..D - 1].iter().product();
             let x = input.reshape([m, self.d_input]);
-            let int8 = self.activation == ActivationQuant::Int8PerToken;
+            let int8 = self.activation != ActivationQuant::None;
             let y = ternary_linear(x, self.packed.val(), self.scales.val(), self.d_input, int8);
             let y = match &self.bias {
                 // The bias is kept in f32; the output follows the input's float type.
@@ -200,7 +200,11 @@ impl TernaryLinear {
         } else {
             let x = match self.activation {
                 ActivationQuant::None => input,
-                ActivationQuant::Int8PerToken => fake_quantize_activations(input),
+                // Per row of the last dimension; for the usual [batch, features] input that is
+                // one scale per sample, i.e. per image.
+                ActivationQuant::Int8PerToken | ActivationQuant::Int8PerImage => {
+                    fake_quantize_activations(input)
+                }
             };
             let w = fake_ternarize(self.weight.val(), self.quantizer, self.granularity, 1);
             burn::tensor::module::linear(x, w, self.bias.as_ref().map(|b| b.val()))

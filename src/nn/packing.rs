@@ -83,6 +83,7 @@ pub(crate) fn scheme_codes(q: TernaryQuantizer, g: Granularity, a: ActivationQua
         match a {
             ActivationQuant::None => 0,
             ActivationQuant::Int8PerToken => 1,
+            ActivationQuant::Int8PerImage => 2,
         },
     ]
 }

@@ -449,14 +449,21 @@ impl Task for Cifar10Task {
     }
 
     fn model(precision: Precision, args: &Args, device: &Device) -> ResNet20 {
-        ResNet20::new(precision, args.width.max(1), CLASSES.len(), device)
+        ResNet20::new(
+            precision,
+            args.width.max(1),
+            CLASSES.len(),
+            args.activation(),
+            device,
+        )
     }
 
     fn describe(precision: Precision, args: &Args) -> String {
         format!(
-            "ResNet-20 (width ×{}), random crop + flip, {}",
+            "ResNet-20 (width ×{}), random crop + flip, {}{}",
             args.width.max(1),
-            precision.describe()
+            precision.describe(),
+            args.describe_activations(precision)
         )
     }
 }

@@ -47,12 +47,16 @@ impl Task for MnistTask {
         MnistBatcher
     }
 
-    fn model(precision: Precision, _args: &Args, device: &Device) -> MnistNet {
-        MnistNet::new(precision, device)
+    fn model(precision: Precision, args: &Args, device: &Device) -> MnistNet {
+        MnistNet::new(precision, args.activation(), device)
     }
 
-    fn describe(precision: Precision, _args: &Args) -> String {
-        format!("CNN (3 conv + 2 linear), {}", precision.describe())
+    fn describe(precision: Precision, args: &Args) -> String {
+        format!(
+            "CNN (3 conv + 2 linear), {}{}",
+            precision.describe(),
+            args.describe_activations(precision)
+        )
     }
 }
 

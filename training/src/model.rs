@@ -13,7 +13,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor};
 use burn::train::ClassificationOutput;
 use burn_ternary::nn::{TernaryConv2d, TernaryConv2dConfig, TernaryLinear, TernaryLinearConfig};
-use burn_ternary::quant::{Granularity, TernaryQuantizer};
+use burn_ternary::quant::{ActivationQuant, Granularity, TernaryQuantizer};
 
 /// An image classifier: logits for a batch of images. [`classifier_steps`] gives it the
 /// burn-train steps (cross-entropy loss, classification output).
@@ -100,20 +100,29 @@ pub enum Conv {
 }
 
 impl Conv {
-    /// A 3×3 convolution, stride 1, padding 1, no bias.
-    pub fn new(c_in: usize, c_out: usize, ternary: bool, device: &Device) -> Self {
-        Self::with_geometry(c_in, c_out, 3, 1, ternary, device)
+    /// A 3×3 convolution, stride 1, padding 1, no bias; a ternary one quantizes its input
+    /// as `activation` says.
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        ternary: bool,
+        activation: ActivationQuant,
+        device: &Device,
+    ) -> Self {
+        Self::with_geometry(c_in, c_out, 3, 1, ternary, activation, device)
     }
 
     /// A `kernel × kernel` convolution with `stride` and "same" padding (`kernel / 2`). The
     /// f32 layer has no bias (batch norm follows); the ternary one keeps its f32 bias (a
-    /// handful of values). Ternary layers use TWN per output channel.
+    /// handful of values). Ternary layers use TWN per output channel and quantize their input
+    /// as `activation` says.
     pub fn with_geometry(
         c_in: usize,
         c_out: usize,
         kernel: usize,
         stride: usize,
         ternary: bool,
+        activation: ActivationQuant,
         device: &Device,
     ) -> Self {
         let pad = kernel / 2;
@@ -124,6 +133,7 @@ impl Conv {
                     .with_padding([pad, pad])
                     .with_quantizer(TernaryQuantizer::Twn)
                     .with_granularity(Granularity::PerChannel)
+                    .with_activation(activation)
                     .init(device),
             )
         } else {
@@ -157,13 +167,21 @@ pub enum Dense {
 }
 
 impl Dense {
-    /// A linear layer with bias; ternary layers use TWN per output channel.
-    pub fn new(d_in: usize, d_out: usize, ternary: bool, device: &Device) -> Self {
+    /// A linear layer with bias; ternary layers use TWN per output channel and quantize
+    /// their input as `activation` says.
+    pub fn new(
+        d_in: usize,
+        d_out: usize,
+        ternary: bool,
+        activation: ActivationQuant,
+        device: &Device,
+    ) -> Self {
         if ternary {
             Dense::Ternary(
                 TernaryLinearConfig::new(d_in, d_out)
                     .with_quantizer(TernaryQuantizer::Twn)
                     .with_granularity(Granularity::PerChannel)
+                    .with_activation(activation)
                     .init(device),
             )
         } else {
@@ -198,20 +216,22 @@ pub struct MnistNet {
 }
 
 impl MnistNet {
-    /// A freshly initialised network.
-    pub fn new(precision: Precision, device: &Device) -> Self {
+    /// A freshly initialised network whose ternary layers quantize their inputs as
+    /// `activation` says.
+    pub fn new(precision: Precision, activation: ActivationQuant, device: &Device) -> Self {
         let hidden = precision != Precision::Full;
         let edges = precision == Precision::TernaryAll;
+        let a = activation;
         Self {
-            conv1: Conv::new(1, 32, edges, device),
+            conv1: Conv::new(1, 32, edges, a, device),
             bn1: BatchNormConfig::new(32).init(device),
-            conv2: Conv::new(32, 64, hidden, device),
+            conv2: Conv::new(32, 64, hidden, a, device),
             bn2: BatchNormConfig::new(64).init(device),
-            conv3: Conv::new(64, 64, hidden, device),
+            conv3: Conv::new(64, 64, hidden, a, device),
             bn3: BatchNormConfig::new(64).init(device),
-            fc1: Dense::new(64 * 7 * 7, 256, hidden, device),
+            fc1: Dense::new(64 * 7 * 7, 256, hidden, a, device),
             bn4: BatchNormConfig::new(256).init(device),
-            fc2: Dense::new(256, 10, edges, device),
+            fc2: Dense::new(256, 10, edges, a, device),
             pool: MaxPool2dConfig::new([2, 2]).init(),
             dropout: DropoutConfig::new(0.25).init(),
         }

@@ -7,6 +7,7 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use burn_ternary::quant::ActivationQuant;
 
 use crate::model::{Classifier, Conv, Dense, Precision, classifier_steps};
 
@@ -29,15 +30,22 @@ pub struct Projection {
 }
 
 impl BasicBlock {
-    fn new(c_in: usize, c_out: usize, stride: usize, ternary: bool, device: &Device) -> Self {
+    fn new(
+        c_in: usize,
+        c_out: usize,
+        stride: usize,
+        ternary: bool,
+        a: ActivationQuant,
+        device: &Device,
+    ) -> Self {
         let shortcut = (stride != 1 || c_in != c_out).then(|| Projection {
-            conv: Conv::with_geometry(c_in, c_out, 1, stride, ternary, device),
+            conv: Conv::with_geometry(c_in, c_out, 1, stride, ternary, a, device),
             bn: BatchNormConfig::new(c_out).init(device),
         });
         Self {
-            conv1: Conv::with_geometry(c_in, c_out, 3, stride, ternary, device),
+            conv1: Conv::with_geometry(c_in, c_out, 3, stride, ternary, a, device),
             bn1: BatchNormConfig::new(c_out).init(device),
-            conv2: Conv::with_geometry(c_out, c_out, 3, 1, ternary, device),
+            conv2: Conv::with_geometry(c_out, c_out, 3, 1, ternary, a, device),
             bn2: BatchNormConfig::new(c_out).init(device),
             shortcut,
         }
@@ -65,8 +73,14 @@ pub struct ResNet20 {
 
 impl ResNet20 {
     /// A freshly initialised network with `16·width`, `32·width`, `64·width` channels and
-    /// `classes` outputs.
-    pub fn new(precision: Precision, width: usize, classes: usize, device: &Device) -> Self {
+    /// `classes` outputs; its ternary layers quantize their inputs as `activation` says.
+    pub fn new(
+        precision: Precision,
+        width: usize,
+        classes: usize,
+        activation: ActivationQuant,
+        device: &Device,
+    ) -> Self {
         let hidden = precision != Precision::Full;
         let edges = precision == Precision::TernaryAll;
         let widths = [16 * width, 32 * width, 64 * width];
@@ -75,15 +89,17 @@ impl ResNet20 {
         for (stage, &c_out) in widths.iter().enumerate() {
             for i in 0..3 {
                 let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-                blocks.push(BasicBlock::new(c_in, c_out, stride, hidden, device));
+                blocks.push(BasicBlock::new(
+                    c_in, c_out, stride, hidden, activation, device,
+                ));
                 c_in = c_out;
             }
         }
         Self {
-            stem: Conv::new(3, widths[0], edges, device),
+            stem: Conv::new(3, widths[0], edges, activation, device),
             bn: BatchNormConfig::new(widths[0]).init(device),
             blocks,
-            classifier: Dense::new(widths[2], classes, edges, device),
+            classifier: Dense::new(widths[2], classes, edges, activation, device),
         }
     }
 }

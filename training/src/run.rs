@@ -34,9 +34,9 @@ pub enum Optimizer {
     Sgd,
 }
 
-/// Train a ternary network, pack it, and report its test accuracy.
+/// The flags every example takes. Examples parse them with [`Args::parse_for`], which names
+/// the example and describes it in `--help`.
 #[derive(Parser, Debug, Clone)]
-#[command(about)]
 pub struct Args {
     /// Directory with local copies of the data set (never downloaded into); default
     /// `$BURN_TERNARY_DATA/<set>`, else `~/.cache/burn-ternary/<set>` (downloaded when absent).
@@ -81,6 +81,10 @@ pub struct Args {
     /// Make the first conv and the classifier ternary too.
     #[arg(long)]
     pub ternary_all: bool,
+    /// Activations of the ternary layers: `int8` (W2A8: one int8 scale per image, trained in
+    /// with fake quantization, run on the integer kernels) or `f32` (exact f32 activations).
+    #[arg(long, value_enum, default_value = "int8")]
+    pub activations: Activations,
     /// Channel multiplier of the CIFAR-10 ResNet-20 (1: 16/32/64 channels).
     #[arg(long, default_value_t = 1)]
     pub width: usize,
@@ -93,6 +97,30 @@ pub struct Args {
     /// Data-loading worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+}
+
+impl Args {
+    /// Parses the command line for the example `name`, whose `--help` starts with `about`.
+    pub fn parse_for(name: &'static str, about: &'static str) -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command()
+            .name(name)
+            .bin_name(name)
+            .about(about)
+            .get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+/// Activations of the ternary layers (`--activations`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activations {
+    /// W2A8: int8 with one absmax scale per image, in training (fake quantization) and in
+    /// the packed model (integer kernels).
+    Int8,
+    /// Exact f32 activations.
+    F32,
 }
 
 /// A data set's defaults for the flags left unset.
@@ -157,6 +185,25 @@ pub trait Task {
 }
 
 impl Args {
+    /// The activation quantization of the ternary layers.
+    pub fn activation(&self) -> burn_ternary::quant::ActivationQuant {
+        match self.activations {
+            Activations::Int8 => burn_ternary::quant::ActivationQuant::Int8PerImage,
+            Activations::F32 => burn_ternary::quant::ActivationQuant::None,
+        }
+    }
+
+    /// What the activations are, for the run's description (nothing for an f32 model).
+    pub fn describe_activations(&self, precision: Precision) -> &'static str {
+        match (precision, self.activations) {
+            (Precision::Full, _) => "",
+            (_, Activations::Int8) => {
+                ", int8 activations (W2A8, one scale per image; --activations f32 for exact f32)"
+            }
+            (_, Activations::F32) => ", exact f32 activations",
+        }
+    }
+
     fn precision(&self) -> Precision {
         match (self.full_precision, self.ternary_all) {
             (true, _) => Precision::Full,
@@ -443,14 +490,18 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
     let parameters = trained.num_params();
     let f32_path = s.artifact_dir.join("model-f32.bpk");
     save_atomic(trained.clone(), &f32_path)?;
-    let packed = if precision == Precision::Full {
-        trained
+    // A full-precision run has nothing to pack: it is evaluated (and reported) as the f32
+    // model it is.
+    let (final_path, acc) = if precision == Precision::Full {
+        let acc = evaluate(&trained, &test, &test_batcher, s.batch_size, &device);
+        (f32_path.clone(), acc)
     } else {
-        freeze(trained)?
+        let packed = freeze(trained)?;
+        let path = s.artifact_dir.join("model-packed.bpk");
+        save_atomic(packed.clone(), &path)?;
+        let acc = evaluate(&packed, &test, &test_batcher, s.batch_size, &device);
+        (path, acc)
     };
-    let packed_path = s.artifact_dir.join("model-packed.bpk");
-    save_atomic(packed.clone(), &packed_path)?;
-    let acc = evaluate(&packed, &test, &test_batcher, s.batch_size, &device);
 
     let summary = Summary {
         test_accuracy: acc,
@@ -459,20 +510,34 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
         train_seconds,
         parameters,
         f32_model_bytes: file_len(&f32_path),
-        packed_model_bytes: file_len(&packed_path),
+        packed_model_bytes: if precision == Precision::Full {
+            0
+        } else {
+            file_len(&final_path)
+        },
         ..base()
     };
     std::fs::write(
         s.artifact_dir.join("summary.json"),
         serde_json::to_string_pretty(&summary)?,
     )?;
-    println!(
-        "test accuracy (packed model, {} images): {:.2}%  |  model {} B f32 -> {} B packed  |  {}",
-        test.len(),
-        100.0 * acc,
-        summary.f32_model_bytes,
-        summary.packed_model_bytes,
-        packed_path.display()
-    );
+    if precision == Precision::Full {
+        println!(
+            "test accuracy (f32 model, {} images): {:.2}%  |  model {} B f32  |  {}",
+            test.len(),
+            100.0 * acc,
+            summary.f32_model_bytes,
+            final_path.display()
+        );
+    } else {
+        println!(
+            "test accuracy (packed model, {} images): {:.2}%  |  model {} B f32 -> {} B packed  |  {}",
+            test.len(),
+            100.0 * acc,
+            summary.f32_model_bytes,
+            summary.packed_model_bytes,
+            final_path.display()
+        );
+    }
     Ok(summary)
 }
