@@ -10,7 +10,8 @@
 //!   int8 per-row activation quantization.
 //! * **Kernels** ([`cpu`]): `y = x · Wᵀ` in W2A8 mode (int8 activations, exact integer sums)
 //!   or exact-f32 mode, with a scalar reference and AVX2 / AVX-512 (VNNI) implementations,
-//!   chosen at run time and threaded with rayon.
+//!   chosen at run time and threaded with rayon; 2-D convolutions over NCHW images in both
+//!   modes ([`Conv2dParams`], implicit im2col tiles, int8 activations per image).
 //! * **GPU kernels** (`cube`, feature `cube`): the same products in CubeCL — an int8 row
 //!   quantizer, GEMV and tiled GEMM in W2A8 and float modes — for any cubecl runtime, reading
 //!   the packed words in place.

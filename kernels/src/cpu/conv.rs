@@ -78,6 +78,25 @@ const MAX_BLOCK: usize = 256;
 ///
 /// Build one with [`Conv2dParams::new`] and the `with_*` methods, or fill the public fields;
 /// [`Conv2dParams::out_hw`] validates it.
+///
+/// ```
+/// use ternary_kernels::{Conv2dParams, Method, Granularity, PackedI2, QuantizedImages, cpu};
+///
+/// // Two 3×8×8 images, 4 output channels, 3×3 kernel, padding 1.
+/// let p = Conv2dParams::new(2, 3, [8, 8], 4, [3, 3]).with_padding([1, 1]);
+/// assert_eq!((p.out_hw()?, p.k()), ((8, 8), 27));
+/// let w: Vec<f32> = (0..4 * 27).map(|i| (i % 7) as f32 - 3.0).collect(); // [4, 3, 3, 3]
+/// let w = PackedI2::quantize(&w, 4, p.k(), Method::AbsMean, Granularity::PerRow)?;
+/// let x: Vec<f32> = (0..p.input_len()?).map(|i| (i % 11) as f32 / 10.0).collect();
+///
+/// let mut y = vec![0f32; p.output_len()?]; // [2, 4, 8, 8]
+/// cpu::conv2d_f32(&x, &p, &w, None, &mut y)?;
+/// let q = QuantizedImages::quantize(&x, 2, 3 * 8 * 8)?; // one scale per image
+/// let mut y8 = vec![0f32; p.output_len()?];
+/// cpu::conv2d_w2a8(&q, &p, &w, None, &mut y8)?;
+/// assert!(y.iter().zip(&y8).all(|(a, b)| (a - b).abs() < 0.1 * (1.0 + a.abs())));
+/// # Ok::<(), ternary_kernels::KernelError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Conv2dParams {
     /// Images in the batch.
