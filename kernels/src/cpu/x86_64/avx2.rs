@@ -8,9 +8,9 @@
 //! Exact f32: the column panels of the AVX-512 kernels (see there) at half the width. A block
 //! of 8 weight rows transposed as 8 × 8 dwords ([`transpose_8x8`]) holds in lane `r` of
 //! vector `d` bytes `4d..4d+4` of row `r`, the codes of columns `32s + 4d + t`; `vpermps`
-//! on an 8-entry table turns them into {−1, 0, +1}. A 128-column chunk of a 16-column panel
-//! is decoded once into L1 and reused by every row tile of x, `6 × 16` outputs in the 16 ymm
-//! registers; a single row decodes in registers (`f32_direct`). Each output is one lane,
+//! on an 8-entry table turns them into {−1, 0, +1}. A 512-column chunk of a 16-column panel
+//! is decoded once and reused by every row tile of x, `6 × 16` outputs in the 16 ymm
+//! registers; one or two rows decode in registers (`f32_direct`). Each output is one lane,
 //! summed in column order by one FMA per column: bit-identical to the scalar twin.
 
 use std::arch::x86_64::*;
@@ -128,11 +128,12 @@ const F32_DIRECT_MAX_M: usize = 2;
 /// Column groups of one `f32_direct` tile: 32 columns, 4 independent FMA chains per row.
 const DIRECT_GROUPS: usize = 4;
 
-/// Blocks of K per panel chunk: 256 columns × 16 f32 = 16 KiB.
-const KC_BLOCKS: usize = 2;
-/// Panels decoded per K chunk for many rows: 8 × 16 columns, 8 × 16 KiB.
+/// Blocks of K per panel chunk: 512 columns × 16 f32 = 32 KiB. Longer chunks than AVX-512's:
+/// with 12 accumulators a tile's start (reloading them from the output) weighs more.
+const KC_BLOCKS: usize = 4;
+/// Panels decoded per K chunk for many rows: 8 × 16 columns, 8 × 32 KiB.
 const BLOCK_PANELS: usize = 8;
-/// Rows of x whose 256-column chunk stays in L1 while a panel passes: 3 tiles, 18 KiB.
+/// Rows of x whose K chunk a panel passes before the next: 3 tiles, 37 KiB.
 const BLOCK_ROWS: usize = 3 * MR;
 /// Up to this many rows each panel is decoded right before use (see `f32_panels`).
 const PER_USE_MAX_M: usize = 128;
@@ -142,7 +143,7 @@ const PER_USE_MAX_M: usize = 128;
 #[repr(C, align(32))]
 struct Line([f32; LANES]);
 
-/// Packed row stride of a 128-column chunk of x, floats: one line more than the chunk, so
+/// Packed row stride of a K chunk of x, floats: one line more than the chunk, so
 /// packed rows fall in different L1 sets whatever the stride of x.
 const XSTRIDE: usize = KC_BLOCKS * 128 + 16;
 
@@ -382,7 +383,7 @@ fn prefetch_rows<T>(out: *const T, ldo: usize, rows: usize, bytes: usize) {
     }
 }
 
-/// Exact f32 over 16-column panels and 128-column chunks of K, looped as the AVX-512
+/// Exact f32 over 16-column panels and 512-column chunks of K, looped as the AVX-512
 /// `f32_panels`: few rows decode each panel right before all rows use it (L1); many rows
 /// decode a block of [`BLOCK_PANELS`] once and pass it by [`BLOCK_ROWS`]-row blocks of x.
 ///
