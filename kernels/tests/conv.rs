@@ -302,12 +302,45 @@ fn conv2d_every_isa_matches_references_on_threaded_blocks() {
         42,
     );
     run(conv(5, 24, [12, 12], 48, [1, 1]), 43);
+    // The direct path (K ≤ 32) threaded too: depthwise, a 1-channel and an RGB first layer.
     run(
-        conv(2, 64, [15, 15], 64, [3, 3])
+        conv(2, 64, [17, 17], 64, [3, 3])
             .with_groups(64)
             .with_padding([1, 1]),
         44,
     );
+    run(conv(4, 1, [28, 28], 32, [3, 3]).with_padding([1, 1]), 45);
+    run(conv(3, 3, [32, 32], 16, [3, 3]).with_padding([1, 1]), 46);
+}
+
+#[test]
+fn conv2d_f32_direct_path_is_bit_exact_on_every_isa() {
+    // K ≤ 32 never reaches the raw kernels: every ISA sums in the reference's column order.
+    for (i, p) in [
+        conv(2, 1, [9, 7], 5, [3, 3]).with_padding([1, 1]),
+        conv(2, 3, [8, 8], 4, [3, 3])
+            .with_padding([1, 1])
+            .with_stride([2, 2]),
+        conv(1, 8, [6, 6], 8, [2, 2])
+            .with_groups(8)
+            .with_dilation([2, 2]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert!(p.k() <= 32);
+        let c = case(p, 90 + i as u64);
+        let n = p.output_len().unwrap();
+        let mut expect = vec![0f32; n];
+        conv2d_f32_reference(&c.x, &p, &c.w, Some(&c.bias), &mut expect).unwrap();
+        for kernel in kernels() {
+            let mut y = vec![f32::NAN; n];
+            kernel
+                .conv2d_f32(&c.x, &p, &c.w, Some(&c.bias), &mut y)
+                .unwrap();
+            assert_eq!(bits(&y), bits(&expect), "{:?} {p:?}", kernel.isa());
+        }
+    }
 }
 
 #[test]
