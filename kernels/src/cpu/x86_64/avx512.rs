@@ -590,9 +590,10 @@ unsafe fn w2a8_panels<D: Dot>(
         for b0 in (0..blocks).step_by(W2A8_KC_BLOCKS) {
             let b1 = (b0 + W2A8_KC_BLOCKS).min(blocks);
             // SAFETY: panel p decodes rows jb + 32p.. (at most 32, inside n) of w, blocks
-            // below rb/32, into its LINES vectors of the buffer. Each tile reads rows
-            // i..i + mr of x at columns 128·b0.. (4·k4s of them, inside 4·rb) and writes rows
-            // i..i + mr, columns jb..jb + nb of out.
+            // below rb/32, into its LINES vectors of the buffer. Rows ib..ie of x, columns
+            // 128·b0.. (len of them, inside 4·rb), are packed into the x buffer (`rows` rows
+            // of stride W2A8_XSTRIDE ≥ len); each tile reads its rows there and writes rows
+            // i..i + mr, columns jb..jb + nb of out. Prefetches never fault.
             unsafe {
                 // Few rows: decode each panel into the same L1 lines right before all rows
                 // use it. Many rows: decode the block once and pass it by row blocks.
@@ -866,7 +867,8 @@ unsafe fn f32_panels(
         let nb = (n - jb).min(BLOCK_PANELS * COLS);
         for b0 in (0..blocks).step_by(F32_KC_BLOCKS) {
             let b1 = (b0 + F32_KC_BLOCKS).min(blocks);
-            // SAFETY: as in `w2a8_panels`, with 128·(b1 − b0) columns of f32 x per row.
+            // SAFETY: as in `w2a8_panels`, with len = 128·(b1 − b0) f32 columns of x per row
+            // packed with stride F32_XSTRIDE ≥ len.
             unsafe {
                 // Few rows: decode each panel into the same L1 lines right before all rows
                 // use it. Many rows: decode the block once and pass it by row blocks.
