@@ -54,7 +54,11 @@ fn layer(case: &Case, gran: Granularity, act: ActivationQuant, bias: bool) -> Te
 
 fn input(case: &Case) -> Tensor<4> {
     let &(ci, .., h, w, b) = case;
-    Tensor::<4>::random([b, ci, h, w], Distribution::Normal(0.0, 1.0), &Device::flex())
+    Tensor::<4>::random(
+        [b, ci, h, w],
+        Distribution::Normal(0.0, 1.0),
+        &Device::flex(),
+    )
 }
 
 /// Per-image int8 fake quantization, written out here independently of the crate.
@@ -122,7 +126,12 @@ fn packed_w2a8_conv_equals_conv2d_of_the_per_image_quantized_input() {
 #[test]
 fn legacy_per_patch_w2a8_conv_still_matches_its_training_forward() {
     let case = &CASES[1];
-    let l = layer(case, Granularity::PerChannel, ActivationQuant::Int8PerToken, true);
+    let l = layer(
+        case,
+        Granularity::PerChannel,
+        ActivationQuant::Int8PerToken,
+        true,
+    );
     let x = input(case);
     let training = l.forward(x.clone());
     let packed = l.freeze().unwrap();

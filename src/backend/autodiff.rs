@@ -33,7 +33,12 @@ impl<B: Backend + TernaryBackend> Backward<B, 1> for LinearBackward {
 struct Conv2dBackward;
 
 impl<B: Backend + TernaryBackend> Backward<B, 1> for Conv2dBackward {
-    type State = (FloatTensor<B>, IntTensor<B>, FloatTensor<B>, TernaryConvOptions);
+    type State = (
+        FloatTensor<B>,
+        IntTensor<B>,
+        FloatTensor<B>,
+        TernaryConvOptions,
+    );
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (x, packed, scales, o) = ops.state;

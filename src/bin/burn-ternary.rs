@@ -194,7 +194,9 @@ fn convert(cmd: Command) -> Result<(), ImportError> {
                 quantizer_name(quantizer),
                 scale_name(scale)
             ),
-            Action::Lossless { scale_from: Some(s) } => {
+            Action::Lossless {
+                scale_from: Some(s),
+            } => {
                 format!("ternary, lossless: values already ternary, scales from {s}")
             }
             Action::Lossless { scale_from: None } => {

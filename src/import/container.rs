@@ -207,7 +207,11 @@ impl Chooser {
     fn new(o: &ConvertOptions) -> Result<Self, ImportError> {
         let mut exclude: Vec<(regex::Regex, String)> = compile(&o.exclude)?
             .into_iter()
-            .zip(o.exclude.iter().map(|p| format!("excluded by --exclude {p:?}")))
+            .zip(
+                o.exclude
+                    .iter()
+                    .map(|p| format!("excluded by --exclude {p:?}")),
+            )
             .collect();
         if o.default_exclude {
             exclude.push((
@@ -442,9 +446,7 @@ pub fn convert(
             );
         } else {
             report.action = Action::Kept {
-                reason: chooser
-                    .reason(&name, &t)
-                    .unwrap_or_else(|| "kept".into()),
+                reason: chooser.reason(&name, &t).unwrap_or_else(|| "kept".into()),
             };
             report.output_bytes = source_bytes;
             out.insert(
@@ -551,7 +553,8 @@ fn write_safetensors(
     };
     let file = std::fs::File::create(path).map_err(io)?;
     let mut w = std::io::BufWriter::new(file);
-    w.write_all(&(json.len() as u64).to_le_bytes()).map_err(io)?;
+    w.write_all(&(json.len() as u64).to_le_bytes())
+        .map_err(io)?;
     w.write_all(&json).map_err(io)?;
     for (_, t) in &order {
         w.write_all(&t.bytes).map_err(io)?;
@@ -632,10 +635,7 @@ fn decode_packed(name: &str, info: &PackedInfo, data: &[u8]) -> Result<PackedI2,
         tensor: name.to_string(),
         what: e.to_string(),
     })?;
-    let numel = info
-        .shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d));
+    let numel = info.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let n = info.shape.first().copied().unwrap_or(0);
     let k = numel.map(|e| e / n.max(1));
     if info.shape.len() < 2 || (Some(packed.n()), Some(packed.k())) != (Some(n), k) {

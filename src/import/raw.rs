@@ -46,7 +46,10 @@ impl RawTensor {
     /// Whether the dtype is a floating-point type this crate can quantize (F64, F32, F16,
     /// BF16). The 8-, 6- and 4-bit float formats are passed through untouched.
     pub fn is_quantizable_float(&self) -> bool {
-        matches!(self.dtype, Dtype::F64 | Dtype::F32 | Dtype::F16 | Dtype::BF16)
+        matches!(
+            self.dtype,
+            Dtype::F64 | Dtype::F32 | Dtype::F16 | Dtype::BF16
+        )
     }
 }
 
@@ -214,11 +217,14 @@ fn read_pytorch(
                 ),
             });
         }
-        out.push((name, RawTensor {
-            dtype,
-            shape,
-            bytes,
-        }));
+        out.push((
+            name,
+            RawTensor {
+                dtype,
+                shape,
+                bytes,
+            },
+        ));
     }
     Ok(out)
 }
