@@ -29,10 +29,7 @@ fn scratch(name: &str) -> PathBuf {
 fn write_st(path: &Path, tensors: &[(&str, &str, Vec<usize>, Vec<u8>)], meta: &[(&str, &str)]) {
     let mut header = String::from("{");
     if !meta.is_empty() {
-        let m: Vec<String> = meta
-            .iter()
-            .map(|(k, v)| format!("{k:?}:{v:?}"))
-            .collect();
+        let m: Vec<String> = meta.iter().map(|(k, v)| format!("{k:?}:{v:?}")).collect();
         header += &format!("\"__metadata__\":{{{}}},", m.join(","));
     }
     let mut data = Vec::new();
@@ -41,7 +38,9 @@ fn write_st(path: &Path, tensors: &[(&str, &str, Vec<usize>, Vec<u8>)], meta: &[
         .map(|(name, dtype, shape, bytes)| {
             let (a, b) = (data.len(), data.len() + bytes.len());
             data.extend_from_slice(bytes);
-            format!("{name:?}:{{\"dtype\":\"{dtype}\",\"shape\":{shape:?},\"data_offsets\":[{a},{b}]}}")
+            format!(
+                "{name:?}:{{\"dtype\":\"{dtype}\",\"shape\":{shape:?},\"data_offsets\":[{a},{b}]}}"
+            )
         })
         .collect();
     header += &entries.join(",");
@@ -119,9 +118,16 @@ fn pt_and_safetensors_of_one_state_dict_keep_every_name_and_convert_to_the_same_
     let st = read(&fixture("seq_gaps.safetensors"));
     assert!(pt.contains_key("features.3.weight") && pt.contains_key("classifier.1.bias"));
     assert!(pt.contains_key("flows.2.enc.in_layers.1.weight"));
-    assert_eq!(pt, st, "same names, dtypes, shapes and bytes from both containers");
+    assert_eq!(
+        pt, st,
+        "same names, dtypes, shapes and bytes from both containers"
+    );
     let (a, _) = convert(&fixture("seq_gaps.pt"), "22_pt.safetensors", &min1());
-    let (b, _) = convert(&fixture("seq_gaps.safetensors"), "22_st.safetensors", &min1());
+    let (b, _) = convert(
+        &fixture("seq_gaps.safetensors"),
+        "22_st.safetensors",
+        &min1(),
+    );
     let (a, b) = (read(&a), read(&b));
     assert_eq!(
         a.keys().collect::<Vec<_>>(),
@@ -155,8 +161,18 @@ fn a_remap_that_merges_two_tensors_is_a_typed_error_naming_both() {
     write_st(
         &src,
         &[
-            ("module.fc.weight", "F32", vec![32, 64], f32_bytes(&values(2048, 1))),
-            ("fc.weight", "F32", vec![32, 64], f32_bytes(&values(2048, 2))),
+            (
+                "module.fc.weight",
+                "F32",
+                vec![32, 64],
+                f32_bytes(&values(2048, 1)),
+            ),
+            (
+                "fc.weight",
+                "F32",
+                vec![32, 64],
+                f32_bytes(&values(2048, 2)),
+            ),
         ],
         &[],
     );
@@ -179,10 +195,30 @@ fn remapped_names_and_repeated_conversions_are_byte_identical() {
     write_st(
         &src,
         &[
-            ("module.features.0.weight", "F32", vec![64, 3, 3, 3], f32_bytes(&values(1728, 3))),
-            ("module.features.0.bias", "F32", vec![64], f32_bytes(&values(64, 4))),
-            ("module.classifier.weight", "F32", vec![10, 256], f32_bytes(&values(2560, 5))),
-            ("module.format", "F32", vec![4, 4], f32_bytes(&values(16, 6))),
+            (
+                "module.features.0.weight",
+                "F32",
+                vec![64, 3, 3, 3],
+                f32_bytes(&values(1728, 3)),
+            ),
+            (
+                "module.features.0.bias",
+                "F32",
+                vec![64],
+                f32_bytes(&values(64, 4)),
+            ),
+            (
+                "module.classifier.weight",
+                "F32",
+                vec![10, 256],
+                f32_bytes(&values(2560, 5)),
+            ),
+            (
+                "module.format",
+                "F32",
+                vec![4, 4],
+                f32_bytes(&values(16, 6)),
+            ),
         ],
         &[("source", "test")],
     );
@@ -198,7 +234,12 @@ fn remapped_names_and_repeated_conversions_are_byte_identical() {
     let names: Vec<&str> = report.tensors.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(
         names,
-        ["classifier.weight", "features.0.bias", "features.0.weight", "format"]
+        [
+            "classifier.weight",
+            "features.0.bias",
+            "features.0.weight",
+            "format"
+        ]
     );
     let (info, packed) = container::read_packed(&a, "format").unwrap();
     assert_eq!(info.shape, [4, 4]);
@@ -277,11 +318,22 @@ fn already_ternary_weights_are_packed_losslessly_with_their_weight_scale() {
 fn ternary_weights_without_a_scale_keep_magnitude_one() {
     let src = scratch("11_noscale.safetensors");
     let t = ternary_values(64 * 64, 14);
-    write_st(&src, &[("fc.weight", "F32", vec![64, 64], f32_bytes(&t))], &[]);
-    let (out, report) = convert(&src, "11_noscale_out.safetensors", &ConvertOptions::default());
+    write_st(
+        &src,
+        &[("fc.weight", "F32", vec![64, 64], f32_bytes(&t))],
+        &[],
+    );
+    let (out, report) = convert(
+        &src,
+        "11_noscale_out.safetensors",
+        &ConvertOptions::default(),
+    );
     let (_, p) = container::read_packed(&out, "fc.weight").unwrap();
     assert_eq!(p.dequantize(), t, "effective weights equal the stored ones");
-    assert_eq!(report.tensors[0].action, Action::Lossless { scale_from: None });
+    assert_eq!(
+        report.tensors[0].action,
+        Action::Lossless { scale_from: None }
+    );
 }
 
 #[test]
@@ -293,11 +345,21 @@ fn a_weight_scale_that_cannot_be_applied_is_a_typed_error() {
         &src,
         &[
             ("fc.weight", "F32", vec![64, 64], f32_bytes(&t)),
-            ("fc.weight_scale", "F32", vec![3], f32_bytes(&[1.0, 2.0, 3.0])),
+            (
+                "fc.weight_scale",
+                "F32",
+                vec![3],
+                f32_bytes(&[1.0, 2.0, 3.0]),
+            ),
         ],
         &[],
     );
-    let err = container::convert(&src, &scratch("x.safetensors"), &ConvertOptions::default(), |_, _| {});
+    let err = container::convert(
+        &src,
+        &scratch("x.safetensors"),
+        &ConvertOptions::default(),
+        |_, _| {},
+    );
     assert!(
         matches!(&err, Err(ImportError::BadScale { tensor, .. }) if tensor == "fc.weight_scale"),
         "{err:?}"
@@ -307,12 +369,22 @@ fn a_weight_scale_that_cannot_be_applied_is_a_typed_error() {
     write_st(
         &src,
         &[
-            ("fc.weight", "F32", vec![64, 64], f32_bytes(&values(4096, 16))),
+            (
+                "fc.weight",
+                "F32",
+                vec![64, 64],
+                f32_bytes(&values(4096, 16)),
+            ),
             ("fc.weight_scale", "F32", vec![1], f32_bytes(&[0.5])),
         ],
         &[],
     );
-    let err = container::convert(&src, &scratch("x.safetensors"), &ConvertOptions::default(), |_, _| {});
+    let err = container::convert(
+        &src,
+        &scratch("x.safetensors"),
+        &ConvertOptions::default(),
+        |_, _| {},
+    );
     assert!(
         matches!(&err, Err(ImportError::Apply { tensor, .. }) if tensor == "fc.weight"),
         "{err:?}"
@@ -327,13 +399,31 @@ fn non_float_tensors_pass_through_byte_identical() {
     let q: Vec<u8> = (0..256 * 128 * 4).map(|i| (i * 7 % 251) as u8).collect();
     let scales = bf16_bytes(&[0.01; 256 * 16]);
     let up = f32_bytes(&values(256 * 256, 21));
-    let step: Vec<u8> = [1u64, 2, 3, 1 << 63].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let step: Vec<u8> = [1u64, 2, 3, 1 << 63]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     write_st(
         &src,
         &[
-            ("model.layers.0.mlp.down_proj.weight", "U32", vec![256, 128], q.clone()),
-            ("model.layers.0.mlp.down_proj.scales", "BF16", vec![256, 16], scales.clone()),
-            ("model.layers.0.mlp.up_proj.weight", "F32", vec![256, 256], up),
+            (
+                "model.layers.0.mlp.down_proj.weight",
+                "U32",
+                vec![256, 128],
+                q.clone(),
+            ),
+            (
+                "model.layers.0.mlp.down_proj.scales",
+                "BF16",
+                vec![256, 16],
+                scales.clone(),
+            ),
+            (
+                "model.layers.0.mlp.up_proj.weight",
+                "F32",
+                vec![256, 256],
+                up,
+            ),
             ("step", "U64", vec![4], step.clone()),
             ("e4m3.weight", "F8_E4M3", vec![32, 64], vec![0x38; 2048]),
         ],
@@ -344,15 +434,26 @@ fn non_float_tensors_pass_through_byte_identical() {
     let down = &t["model.layers.0.mlp.down_proj.weight"];
     assert_eq!((down.dtype, down.bytes.clone()), (Dtype::U32, q));
     assert_eq!(t["model.layers.0.mlp.down_proj.scales"].bytes, scales);
-    assert_eq!((t["step"].dtype, t["step"].bytes.clone()), (Dtype::U64, step));
+    assert_eq!(
+        (t["step"].dtype, t["step"].bytes.clone()),
+        (Dtype::U64, step)
+    );
     assert_eq!(t["e4m3.weight"].dtype, Dtype::F8_E4M3);
     assert!(container::read_packed(&out, "model.layers.0.mlp.up_proj.weight").is_ok());
     assert_eq!(raw::metadata(&out).unwrap()["format"], "mlx");
 
-    let (out, _) = convert(&fixture("unsigned.pt"), "21_pt.safetensors", &ConvertOptions::default());
+    let (out, _) = convert(
+        &fixture("unsigned.pt"),
+        "21_pt.safetensors",
+        &ConvertOptions::default(),
+    );
     let t = read(&out);
     let src = read(&fixture("unsigned.pt"));
-    for (name, dtype) in [("u16", Dtype::U16), ("u32", Dtype::U32), ("u64", Dtype::U64)] {
+    for (name, dtype) in [
+        ("u16", Dtype::U16),
+        ("u32", Dtype::U32),
+        ("u64", Dtype::U64),
+    ] {
         assert_eq!(t[name].dtype, dtype);
         assert_eq!(t[name], src[name]);
     }
@@ -386,8 +487,13 @@ fn a_finite_f64_beyond_f32_range_names_tensor_index_and_says_so() {
     big[3 * 64 + 5] = 1e39;
     let bytes: Vec<u8> = big.iter().flat_map(|v| v.to_le_bytes()).collect();
     write_st(&src, &[("big.weight", "F64", vec![32, 64], bytes)], &[]);
-    let err = container::convert(&src, &scratch("x.safetensors"), &ConvertOptions::default(), |_, _| {})
-        .unwrap_err();
+    let err = container::convert(
+        &src,
+        &scratch("x.safetensors"),
+        &ConvertOptions::default(),
+        |_, _| {},
+    )
+    .unwrap_err();
     match &err {
         ImportError::OutOfRange {
             tensor,
@@ -406,11 +512,31 @@ fn llama(path: &Path) {
     write_st(
         path,
         &[
-            ("model.embed_tokens.weight", "BF16", vec![512, 64], t(512 * 64, 1)),
+            (
+                "model.embed_tokens.weight",
+                "BF16",
+                vec![512, 64],
+                t(512 * 64, 1),
+            ),
             ("lm_head.weight", "BF16", vec![512, 64], t(512 * 64, 2)),
-            ("model.layers.0.self_attn.q_proj.weight", "BF16", vec![64, 64], t(4096, 3)),
-            ("model.layers.0.mlp.up_proj.weight", "BF16", vec![128, 64], t(8192, 4)),
-            ("model.layers.0.input_layernorm.weight", "BF16", vec![64], bf16_bytes(&[1.0; 64])),
+            (
+                "model.layers.0.self_attn.q_proj.weight",
+                "BF16",
+                vec![64, 64],
+                t(4096, 3),
+            ),
+            (
+                "model.layers.0.mlp.up_proj.weight",
+                "BF16",
+                vec![128, 64],
+                t(8192, 4),
+            ),
+            (
+                "model.layers.0.input_layernorm.weight",
+                "BF16",
+                vec![64],
+                bf16_bytes(&[1.0; 64]),
+            ),
         ],
         &[],
     );
@@ -433,10 +559,16 @@ fn embeddings_and_lm_head_stay_in_their_dtype_unless_asked() {
     let (out, report) = convert(&src, "23_out.safetensors", &ConvertOptions::default());
     assert_eq!(
         packed_names(&report),
-        ["model.layers.0.mlp.up_proj.weight", "model.layers.0.self_attn.q_proj.weight"]
+        [
+            "model.layers.0.mlp.up_proj.weight",
+            "model.layers.0.self_attn.q_proj.weight"
+        ]
     );
     let t = read(&out);
-    assert_eq!(t["model.embed_tokens.weight"], s["model.embed_tokens.weight"]);
+    assert_eq!(
+        t["model.embed_tokens.weight"],
+        s["model.embed_tokens.weight"]
+    );
     assert_eq!(t["lm_head.weight"], s["lm_head.weight"]);
     // --exclude adds to the default; --include narrows the choice.
     let options = ConvertOptions {
@@ -482,7 +614,12 @@ fn twenty_thousand_tensors_convert_and_read_back() {
         .iter()
         .map(|n| (n.as_str(), "F32", vec![8], bias.clone()))
         .collect();
-    tensors.push(("head.weight", "F32", vec![64, 64], f32_bytes(&values(4096, 25))));
+    tensors.push((
+        "head.weight",
+        "F32",
+        vec![64, 64],
+        f32_bytes(&values(4096, 25)),
+    ));
     write_st(&src, &tensors, &[]);
     let (out, report) = convert(&src, "25_out.safetensors", &ConvertOptions::default());
     assert_eq!(report.tensors.len(), 20_001);
@@ -524,10 +661,20 @@ fn a_source_metadata_key_equal_to_a_packed_name_is_refused() {
     let src = scratch("meta_collide.safetensors");
     write_st(
         &src,
-        &[("fc.weight", "F32", vec![64, 64], f32_bytes(&values(4096, 30)))],
+        &[(
+            "fc.weight",
+            "F32",
+            vec![64, 64],
+            f32_bytes(&values(4096, 30)),
+        )],
         &[("fc.weight", "a note")],
     );
-    let err = container::convert(&src, &scratch("x.safetensors"), &ConvertOptions::default(), |_, _| {});
+    let err = container::convert(
+        &src,
+        &scratch("x.safetensors"),
+        &ConvertOptions::default(),
+        |_, _| {},
+    );
     assert!(
         matches!(&err, Err(ImportError::BadTensor { tensor, .. }) if tensor == "fc.weight"),
         "{err:?}"
@@ -567,7 +714,9 @@ fn element_bytes(dtype: &str, size: usize, numel: usize, seed: u64) -> Vec<u8> {
             .collect(),
         "BF16" => bf16_bytes(&v),
         "BOOL" => v.iter().map(|&x| u8::from(x > 0.0)).collect(),
-        _ => (0..numel * size).map(|i| (i as u64 * 31 + seed) as u8).collect(),
+        _ => (0..numel * size)
+            .map(|i| (i as u64 * 31 + seed) as u8)
+            .collect(),
     }
 }
 
