@@ -1,5 +1,5 @@
 //! Tensor-level ternary ops: thin wrappers that route through `Dispatch` to the
-//! [`TernaryBackend`](crate::backend::TernaryBackend) implementation of the tensor's device.
+//! [`TernaryBackend`] implementation of the tensor's device.
 
 use burn::backend::Dispatch;
 use burn::tensor::module::unfold4d;

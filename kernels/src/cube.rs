@@ -10,7 +10,7 @@
 //! `Σ x·code − Σ x = Σ x·w`, the same identity the CPU kernels use.
 //!
 //! Kernels:
-//! * [`quantize_rows_kernel`]: int8 per-row activation quantization, bit-compatible with
+//! * [`quantize_rows_kernel()`]: int8 per-row activation quantization, bit-compatible with
 //!   [`crate::QuantizedActivations`] (same rounding, same scale, same row sums);
 //! * GEMV (`m` small): 32 lanes per weight row, the activation chunk staged in shared memory,
 //!   vectorized loads of 4 packed words (64 weights) per lane;
@@ -285,7 +285,7 @@ pub fn gemv_w2a8_kernel<O: Float, N: Size>(
     }
 }
 
-/// Float GEMV: as [`gemv_w2a8_kernel`], the activations staged as floats and the ternary
+/// Float GEMV: as [`gemv_w2a8_kernel()`], the activations staged as floats and the ternary
 /// weights applied as `x · (code − 1)` in f32.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
@@ -472,7 +472,7 @@ pub fn gemm_w2a8_kernel<O: Float>(
     }
 }
 
-/// Float GEMM: the tiling of [`gemm_w2a8_kernel`] with float activations. Each 128-column
+/// Float GEMM: the tiling of [`gemm_w2a8_kernel()`] with float activations. Each 128-column
 /// block is staged as its four 32-column slices (bit pair `s` of every word covers slice `s`),
 /// so shared memory holds `64 × 32` f32 values plus the block's weights: 10 KiB, inside the
 /// 16 KiB every WebGPU device offers.

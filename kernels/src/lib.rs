@@ -3,7 +3,7 @@
 //! Packed ternary ({−1, 0, +1}) weight matrices and the CPU kernels that multiply by them,
 //! with no dependency on any deep-learning framework: slices in, slices out.
 //!
-//! * **Formats** ([`format`]): [`PackedI2`], 2 bits per weight in 128-weight blocks, the layout
+//! * **Formats** ([`mod@format`]): [`PackedI2`], 2 bits per weight in 128-weight blocks, the layout
 //!   every kernel reads; [`PackedT1`], 1.6 bits per weight (5 trits per byte) for storage,
 //!   losslessly convertible. Both serialise with a versioned, fully validated header.
 //! * **Quantizers** ([`quant`]): BitNet b1.58 absmean and TWN, per tensor or per output row;

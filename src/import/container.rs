@@ -1,6 +1,6 @@
 //! The packed ternary checkpoint written by `burn-ternary convert`: a safetensors file in
 //! which every ternarized weight is a `U8` tensor holding a serialized
-//! [`PackedI2`](ternary_kernels::PackedI2) (32-byte header, f32 scales, 2-bit payload) and
+//! [`PackedI2`] (32-byte header, f32 scales, 2-bit payload) and
 //! every other tensor is copied byte for byte with its name, dtype and shape.
 //!
 //! The file's metadata has one entry per packed tensor, keyed by the tensor's name, whose
