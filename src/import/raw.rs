@@ -134,18 +134,21 @@ fn remap(
     Ok(out.into_iter().map(|(k, (_, t))| (k, t)).collect())
 }
 
-fn read_safetensors(path: &Path) -> Result<Vec<(String, RawTensor)>, ImportError> {
-    let file = std::fs::File::open(path).map_err(|source| ImportError::Io {
+/// A read-only mapping of the file.
+fn map_file(path: &Path) -> Result<memmap2::Mmap, ImportError> {
+    let io = |source| ImportError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    // SAFETY: the mapping is read-only and lives only inside this function; a file truncated
-    // by another process while we read it can fault, as with any mmap-based reader (the
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    // SAFETY: the mapping is read-only and lives only while its caller reads it; a file
+    // truncated by another process meanwhile can fault, as with any mmap-based reader (the
     // safetensors library itself documents the same contract).
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ImportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    unsafe { memmap2::Mmap::map(&file) }.map_err(io)
+}
+
+fn read_safetensors(path: &Path) -> Result<Vec<(String, RawTensor)>, ImportError> {
+    let map = map_file(path)?;
     guarded(path, || {
         let st = SafeTensors::deserialize(&map).map_err(|e| e.to_string())?;
         Ok(st
@@ -235,15 +238,7 @@ pub fn metadata(path: &Path) -> Result<BTreeMap<String, String>, ImportError> {
     if detect(path)? != Container::Safetensors {
         return Ok(BTreeMap::new());
     }
-    let file = std::fs::File::open(path).map_err(|source| ImportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    // SAFETY: as in `read_safetensors`.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ImportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let map = map_file(path)?;
     guarded(path, || {
         let (_, m) = SafeTensors::read_metadata(&map).map_err(|e| e.to_string())?;
         Ok(m.metadata()
