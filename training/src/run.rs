@@ -320,6 +320,67 @@ pub fn evaluate<M: Classifier, I, B: Batcher<I, ImageBatch>>(
     correct as f64 / n.max(1) as f64
 }
 
+/// Refuses to evaluate a packed model with other activations than it was trained with: the
+/// activation mode is chosen by the template (`--activations`), and each ternary layer's
+/// record holds the one it was trained with (third code of its `scheme`).
+fn check_recorded_activations<M: Module>(
+    model: &M,
+    expected: burn_ternary::quant::ActivationQuant,
+) -> Result<(), String> {
+    use burn::module::{ModuleVisitor, Param};
+    use burn::tensor::{Int, Tensor};
+    use burn_ternary::quant::ActivationQuant;
+
+    #[derive(Default)]
+    struct Codes {
+        path: Vec<String>,
+        found: Vec<(String, i64)>,
+    }
+    impl ModuleVisitor for Codes {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_int<const D: usize>(&mut self, param: &Param<Tensor<D, Int>>) {
+            if self.path.last().map(String::as_str) == Some("scheme") {
+                let codes = param
+                    .val()
+                    .into_data()
+                    .convert::<i64>()
+                    .try_into_vec::<i64>();
+                if let Some(&code) = codes.ok().as_ref().and_then(|c| c.get(2)) {
+                    let layer = self.path[..self.path.len() - 1].join(".");
+                    self.found.push((layer, code));
+                }
+            }
+        }
+    }
+    let name = |code: i64| match code {
+        0 => "f32",
+        1 => "int8 per token (legacy)",
+        _ => "int8",
+    };
+    let want = match expected {
+        ActivationQuant::None => 0,
+        ActivationQuant::Int8PerToken => 1,
+        ActivationQuant::Int8PerImage => 2,
+    };
+    let mut codes = Codes::default();
+    model.visit(&mut codes);
+    match codes.found.into_iter().find(|(_, code)| *code != want) {
+        Some((layer, code)) => Err(format!(
+            "layer {layer} was trained with {} activations but --activations asks for {}; \
+             pass --activations {} to evaluate it as trained",
+            name(code),
+            name(want),
+            if code == 0 { "f32" } else { "int8" }
+        )),
+        None => Ok(()),
+    }
+}
+
 fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map_or(0, |m| m.len())
 }
@@ -394,6 +455,7 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
             freeze(template)?
         };
         let model = template.try_load_file(path)?;
+        check_recorded_activations(&model, args.activation())?;
         let acc = evaluate(&model, &test, &test_batcher, s.batch_size, &device);
         println!(
             "{}: test accuracy {:.2}% on {} images",

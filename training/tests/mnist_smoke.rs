@@ -42,5 +42,13 @@ fn trains_packs_evaluates_and_resumes() {
     let packed = dir.join("model-packed.bpk");
     let eval = run(args(&dir, &["--eval", packed.to_str().unwrap()])).unwrap();
     assert_eq!(eval.test_accuracy, second.test_accuracy);
+    // The model was trained with int8 activations (the default): evaluating it with exact
+    // f32 activations is refused, not silently run another way.
+    let err = run(args(
+        &dir,
+        &["--eval", packed.to_str().unwrap(), "--activations", "f32"],
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("--activations int8"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
