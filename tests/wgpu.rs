@@ -99,6 +99,29 @@ fn packed_conv2d_on_wgpu_equals_flex_in_both_modes() {
 }
 
 #[test]
+fn packed_conv2d_on_wgpu_keeps_an_f16_input_f16() {
+    use burn::tensor::FloatDType;
+    let cpu = Device::flex();
+    let layer = TernaryConv2dConfig::new([8, 16], [3, 3])
+        .with_padding([1, 1])
+        .with_granularity(Granularity::PerChannel)
+        .with_activation(ActivationQuant::Int8PerImage)
+        .init(&cpu);
+    let packed = layer.freeze().unwrap();
+    let x = Tensor::<4>::random([2, 8, 6, 6], Distribution::Normal(0.0, 1.0), &cpu);
+    let want = packed.forward(x.clone()).into_data();
+    let got = packed
+        .to_device(&gpu())
+        .forward(x.to_device(&gpu()).cast(FloatDType::F16));
+    assert_eq!(got.dtype(), burn::tensor::DType::F16);
+    // Followed by another op, so a buffer of the wrong type would be read as f16 garbage.
+    let got = (got * 1.0).cast(FloatDType::F32);
+    got.to_device(&cpu)
+        .into_data()
+        .assert_approx_eq::<f32>(&want, Tolerance::rel_abs(2e-2, 5e-2));
+}
+
+#[test]
 fn fake_quant_training_step_runs_on_wgpu_and_matches_flex() {
     let cpu = Device::flex().autodiff();
     let layer = TernaryLinearConfig::new(64, 8).init(&cpu);

@@ -100,6 +100,7 @@ impl TernaryBackend for Flex {
             "ternary_conv2d: input shape {shape:?} must be [batch, c_in, h, w]"
         );
         let (batch, c_in, h, w) = (shape[0], shape[1], shape[2], shape[3]);
+        let in_dtype = x.dtype();
         let c_out = packed.shape()[0];
         let params = Conv2dParams::new(batch, c_in, [h, w], c_out, options.kernel_size)
             .with_stride(options.stride)
@@ -131,7 +132,13 @@ impl TernaryBackend for Flex {
             Err(KernelError::NonFinite { .. }) => out.fill(f32::NAN),
             Err(e) => panic!("ternary_conv2d: {e}"),
         }
-        FlexTensor::from_data(TensorData::new(out, Shape::new([batch, c_out, oh, ow])))
+        let out = TensorData::new(out, Shape::new([batch, c_out, oh, ow]));
+        // The output keeps the input's float type.
+        FlexTensor::from_data(if in_dtype == DType::F32 {
+            out
+        } else {
+            out.convert_dtype(in_dtype)
+        })
     }
 
     fn ternary_dequantize(packed: FlexTensor, scales: FlexTensor, k: usize) -> FlexTensor {

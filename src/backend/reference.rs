@@ -114,6 +114,8 @@ pub(crate) fn conv2d<B: Backend>(
     let w = dequantize::<B>(packed, scales, k);
     let c_out = w.shape()[0];
     let w = B::float_reshape(w, Shape::new([c_out, c_in / options.groups.max(1), kh, kw]));
+    // The output keeps the input's float type (as the op's Fusion metadata declares).
+    let dtype = x.dtype();
     let x = if x.dtype() == DType::F32 {
         x
     } else {
@@ -124,7 +126,7 @@ pub(crate) fn conv2d<B: Backend>(
     } else {
         x
     };
-    B::conv2d(
+    let y = B::conv2d(
         x,
         w,
         None,
@@ -134,5 +136,9 @@ pub(crate) fn conv2d<B: Backend>(
             options.dilation,
             options.groups,
         ),
-    )
+    );
+    match dtype {
+        DType::F32 => y,
+        other => B::float_cast(y, other.into()),
+    }
 }

@@ -44,7 +44,7 @@ enum Scale {
 enum Command {
     /// Convert a safetensors or PyTorch checkpoint (recognised by content) into a packed
     /// ternary (2-bit) safetensors file. Names, dtypes and bytes of every tensor that is not
-    /// ternarized are kept exactly; weights already in {-1, 0, 1} are packed without loss
+    /// ternarized are kept exactly (a `<name>_scale` folded into its packed weight excepted); weights already in {-1, 0, 1} are packed without loss
     /// (with their `<name>_scale` when present); embeddings and LM heads are kept by default.
     Convert {
         /// Input checkpoint.

@@ -1,7 +1,8 @@
 //! The packed ternary checkpoint written by `burn-ternary convert`: a safetensors file in
 //! which every ternarized weight is a `U8` tensor holding a serialized
 //! [`PackedI2`] (32-byte header, f32 scales, 2-bit payload) and
-//! every other tensor is copied byte for byte with its name, dtype and shape.
+//! every other tensor is copied byte for byte with its name, dtype and shape (except a
+//! BitNet-style `<weight>_scale` folded into its packed weight's scales, reported as folded).
 //!
 //! The file's metadata has one entry per packed tensor, keyed by the tensor's name, whose
 //! value is a JSON [`PackedInfo`] (format tag, original shape, quantizer, granularity,

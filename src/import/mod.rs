@@ -1,9 +1,9 @@
 //! Bringing models trained elsewhere in: PyTorch (`.pt`/`.pth` state dicts) and safetensors
 //! checkpoints into Burn models made of burn-ternary modules and stock Burn layers.
 //!
-//! Files are read through burn-store (`PytorchStore`, `SafetensorsStore`) with its key
-//! remapping; every tensor is checked (floats finite) before anything is applied; weights are
-//! laid out for Burn (PyTorch's `[out, in]` linear weights transposed for `nn::Linear` and
+//! Files are read by [`raw`] (container recognised by content, names kept exactly, our own
+//! key remapping that refuses collisions); every tensor is checked (floats finite and within
+//! f32's range) before anything is applied; weights are laid out for Burn (PyTorch's `[out, in]` linear weights transposed for `nn::Linear` and
 //! [`TernaryLinear`](crate::nn::TernaryLinear) alike, normalization `weight`/`bias` renamed); and
 //! the tensors go into a *copy* of the model, returned only when every parameter loaded — a
 //! model is never left half-loaded.

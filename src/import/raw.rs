@@ -82,7 +82,7 @@ pub fn detect(path: &Path) -> Result<Container, ImportError> {
     }
     if got == head.len() {
         let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
-        if head[8] == b'{' && n <= len - 8 {
+        if head[8] == b'{' && n.checked_add(8).is_some_and(|end| end <= len) {
             return Ok(Container::Safetensors);
         }
     }

@@ -91,7 +91,7 @@ pub struct Args {
     /// Continue from the last checkpoint in the artifact directory.
     #[arg(long)]
     pub resume: bool,
-    /// Only evaluate a packed model saved by a previous run.
+    /// Only evaluate a model saved by a previous run (packed, or f32 with --full-precision).
     #[arg(long)]
     pub eval: Option<PathBuf>,
     /// Data-loading worker threads.
@@ -370,6 +370,10 @@ fn check_recorded_activations<M: Module>(
     let mut codes = Codes::default();
     model.visit(&mut codes);
     match codes.found.into_iter().find(|(_, code)| *code != want) {
+        Some((layer, 1)) => Err(format!(
+            "layer {layer} was trained with the legacy per-token int8 activations, which the \
+             examples' --activations cannot select; load it in code with ActivationQuant::Int8PerToken"
+        )),
         Some((layer, code)) => Err(format!(
             "layer {layer} was trained with {} activations but --activations asks for {}; \
              pass --activations {} to evaluate it as trained",
@@ -466,7 +470,11 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
         return Ok(Summary {
             test_accuracy: acc,
             parameters: model.num_params(),
-            packed_model_bytes: file_len(path),
+            packed_model_bytes: if precision == Precision::Full {
+                0
+            } else {
+                file_len(path)
+            },
             ..base()
         });
     }
