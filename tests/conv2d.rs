@@ -79,48 +79,43 @@ fn reference(l: &TernaryConv2d, case: &Case, x: Tensor<4>) -> Tensor<4> {
     conv2d(x, l.effective_weight(), bias, ConvOptions::new(s, p, d, g))
 }
 
-#[test]
-fn packed_exact_f32_conv_equals_burn_conv2d_with_dequantized_filters() {
+/// For every fixed case: the packed layer and its training forward both equal Burn's conv2d
+/// with the dequantized filters, applied to `x` as the activation mode sees it.
+fn packed_and_training_equal_reference(act: ActivationQuant, tol: Tolerance<f32>) {
     for (i, case) in CASES.iter().enumerate() {
         let gran = [Granularity::PerTensor, Granularity::PerChannel][i % 2];
-        let l = layer(case, gran, ActivationQuant::None, i % 2 == 1);
+        let l = layer(case, gran, act, i % 3 != 1);
         let x = input(case);
-        let want = reference(&l, case, x.clone());
+        let seen = match act {
+            ActivationQuant::Int8PerImage => quantize_per_image(x.clone()),
+            _ => x.clone(),
+        };
+        let want = reference(&l, case, seen).into_data();
+        // The training forward quantizes the same way, so QAT trains what inference runs.
         let training = l.forward(x.clone());
         let packed = l.freeze().unwrap();
-        let tol = Tolerance::rel_abs(1e-4, 1e-5);
         packed
             .forward(x)
             .into_data()
-            .assert_approx_eq::<f32>(&want.clone().into_data(), tol);
-        training
-            .into_data()
-            .assert_approx_eq::<f32>(&want.into_data(), tol);
+            .assert_approx_eq::<f32>(&want, tol);
+        training.into_data().assert_approx_eq::<f32>(&want, tol);
     }
 }
 
 #[test]
+fn packed_exact_f32_conv_equals_burn_conv2d_with_dequantized_filters() {
+    packed_and_training_equal_reference(ActivationQuant::None, Tolerance::rel_abs(1e-4, 1e-5));
+}
+
+#[test]
 fn packed_w2a8_conv_equals_conv2d_of_the_per_image_quantized_input() {
-    for (i, case) in CASES.iter().enumerate() {
-        let gran = [Granularity::PerChannel, Granularity::PerTensor][i % 2];
-        let l = layer(case, gran, ActivationQuant::Int8PerImage, i % 3 == 0);
-        let x = input(case);
-        let want = reference(&l, case, quantize_per_image(x.clone()));
-        // The training forward quantizes the same way, so QAT trains what inference runs.
-        let training = l.forward(x.clone());
-        let packed = l.freeze().unwrap();
-        // Integer sums are exact; only the float scale products and the reference conv's
-        // summation order differ. An activation exactly on a rounding tie may land one int8
-        // step apart: allow one step (max|x|/127) times Σ|w| ≈ the filter's size.
-        let tol = Tolerance::rel_abs(1e-4, 2e-3);
-        packed
-            .forward(x)
-            .into_data()
-            .assert_approx_eq::<f32>(&want.clone().into_data(), tol);
-        training
-            .into_data()
-            .assert_approx_eq::<f32>(&want.into_data(), tol);
-    }
+    // Integer sums are exact; only the float scale products and the reference conv's
+    // summation order differ. An activation exactly on a rounding tie may land one int8
+    // step apart: allow one step (max|x|/127) times Σ|w| ≈ the filter's size.
+    packed_and_training_equal_reference(
+        ActivationQuant::Int8PerImage,
+        Tolerance::rel_abs(1e-4, 2e-3),
+    );
 }
 
 #[test]

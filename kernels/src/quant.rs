@@ -246,6 +246,44 @@ impl Ternary {
     }
 }
 
+/// Checks already-quantised int8 rows (`rows × len`, one scale each) for
+/// [`QuantizedActivations::from_i8`] and [`QuantizedImages::from_i8`]: lengths, finite
+/// non-negative scales, and no −128 (outside the symmetric range the kernels assume).
+fn check_i8_rows(q: &[i8], rows: usize, len: usize, scales: &[f32]) -> Result<()> {
+    let total = rows.checked_mul(len).ok_or(KernelError::ShapeOverflow {
+        n: rows as u64,
+        k: len as u64,
+    })?;
+    if q.len() != total {
+        return Err(KernelError::Length {
+            what: "activations",
+            expected: total,
+            actual: q.len(),
+        });
+    }
+    if scales.len() != rows {
+        return Err(KernelError::Length {
+            what: "activation scales",
+            expected: rows,
+            actual: scales.len(),
+        });
+    }
+    if let Some((index, &value)) = scales
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !s.is_finite() || **s < 0.0)
+    {
+        return Err(KernelError::BadScale { index, value });
+    }
+    if let Some(index) = q.iter().position(|&v| v == i8::MIN) {
+        return Err(KernelError::ActivationRange {
+            index,
+            value: i8::MIN,
+        });
+    }
+    Ok(())
+}
+
 /// [`check_shape`] with the errors naming the activations.
 fn check_activations(x: &[f32], m: usize, k: usize) -> Result<()> {
     check_shape(x, m, k).map_err(|e| match e {
@@ -354,37 +392,7 @@ impl QuantizedActivations {
     /// Builds activations from already-quantised rows (tests, benchmarks, custom schemes).
     /// Values must lie in [−127, 127]; `scales` has one entry per row.
     pub fn from_i8(q: &[i8], m: usize, k: usize, scales: Vec<f32>) -> Result<Self> {
-        let len = m.checked_mul(k).ok_or(KernelError::ShapeOverflow {
-            n: m as u64,
-            k: k as u64,
-        })?;
-        if q.len() != len {
-            return Err(KernelError::Length {
-                what: "activations",
-                expected: len,
-                actual: q.len(),
-            });
-        }
-        if scales.len() != m {
-            return Err(KernelError::Length {
-                what: "activation scales",
-                expected: m,
-                actual: scales.len(),
-            });
-        }
-        if let Some((index, &value)) = scales
-            .iter()
-            .enumerate()
-            .find(|(_, s)| !s.is_finite() || **s < 0.0)
-        {
-            return Err(KernelError::BadScale { index, value });
-        }
-        if let Some(index) = q.iter().position(|&v| v == i8::MIN) {
-            return Err(KernelError::ActivationRange {
-                index,
-                value: i8::MIN,
-            });
-        }
+        check_i8_rows(q, m, k, &scales)?;
         let kp = i2::padded_k(k).ok_or(KernelError::ShapeOverflow {
             n: m as u64,
             k: k as u64,
@@ -535,39 +543,7 @@ impl QuantizedImages {
     /// [`KernelError::Length`] for a wrong `q` or `scales` length,
     /// [`KernelError::ActivationRange`] for a −128, [`KernelError::BadScale`] for a bad scale.
     pub fn from_i8(q: &[i8], batch: usize, image_len: usize, scales: Vec<f32>) -> Result<Self> {
-        let len = batch
-            .checked_mul(image_len)
-            .ok_or(KernelError::ShapeOverflow {
-                n: batch as u64,
-                k: image_len as u64,
-            })?;
-        if q.len() != len {
-            return Err(KernelError::Length {
-                what: "activations",
-                expected: len,
-                actual: q.len(),
-            });
-        }
-        if scales.len() != batch {
-            return Err(KernelError::Length {
-                what: "activation scales",
-                expected: batch,
-                actual: scales.len(),
-            });
-        }
-        if let Some((index, &value)) = scales
-            .iter()
-            .enumerate()
-            .find(|(_, s)| !s.is_finite() || **s < 0.0)
-        {
-            return Err(KernelError::BadScale { index, value });
-        }
-        if let Some(index) = q.iter().position(|&v| v == i8::MIN) {
-            return Err(KernelError::ActivationRange {
-                index,
-                value: i8::MIN,
-            });
-        }
+        check_i8_rows(q, batch, image_len, &scales)?;
         Ok(Self {
             batch,
             image_len,

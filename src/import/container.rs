@@ -22,7 +22,7 @@
 //! The output is deterministic: tensors and metadata are written in sorted order, so the
 //! same input and options give the same bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -275,16 +275,6 @@ fn is_float(d: Dtype) -> bool {
     )
 }
 
-/// Checks that `values` are all in {−1, 0, +1}; `Some((index, value))` of the first that is
-/// not.
-fn first_non_ternary(values: &[f32]) -> Option<(usize, f32)> {
-    values
-        .iter()
-        .enumerate()
-        .find(|(_, v)| !matches!(**v, -1.0 | 0.0 | 1.0))
-        .map(|(i, &v)| (i, v))
-}
-
 /// One output tensor.
 struct Out {
     dtype: Dtype,
@@ -314,21 +304,26 @@ pub fn convert(
     let source_meta = raw::metadata(input)?;
     let total = tensors.len();
     // Decide first, so a scale folded into its weight is known before either is written.
-    let chosen: Vec<String> = tensors
+    let chosen: BTreeSet<String> = tensors
         .iter()
         .filter(|(name, t)| chooser.reason(name, t).is_none())
         .map(|(name, _)| name.clone())
         .collect();
+    // Only weights with a `<name>_scale` beside them are decoded here (their values decide
+    // whether the scale is folded in); every other chosen weight is decoded once, when it
+    // is written, so at most one f32 copy of such a weight is alive at a time.
     let mut values = BTreeMap::new();
     let mut folded: BTreeMap<String, String> = BTreeMap::new();
     let mut given = BTreeMap::new();
     for name in &chosen {
+        let scale_name = format!("{name}_scale");
+        let Some(s) = tensors.get(&scale_name) else {
+            continue;
+        };
         let t = &tensors[name];
         let v = raw::to_f32(name, t)?;
-        let scale_name = format!("{name}_scale");
-        let ternary = first_non_ternary(&v);
-        match (tensors.get(&scale_name), ternary) {
-            (Some(_), Some((index, value))) => {
+        match super::first_non_ternary(&v) {
+            Some((index, value)) => {
                 return Err(ImportError::Apply {
                     tensor: name.clone(),
                     what: format!(
@@ -337,18 +332,13 @@ pub fn convert(
                     ),
                 });
             }
-            (Some(s), None) => {
-                let rows = t.shape[0];
-                let s = scales_of(&scale_name, s, rows)?;
+            None => {
+                let s = scales_of(&scale_name, s, t.shape[0])?;
                 folded.insert(scale_name.clone(), name.clone());
                 given.insert(name.clone(), (s, Some(scale_name)));
+                values.insert(name.clone(), v);
             }
-            (None, None) => {
-                given.insert(name.clone(), (Scales::PerTensor(1.0), None));
-            }
-            (None, Some(_)) => {}
         }
-        values.insert(name.clone(), v);
     }
 
     let mut out: BTreeMap<String, Out> = BTreeMap::new();
@@ -380,14 +370,24 @@ pub fn convert(
             report.action = Action::FoldedScale {
                 into: weight.clone(),
             };
-        } else if let Some(v) = values.remove(&name) {
+        } else if chosen.contains(&name) {
+            let v = match values.remove(&name) {
+                Some(v) => v,
+                None => raw::to_f32(&name, &t)?,
+            };
+            // Values already in {-1, 0, 1} without a scale tensor keep magnitude 1.
+            let given = given.remove(&name).or_else(|| {
+                super::first_non_ternary(&v)
+                    .is_none()
+                    .then_some((Scales::PerTensor(1.0), None))
+            });
             let (n, k) = (t.shape[0], numel / t.shape[0].max(1));
             let clock = Instant::now();
             let bad = |e: ternary_kernels::KernelError| ImportError::BadTensor {
                 tensor: name.clone(),
                 what: e.to_string(),
             };
-            let (packed, info) = match given.remove(&name) {
+            let (packed, info) = match given {
                 Some((scales, scale_from)) => {
                     let codes: Vec<i8> = v.iter().map(|&x| x as i8).collect();
                     let granularity = match scales {
@@ -480,24 +480,18 @@ pub fn convert(
 /// The scales of a BitNet-style `<weight>_scale` tensor: 1 (per tensor) or `rows` (per
 /// output channel) finite values ≥ 0.
 fn scales_of(name: &str, t: &RawTensor, rows: usize) -> Result<Scales, ImportError> {
-    let bad = |what: String| ImportError::BadScale {
-        tensor: name.to_string(),
-        what,
-    };
     if !t.is_quantizable_float() {
-        return Err(bad(format!("dtype {:?} is not a float", t.dtype)));
+        return Err(ImportError::BadScale {
+            tensor: name.to_string(),
+            what: format!("dtype {:?} is not a float", t.dtype),
+        });
     }
-    let s = raw::to_f32(name, t)?;
-    if let Some((i, v)) = s.iter().enumerate().find(|(_, v)| **v < 0.0) {
-        return Err(bad(format!("scale {v} at index {i} is negative")));
-    }
-    match s.len() {
-        1 => Ok(Scales::PerTensor(s[0])),
-        n if n == rows => Ok(Scales::PerRow(s)),
-        n => Err(bad(format!(
-            "{n} scales for a weight with {rows} output channels (expected 1 or {rows})"
-        ))),
-    }
+    let s = super::validate_scales(name, raw::to_f32(name, t)?, rows)?;
+    Ok(if s.len() == 1 {
+        Scales::PerTensor(s[0])
+    } else {
+        Scales::PerRow(s)
+    })
 }
 
 /// Writes a safetensors file with tensors and metadata in sorted order (the `safetensors`

@@ -574,12 +574,8 @@ fn check_ternary(name: &str, data: &TensorData) -> Result<(), ImportError> {
             })?;
         &converted
     };
-    match values
-        .iter()
-        .enumerate()
-        .find(|(_, v)| !matches!(**v, -1.0 | 0.0 | 1.0))
-    {
-        Some((index, &value)) => Err(ImportError::NotTernary {
+    match first_non_ternary(values) {
+        Some((index, value)) => Err(ImportError::NotTernary {
             tensor: name.to_string(),
             index,
             value,
@@ -588,15 +584,37 @@ fn check_ternary(name: &str, data: &TensorData) -> Result<(), ImportError> {
     }
 }
 
+/// `Some((index, value))` of the first value not in {−1, 0, +1}.
+pub(crate) fn first_non_ternary(values: &[f32]) -> Option<(usize, f32)> {
+    values
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !matches!(**v, -1.0 | 0.0 | 1.0))
+        .map(|(i, &v)| (i, v))
+}
+
 fn check_scales(name: &str, data: TensorData, rows: usize) -> Result<Vec<f32>, ImportError> {
+    let s = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| ImportError::BadScale {
+            tensor: name.to_string(),
+            what: format!("{e:?}"),
+        })?;
+    validate_scales(name, s, rows)
+}
+
+/// The scales of a BitNet-style `<weight>_scale` tensor: 1 (per tensor) or `rows` (per output
+/// channel) values, each finite and ≥ 0; else [`ImportError::BadScale`] naming `name`.
+pub(crate) fn validate_scales(
+    name: &str,
+    s: Vec<f32>,
+    rows: usize,
+) -> Result<Vec<f32>, ImportError> {
     let bad = |what: String| ImportError::BadScale {
         tensor: name.to_string(),
         what,
     };
-    let s = data
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| bad(format!("{e:?}")))?;
     if s.len() != 1 && s.len() != rows {
         return Err(bad(format!(
             "{} scales for a weight with {rows} output channels (expected 1 or {rows})",
