@@ -1,5 +1,6 @@
 //! Packed ternary weight formats and their serialised form.
 
+pub mod gguf;
 mod header;
 pub mod i2;
 mod scales;
