@@ -153,6 +153,16 @@ pub enum KernelError {
         /// The code (2-bit value, or whole base-3 byte).
         code: u8,
     },
+    /// A length is not a whole number of a format's blocks.
+    #[error("{what}: {len} is not a multiple of the block size {block}")]
+    NotBlockMultiple {
+        /// Which length.
+        what: &'static str,
+        /// The length given.
+        len: usize,
+        /// The block size it must be a multiple of.
+        block: usize,
+    },
     /// Padding past K in a row holds something other than a zero weight.
     #[error("non-zero padding at row {row}, column {col}")]
     BadPadding {

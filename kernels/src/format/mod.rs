@@ -3,8 +3,10 @@
 pub mod gguf;
 mod header;
 pub mod i2;
+pub mod i2s;
 mod scales;
 pub mod t1;
+pub mod tq;
 
 pub use i2::{PackedI2, PackedI2Ref};
 pub use scales::Scales;
