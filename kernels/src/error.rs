@@ -59,6 +59,13 @@ pub enum KernelError {
         /// The value.
         value: f32,
     },
+    /// A group size of [`crate::Scales::PerGroup`] is not one of
+    /// [`crate::format::GROUP_SIZES`] (64, 128, 256).
+    #[error("unsupported scale group size {group_size} (expected 64, 128 or 256 columns)")]
+    BadGroupSize {
+        /// The group size given.
+        group_size: usize,
+    },
     /// The reduction length exceeds what the integer accumulator can hold exactly.
     #[error("K = {k} exceeds the exact-accumulation bound {max} of the W2A8 kernels")]
     KTooLarge {

@@ -1,25 +1,65 @@
 //! Round trips, packed sizes and hostile buffers for both packed formats.
 
 use proptest::prelude::*;
-use ternary_kernels::format::{i2, t1};
+use ternary_kernels::format::{GROUP_SIZES, i2, t1};
 use ternary_kernels::{KernelError, PackedI2, PackedT1, Scales};
 
+/// Every kind of valid scale value: zeros of both signs, subnormals, the largest finite
+/// value, and ordinary values.
+fn scale_value() -> impl Strategy<Value = f32> {
+    prop_oneof![
+        Just(0.0f32),
+        Just(-0.0f32),
+        Just(f32::from_bits(1)),
+        Just(f32::MIN_POSITIVE / 3.0),
+        Just(f32::MAX),
+        0f32..10.0,
+    ]
+}
+
+/// Ternary matrices with per-tensor, per-row and per-group scales (group sizes 64, 128, 256;
+/// K ragged or not, up to several groups of 256; zero rows and columns; all-zero rows).
 fn ternary_matrix() -> impl Strategy<Value = (Vec<i8>, usize, usize, Scales)> {
-    (0usize..6, 0usize..300, any::<bool>()).prop_flat_map(|(n, k, per_row)| {
-        let scales = if per_row {
-            prop::collection::vec(0f32..10.0, n)
-                .prop_map(Scales::PerRow)
-                .boxed()
-        } else {
-            (0f32..10.0).prop_map(Scales::PerTensor).boxed()
-        };
-        (
-            prop::collection::vec(-1i8..=1, n * k),
-            Just(n),
-            Just(k),
-            scales,
-        )
-    })
+    (
+        0usize..6,
+        prop_oneof![0usize..300, 500usize..800],
+        0usize..5,
+        any::<bool>(),
+    )
+        .prop_flat_map(|(n, k, kind, zero_rows)| {
+            let scales = match kind {
+                0 => scale_value().prop_map(Scales::PerTensor).boxed(),
+                1 => prop::collection::vec(scale_value(), n)
+                    .prop_map(Scales::PerRow)
+                    .boxed(),
+                _ => {
+                    let group_size = GROUP_SIZES[kind - 2];
+                    prop::collection::vec(scale_value(), n * k.div_ceil(group_size))
+                        .prop_map(move |scales| Scales::PerGroup { group_size, scales })
+                        .boxed()
+                }
+            };
+            let values = if zero_rows {
+                Just(vec![0i8; n * k]).boxed()
+            } else {
+                prop::collection::vec(-1i8..=1, n * k).boxed()
+            };
+            (values, Just(n), Just(k), scales)
+        })
+}
+
+/// The scales' bit patterns: `PartialEq` on f32 cannot tell `-0.0` from `0.0`.
+fn scale_bits(s: &Scales) -> (Option<usize>, usize, Vec<u32>) {
+    let kind = match s {
+        Scales::PerTensor(_) => 0,
+        Scales::PerRow(_) => 1,
+        Scales::PerGroup { .. } => 2,
+    };
+    (
+        s.group_size(),
+        kind,
+        s.as_slice().iter().map(|v| v.to_bits()).collect(),
+    )
 }
 
 proptest! {
@@ -45,8 +85,29 @@ proptest! {
         let b = PackedT1::from_i2(&a);
         prop_assert_eq!(b.to_ternary(), t.clone());
         prop_assert_eq!(b.to_i2(), a.clone());
-        prop_assert_eq!(PackedI2::from_bytes(&a.to_bytes()).unwrap(), a.clone());
-        prop_assert_eq!(PackedT1::from_bytes(&b.to_bytes()).unwrap(), b.clone());
+        let a2 = PackedI2::from_bytes(&a.to_bytes()).unwrap();
+        prop_assert_eq!(&a2, &a);
+        prop_assert_eq!(scale_bits(a2.scales()), scale_bits(&scales));
+        prop_assert_eq!(a2.to_bytes(), a.to_bytes());
+        let b2 = PackedT1::from_bytes(&b.to_bytes()).unwrap();
+        prop_assert_eq!(&b2, &b);
+        prop_assert_eq!(scale_bits(b2.scales()), scale_bits(&scales));
+        prop_assert_eq!(scale_bits(b.to_i2().scales()), scale_bits(&scales));
+        prop_assert_eq!(b2.to_bytes(), b.to_bytes());
+        // Dequantisation reads each weight's own row and group scale.
+        let d = a.dequantize();
+        for r in 0..n {
+            for c in 0..k {
+                let s = match &scales {
+                    Scales::PerTensor(s) => *s,
+                    Scales::PerRow(v) => v[r],
+                    Scales::PerGroup { group_size, scales } => {
+                        scales[r * k.div_ceil(*group_size) + c / group_size]
+                    }
+                };
+                prop_assert_eq!(d[r * k + c].to_bits(), (f32::from(t[r * k + c]) * s).to_bits());
+            }
+        }
         prop_assert_eq!(PackedT1::from_ternary(&t, n, k, scales).unwrap(), b);
     }
 
@@ -282,4 +343,153 @@ fn the_documented_bit_layout_holds() {
     assert_eq!(d[32], 0b01_01_01_00);
     // Base-3: the first five trits (w+1) are 2, 1, 1, 1, 1 → 2 + 3 + 9 + 27 + 81 = 122.
     assert_eq!(PackedT1::from_i2(&a).data()[0], 122);
+}
+
+/// A 2 × 300 matrix with 128-column scale groups (3 per row, the last ragged).
+fn grouped_sample() -> PackedI2 {
+    let t: Vec<i8> = (0..2 * 300).map(|i| (i % 3) as i8 - 1).collect();
+    let scales = vec![0.5, -0.0, f32::from_bits(3), 1.5, 0.0, 2.0];
+    PackedI2::from_ternary(&t, 2, 300, Scales::PerGroup { group_size: 128, scales }).unwrap()
+}
+
+#[test]
+fn group_scales_serialise_with_kind_two_and_the_group_size() {
+    let a = grouped_sample();
+    let b = a.to_bytes();
+    assert_eq!(b[7], 2, "scale kind");
+    assert_eq!(u32::from_le_bytes(b[28..32].try_into().unwrap()), 128);
+    // 6 scales, then 2 rows of 3 blocks of 32 bytes.
+    assert_eq!(b.len(), 32 + 6 * 4 + 2 * 96);
+    assert_eq!(&b[32 + 4..32 + 8], &(-0.0f32).to_le_bytes());
+    assert_eq!(PackedI2::from_bytes(&b).unwrap().to_bytes(), b);
+    let t1 = PackedT1::from_i2(&a).to_bytes();
+    assert_eq!((t1[7], &t1[28..32]), (2, &128u32.to_le_bytes()[..]));
+}
+
+#[test]
+fn group_sizes_other_than_64_128_256_are_typed_errors() {
+    for bad in [0, 1, 32, 63, 65, 96, 192, 512, usize::MAX] {
+        let scales = Scales::PerGroup {
+            group_size: bad,
+            scales: vec![1.0; 4],
+        };
+        assert_eq!(
+            PackedI2::from_ternary(&[0; 8], 2, 4, scales.clone()),
+            Err(KernelError::BadGroupSize { group_size: bad })
+        );
+        assert_eq!(
+            PackedT1::from_ternary(&[0; 8], 2, 4, scales),
+            Err(KernelError::BadGroupSize { group_size: bad })
+        );
+        assert_eq!(
+            ternary_kernels::PackedI2Ref::with_group_scales(&[0x55; 64], 2, 4, bad, &[1.0; 2]),
+            Err(KernelError::BadGroupSize { group_size: bad })
+        );
+    }
+    let msg = KernelError::BadGroupSize { group_size: 96 }.to_string();
+    assert!(msg.contains("96"), "{msg}");
+    // In the bytes: the group word of a kind-2 header.
+    for bad in [0u32, 1, 100, 512, u32::MAX] {
+        let mut b = grouped_sample().to_bytes();
+        b[28..32].copy_from_slice(&bad.to_le_bytes());
+        assert_eq!(
+            PackedI2::from_bytes(&b),
+            Err(KernelError::BadGroupSize {
+                group_size: bad as usize
+            })
+        );
+        let mut t = PackedT1::from_i2(&grouped_sample()).to_bytes();
+        t[28..32].copy_from_slice(&bad.to_le_bytes());
+        assert_eq!(
+            PackedT1::from_bytes(&t),
+            Err(KernelError::BadGroupSize {
+                group_size: bad as usize
+            })
+        );
+    }
+}
+
+#[test]
+fn group_scale_counts_and_values_are_checked() {
+    let t = vec![1i8; 2 * 130];
+    let gs = |scales: Vec<f32>| Scales::PerGroup {
+        group_size: 64,
+        scales,
+    };
+    // ceil(130 / 64) = 3 groups per row: 6 scales.
+    assert!(PackedI2::from_ternary(&t, 2, 130, gs(vec![1.0; 6])).is_ok());
+    for wrong in [0, 2, 3, 5, 7, 12] {
+        assert!(matches!(
+            PackedI2::from_ternary(&t, 2, 130, gs(vec![1.0; wrong])),
+            Err(KernelError::Length { expected: 6, actual, .. }) if actual == wrong
+        ));
+    }
+    for (index, value) in [(0, -1.0), (4, f32::NAN), (5, f32::INFINITY), (2, -f32::MIN_POSITIVE)] {
+        let mut v = vec![1.0; 6];
+        v[index] = value;
+        assert!(matches!(
+            PackedI2::from_ternary(&t, 2, 130, gs(v)),
+            Err(KernelError::BadScale { index: i, .. }) if i == index
+        ));
+    }
+    // Serialised: a NaN group scale is refused on reading too.
+    let mut b = grouped_sample().to_bytes();
+    b[32 + 8..32 + 12].copy_from_slice(&f32::NAN.to_le_bytes());
+    assert!(matches!(
+        PackedI2::from_bytes(&b),
+        Err(KernelError::BadScale { index: 2, .. })
+    ));
+    // Zero rows: no scales at all.
+    let e = PackedI2::from_ternary(&[], 0, 300, gs(vec![])).unwrap();
+    assert_eq!(PackedI2::from_bytes(&e.to_bytes()).unwrap(), e);
+    assert!(matches!(
+        PackedI2::from_ternary(&[], 0, 300, gs(vec![1.0])),
+        Err(KernelError::Length { expected: 0, .. })
+    ));
+}
+
+#[test]
+fn hostile_group_headers_fail_before_allocating() {
+    // Kinds 0 and 1 keep the group word reserved.
+    let mut b = sample().to_bytes();
+    b[28..32].copy_from_slice(&64u32.to_le_bytes());
+    assert_eq!(
+        PackedI2::from_bytes(&b),
+        Err(KernelError::Unsupported {
+            field: "reserved",
+            value: 64
+        })
+    );
+    // 2^40 rows of 4 groups: 2^42 claimed scales, far past the buffer. A truncation error,
+    // not an allocation.
+    let mut b = grouped_sample().to_bytes();
+    b[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    assert!(matches!(
+        PackedI2::from_bytes(&b),
+        Err(KernelError::Truncated { .. })
+    ));
+    // n · groups overflows: a shape error.
+    let mut b = grouped_sample().to_bytes();
+    b[8..16].copy_from_slice(&(1u64 << 62).to_le_bytes());
+    b[16..24].copy_from_slice(&(1u64 << 10).to_le_bytes());
+    assert!(matches!(
+        PackedI2::from_bytes(&b),
+        Err(KernelError::ShapeOverflow { .. })
+    ));
+    let mut t = PackedT1::from_i2(&grouped_sample()).to_bytes();
+    t[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    assert!(matches!(
+        PackedT1::from_bytes(&t),
+        Err(KernelError::Truncated { .. })
+    ));
+    // A per-row buffer relabelled as groups of 64 claims more scales than it holds.
+    let mut b = sample().to_bytes();
+    b[7] = 2;
+    b[28..32].copy_from_slice(&64u32.to_le_bytes());
+    assert!(PackedI2::from_bytes(&b).is_err());
+    // Every truncation of a grouped buffer is an error.
+    let b = grouped_sample().to_bytes();
+    for cut in 0..b.len() {
+        assert!(PackedI2::from_bytes(&b[..cut]).is_err(), "cut at {cut}");
+    }
 }

@@ -5,18 +5,24 @@
 //!  0      4   magic       b"TRNY"
 //!  4      2   version     u16 LE, currently 1
 //!  6      1   format      1 = I2 (2-bit), 2 = T1 (base-3)
-//!  7      1   scale kind  0 = per tensor (1 scale), 1 = per row (n scales)
+//!  7      1   scale kind  0 = per tensor (1 scale), 1 = per row (n scales),
+//!                         2 = per group (n · ceil(k / group) scales, row-major [n, groups])
 //!  8      8   n           u64 LE, output rows
 //! 16      8   k           u64 LE, logical columns (before padding)
 //! 24      4   block       u32 LE, I2: weights per block (128); T1: trits per byte (5)
-//! 28      4   reserved    must be 0
-//! 32    4*s   scales      f32 LE
+//! 28      4   group       u32 LE, scale kind 2: columns per group (64, 128 or 256);
+//!                         otherwise reserved, must be 0
+//! 32    4*s   scales      f32 LE, bit patterns kept exactly (−0.0 and subnormals included)
 //! ..          payload     format-specific, exact length implied by the fields above
 //! ```
+//!
+//! Scale kind 2 reuses the reserved word, so version-1 buffers of kinds 0 and 1 read as
+//! before, and a reader without group scales refuses kind 2 by its scale-kind code.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::Scales;
+use super::scales::{check_group_size, group_count};
 use crate::error::{KernelError, Result};
 
 pub(crate) const MAGIC: [u8; 4] = *b"TRNY";
@@ -41,7 +47,8 @@ struct RawHeader {
     n: u64,
     k: u64,
     block: u32,
-    reserved: u32,
+    /// The group size for scale kind 2, else 0.
+    group: u32,
 }
 
 /// A validated header plus the scales that follow it.
@@ -71,7 +78,8 @@ pub(crate) fn write(
         n: (n as u64).to_le(),
         k: (k as u64).to_le(),
         block: block.to_le(),
-        reserved: 0,
+        // Group sizes are 64, 128 or 256 (checked when the scales were built).
+        group: (scales.group_size().unwrap_or(0) as u32).to_le(),
     };
     out.extend_from_slice(bytemuck::bytes_of(&raw));
     for s in scales.as_slice() {
@@ -121,10 +129,11 @@ pub(crate) fn read(
             value: u32::from_le(raw.block).into(),
         });
     }
-    if raw.reserved != 0 {
+    let group = u32::from_le(raw.group);
+    if raw.scale_kind != 2 && group != 0 {
         return Err(KernelError::Unsupported {
             field: "reserved",
-            value: u32::from_le(raw.reserved).into(),
+            value: group.into(),
         });
     }
     let (n64, k64) = (u64::from_le(raw.n), u64::from_le(raw.k));
@@ -141,6 +150,12 @@ pub(crate) fn read(
     let n_scales = match raw.scale_kind {
         0 => 1,
         1 => n,
+        2 => {
+            let group_size = usize::try_from(group).unwrap_or(usize::MAX);
+            check_group_size(group_size)?;
+            n.checked_mul(group_count(k, group_size))
+                .ok_or(overflow.clone())?
+        }
         other => {
             return Err(KernelError::Unsupported {
                 field: "scale kind",
@@ -180,12 +195,15 @@ pub(crate) fn read(
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    let scales = if raw.scale_kind == 0 {
-        Scales::PerTensor(values[0])
-    } else {
-        Scales::PerRow(values)
+    let scales = match raw.scale_kind {
+        0 => Scales::PerTensor(values[0]),
+        1 => Scales::PerRow(values),
+        _ => Scales::PerGroup {
+            group_size: group as usize,
+            scales: values,
+        },
     };
-    scales.validate(n)?;
+    scales.validate(n, k)?;
     Ok(Parsed {
         n,
         k,

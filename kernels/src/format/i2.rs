@@ -17,10 +17,12 @@
 //! so shifting a 32-byte block right by `2s` and masking with `0b11` yields the 32 codes of
 //! weights `b·128 + 32s .. b·128 + 32s + 32`, contiguous and in order, for every SIMD width.
 //! Padding weights (columns `k..k_padded`) hold code 1 (weight 0). The layout is the same on
-//! every architecture; scales are f32, one per tensor or one per row ([`Scales`]).
+//! every architecture; scales are f32, one per tensor, one per row, or one per row and group
+//! of 64, 128 or 256 columns ([`Scales`]).
 
 use super::Scales;
 use super::header::{self, FormatCode};
+use super::scales::{check_group_size, group_count};
 use crate::error::{KernelError, Result};
 
 /// Weights per block.
@@ -46,33 +48,46 @@ pub struct PackedI2 {
 
 /// A borrowed 2-bit matrix: the payload and scales of a [`PackedI2`] held elsewhere (a
 /// framework tensor's storage, a memory map). Lengths are checked on construction; the codes
-/// are trusted (an invalid code 3 yields wrong numbers, never unsoundness), so validate
-/// untrusted bytes with [`PackedI2::from_bytes`] first.
+/// and scale values are trusted (an invalid code 3 yields wrong numbers, never unsoundness),
+/// so validate untrusted bytes with [`PackedI2::from_bytes`] first.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PackedI2Ref<'a> {
     n: usize,
     k: usize,
     data: &'a [u8],
     scales: &'a [f32],
+    /// Columns per scale group, or 0 for per-tensor / per-row scales.
+    group_size: usize,
+}
+
+/// The payload length of an `n × k` matrix, checked against `data`.
+fn check_data(data: &[u8], n: usize, k: usize) -> Result<()> {
+    let overflow = KernelError::ShapeOverflow {
+        n: n as u64,
+        k: k as u64,
+    };
+    let expected = padded_k(k)
+        .and_then(|kp| (kp / 4).checked_mul(n))
+        .ok_or(overflow)?;
+    if data.len() != expected {
+        return Err(KernelError::Length {
+            what: "packed weights",
+            expected,
+            actual: data.len(),
+        });
+    }
+    Ok(())
 }
 
 impl<'a> PackedI2Ref<'a> {
-    /// Views `data` (`n` rows of `padded_k(k) / 4` bytes) with `scales` (1 or `n` values).
+    /// Views `data` (`n` rows of `padded_k(k) / 4` bytes) with `scales`: 1 value (per tensor)
+    /// or `n` (per row).
+    ///
+    /// # Errors
+    /// [`KernelError::ShapeOverflow`] when the padded size overflows; [`KernelError::Length`]
+    /// for a payload or scale count that does not fit the shape.
     pub fn new(data: &'a [u8], n: usize, k: usize, scales: &'a [f32]) -> Result<Self> {
-        let overflow = KernelError::ShapeOverflow {
-            n: n as u64,
-            k: k as u64,
-        };
-        let expected = padded_k(k)
-            .and_then(|kp| (kp / 4).checked_mul(n))
-            .ok_or(overflow)?;
-        if data.len() != expected {
-            return Err(KernelError::Length {
-                what: "packed weights",
-                expected,
-                actual: data.len(),
-            });
-        }
+        check_data(data, n, k)?;
         if scales.len() != 1 && scales.len() != n {
             return Err(KernelError::Length {
                 what: "scales (1 or n)",
@@ -80,7 +95,46 @@ impl<'a> PackedI2Ref<'a> {
                 actual: scales.len(),
             });
         }
-        Ok(Self { n, k, data, scales })
+        Ok(Self {
+            n,
+            k,
+            data,
+            scales,
+            group_size: 0,
+        })
+    }
+
+    /// Views `data` (`n` rows of `padded_k(k) / 4` bytes) with group scales: `scales` is
+    /// row-major `[n, ceil(k / group_size)]`, one scale per row and group of `group_size`
+    /// consecutive columns (see [`Scales::PerGroup`]).
+    ///
+    /// # Errors
+    /// [`KernelError::BadGroupSize`] unless `group_size` is 64, 128 or 256; otherwise those
+    /// of [`PackedI2Ref::new`].
+    pub fn with_group_scales(
+        data: &'a [u8],
+        n: usize,
+        k: usize,
+        group_size: usize,
+        scales: &'a [f32],
+    ) -> Result<Self> {
+        check_group_size(group_size)?;
+        check_data(data, n, k)?;
+        let expected = n * group_count(k, group_size); // ≤ n·k, which fits (checked above)
+        if scales.len() != expected {
+            return Err(KernelError::Length {
+                what: "group scales (n · ceil(k / group size))",
+                expected,
+                actual: scales.len(),
+            });
+        }
+        Ok(Self {
+            n,
+            k,
+            data,
+            scales,
+            group_size,
+        })
     }
 
     /// Output rows.
@@ -103,14 +157,60 @@ impl<'a> PackedI2Ref<'a> {
     pub fn data(&self) -> &'a [u8] {
         self.data
     }
-    /// Scale of output row `row`.
+    /// The stored scales: 1, `n`, or `n · groups` values (see [`PackedI2Ref::group_size`]).
+    pub fn scales(&self) -> &'a [f32] {
+        self.scales
+    }
+    /// Columns per scale group when the matrix has group scales, `None` otherwise.
+    pub fn group_size(&self) -> Option<usize> {
+        (self.group_size != 0).then_some(self.group_size)
+    }
+    /// Scale groups per row: `ceil(k / group_size)` with group scales, else 1.
+    pub fn groups(&self) -> usize {
+        match self.group_size() {
+            Some(gs) => group_count(self.k, gs),
+            None => 1,
+        }
+    }
+    /// Scale of output row `row` for per-tensor and per-row scales, and for group scales
+    /// with a single group per row (`k ≤ group_size`), which act as per-row scales.
+    ///
+    /// # Panics
+    /// For group scales with more than one group per row (use [`PackedI2Ref::scale_at`]).
     #[inline]
     pub fn scale(&self, row: usize) -> f32 {
         if self.scales.len() == 1 {
             self.scales[0]
-        } else {
+        } else if self.group_size == 0 || self.groups() == 1 {
             self.scales[row]
+        } else {
+            panic!(
+                "PackedI2Ref::scale({row}) on a matrix with {} scale groups per row: use scale_at",
+                self.groups()
+            )
         }
+    }
+    /// Scale of the weight at row `row`, column `col`.
+    ///
+    /// # Panics
+    /// When `row ≥ n` or, with group scales, `col ≥ k`.
+    #[inline]
+    pub fn scale_at(&self, row: usize, col: usize) -> f32 {
+        if self.group_size == 0 {
+            self.scale(row)
+        } else {
+            assert!(
+                col < self.k,
+                "column {col} outside a matrix of {} columns",
+                self.k
+            );
+            self.scales[row * self.groups() + col / self.group_size]
+        }
+    }
+    /// Whether the kernels may treat the scales as one per row: per-tensor, per-row, or
+    /// group scales with one group per row (`k ≤ group_size`, the same arithmetic).
+    pub(crate) fn row_scaled(&self) -> bool {
+        self.group_size == 0 || self.groups() == 1
     }
 }
 
@@ -121,6 +221,7 @@ impl<'a> From<&'a PackedI2> for PackedI2Ref<'a> {
             k: m.k,
             data: &m.data,
             scales: m.scales.as_slice(),
+            group_size: m.scales.group_size().unwrap_or(0),
         }
     }
 }
@@ -184,7 +285,7 @@ impl PackedI2 {
         {
             return Err(KernelError::NotTernary { index, value });
         }
-        scales.validate(n)?;
+        scales.validate(n, k)?;
         Ok(Self::pack_with(n, k, scales, |r, c| {
             (values[r * k + c] + 1) as u8
         }))
@@ -259,12 +360,14 @@ impl PackedI2 {
         out
     }
 
-    /// The dequantised f32 matrix (`w · scale`), row-major `n × k`.
+    /// The dequantised f32 matrix (`w · scale`, the scale of the weight's row and group),
+    /// row-major `n × k`.
     pub fn dequantize(&self) -> Vec<f32> {
         let t = self.to_ternary();
+        let k = self.k.max(1);
         t.iter()
             .enumerate()
-            .map(|(i, &w)| w as f32 * self.scales.get(i / self.k.max(1)))
+            .map(|(i, &w)| w as f32 * self.scales.at(i / k, i % k, self.k))
             .collect()
     }
 

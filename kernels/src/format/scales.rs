@@ -1,71 +1,176 @@
 //! Dequantisation scales shared by both packed formats.
+//!
+//! A weight at row `r`, column `c` stands for `w[r, c] · scale(r, c)`, where the scale is
+//! one value for the whole matrix ([`Scales::PerTensor`]), one per output row
+//! ([`Scales::PerRow`]), or one per output row and per group of [`GROUP_SIZES`]-many
+//! consecutive columns ([`Scales::PerGroup`]: what ggml's `TQ1_0`/`TQ2_0` blocks and Burn's
+//! per-block `Q2S` tensors carry).
 
 use crate::error::{KernelError, Result};
 
-/// The f32 scales of a ternary matrix: one per tensor, or one per output row.
+/// The group sizes [`Scales::PerGroup`] accepts, in columns.
+pub const GROUP_SIZES: [usize; 3] = [64, 128, 256];
+
+/// The f32 scales of a ternary `n × k` matrix: one per tensor, one per output row, or one per
+/// output row and group of columns. Every scale is finite and ≥ 0 (checked wherever a matrix
+/// is built or read).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scales {
     /// One scale for the whole matrix.
     PerTensor(f32),
     /// One scale per output row (`len == n`).
     PerRow(Vec<f32>),
+    /// One scale per output row and per group of `group_size` consecutive columns along K:
+    /// row-major `[n, ceil(k / group_size)]`, so row `r`, column `c` has the scale
+    /// `scales[r · groups + c / group_size]`. The last group of a row is ragged when
+    /// `group_size` does not divide `k`. `group_size` is one of [`GROUP_SIZES`].
+    PerGroup {
+        /// Columns per group: 64, 128 or 256.
+        group_size: usize,
+        /// `n · ceil(k / group_size)` scales, row-major.
+        scales: Vec<f32>,
+    },
+}
+
+/// Groups per row of `k` columns: `ceil(k / group_size)`. `group_size` must be non-zero.
+#[inline]
+pub fn group_count(k: usize, group_size: usize) -> usize {
+    k.div_ceil(group_size)
+}
+
+/// Checks that `group_size` is one of [`GROUP_SIZES`].
+///
+/// # Errors
+/// [`KernelError::BadGroupSize`] naming the value otherwise.
+pub fn check_group_size(group_size: usize) -> Result<()> {
+    if GROUP_SIZES.contains(&group_size) {
+        Ok(())
+    } else {
+        Err(KernelError::BadGroupSize { group_size })
+    }
 }
 
 impl Scales {
-    /// Scale of output row `row`.
+    /// Scale of output row `row` for per-tensor and per-row scales.
+    ///
+    /// # Panics
+    /// For [`Scales::PerGroup`], whose rows have several scales (use [`Scales::at`]), and
+    /// when `row` is out of range.
     #[inline]
     pub fn get(&self, row: usize) -> f32 {
         match self {
             Scales::PerTensor(s) => *s,
             Scales::PerRow(v) => v[row],
+            Scales::PerGroup { group_size, .. } => {
+                panic!(
+                    "Scales::get({row}) on per-group scales (group size {group_size}): use Scales::at"
+                )
+            }
+        }
+    }
+
+    /// Scale of the weight at row `row`, column `col` of a matrix with `k` columns.
+    ///
+    /// # Panics
+    /// When the position lies outside the scales (`row ≥ n`, or `col ≥ k` for group scales).
+    #[inline]
+    pub fn at(&self, row: usize, col: usize, k: usize) -> f32 {
+        match self {
+            Scales::PerTensor(s) => *s,
+            Scales::PerRow(v) => v[row],
+            Scales::PerGroup { group_size, scales } => {
+                assert!(col < k, "column {col} outside a matrix of {k} columns");
+                scales[row * group_count(k, *group_size) + col / group_size]
+            }
+        }
+    }
+
+    /// Columns per group for [`Scales::PerGroup`], `None` otherwise.
+    pub fn group_size(&self) -> Option<usize> {
+        match self {
+            Scales::PerGroup { group_size, .. } => Some(*group_size),
+            _ => None,
         }
     }
 
     /// Number of stored scales.
     pub fn len(&self) -> usize {
-        match self {
-            Scales::PerTensor(_) => 1,
-            Scales::PerRow(v) => v.len(),
-        }
+        self.as_slice().len()
     }
 
-    /// True when no scale is stored (a per-row scale set of a 0-row matrix).
+    /// True when no scale is stored (per-row or per-group scales of a 0-row matrix).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The stored scales as a slice.
+    /// The stored scales as a slice: 1, `n`, or `n · ceil(k / group_size)` (row-major) values.
     pub fn as_slice(&self) -> &[f32] {
         match self {
             Scales::PerTensor(s) => std::slice::from_ref(s),
             Scales::PerRow(v) => v,
+            Scales::PerGroup { scales, .. } => scales,
         }
     }
 
-    /// Header code: 0 per tensor, 1 per row.
+    /// A short name of the kind (`"per-tensor"`, `"per-row"`, `"per-group"`), for messages.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Scales::PerTensor(_) => "per-tensor",
+            Scales::PerRow(_) => "per-row",
+            Scales::PerGroup { .. } => "per-group",
+        }
+    }
+
+    /// Header code: 0 per tensor, 1 per row, 2 per group.
     pub(crate) fn kind_code(&self) -> u8 {
         match self {
             Scales::PerTensor(_) => 0,
             Scales::PerRow(_) => 1,
+            Scales::PerGroup { .. } => 2,
         }
     }
 
-    /// Checks that the scales fit an `n`-row matrix and are finite and non-negative.
-    pub(crate) fn validate(&self, n: usize) -> Result<()> {
-        if let Scales::PerRow(v) = self
-            && v.len() != n
-        {
+    /// Checks that the scales fit an `n × k` matrix and are finite and non-negative.
+    ///
+    /// # Errors
+    /// [`KernelError::BadGroupSize`] for a group size outside [`GROUP_SIZES`];
+    /// [`KernelError::Length`] for a wrong number of scales; [`KernelError::ShapeOverflow`]
+    /// when `n · groups` overflows; [`KernelError::BadScale`] for a negative, NaN or
+    /// infinite scale (the index is its position in [`Scales::as_slice`]).
+    pub(crate) fn validate(&self, n: usize, k: usize) -> Result<()> {
+        let (what, expected) = match self {
+            Scales::PerTensor(_) => ("per-tensor scale", 1),
+            Scales::PerRow(_) => ("per-row scales", n),
+            Scales::PerGroup { group_size, .. } => {
+                check_group_size(*group_size)?;
+                let expected = n.checked_mul(group_count(k, *group_size)).ok_or(
+                    KernelError::ShapeOverflow {
+                        n: n as u64,
+                        k: k as u64,
+                    },
+                )?;
+                ("per-group scales (n · ceil(k / group size))", expected)
+            }
+        };
+        let actual = self.len();
+        if actual != expected {
             return Err(KernelError::Length {
-                what: "per-row scales",
-                expected: n,
-                actual: v.len(),
+                what,
+                expected,
+                actual,
             });
         }
-        for (index, &value) in self.as_slice().iter().enumerate() {
-            if !value.is_finite() || value < 0.0 {
-                return Err(KernelError::BadScale { index, value });
-            }
-        }
-        Ok(())
+        check_values(self.as_slice())
+    }
+}
+
+/// Errors on the first scale that is negative, NaN or infinite.
+pub(crate) fn check_values(scales: &[f32]) -> Result<()> {
+    match scales.iter().position(|v| !v.is_finite() || *v < 0.0) {
+        Some(index) => Err(KernelError::BadScale {
+            index,
+            value: scales[index],
+        }),
+        None => Ok(()),
     }
 }
