@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 use ternary_kernels::cpu::{Kernel, conv2d_f32_reference, conv2d_w2a8_i32_reference, kernels};
+use ternary_kernels::format::GROUP_SIZES;
 use ternary_kernels::random::XorShift;
 use ternary_kernels::{
     Conv2dParams, KernelError, MAX_K_W2A8, PackedI2, PackedI2Ref, QuantizedActivations,
@@ -24,10 +25,24 @@ struct Case {
 }
 
 fn case(p: Conv2dParams, seed: u64) -> Case {
+    // One seed in five takes group scales (of 64, 128 or 256 columns by the seed).
+    let group = (seed % 5 == 1).then(|| GROUP_SIZES[(seed / 5 % 3) as usize]);
+    case_with(p, seed, group)
+}
+
+/// [`case`] with per-group scales of `group` columns when given.
+fn case_with(p: Conv2dParams, seed: u64, group: Option<usize>) -> Case {
     let mut rng = XorShift::new(seed);
     let k = p.k();
     let t = rng.ternary(p.out_channels * k);
-    let scales = if seed.is_multiple_of(3) {
+    let scales = if let Some(group_size) = group {
+        Scales::PerGroup {
+            group_size,
+            scales: (0..p.out_channels * k.div_ceil(group_size))
+                .map(|_| rng.next_f32().abs() * 2.0)
+                .collect(),
+        }
+    } else if seed.is_multiple_of(3) {
         Scales::PerTensor(rng.next_f32().abs() + 0.01)
     } else {
         Scales::PerRow(
@@ -47,8 +62,9 @@ fn case(p: Conv2dParams, seed: u64) -> Case {
     Case { p, w, x, bias }
 }
 
-/// One output of the f64 convolution with dequantised weights, with the magnitudes the
-/// tolerances need: `Σ|w·x|·scale` and `Σ|w|·scale`.
+/// One output of the f64 convolution with dequantised weights (each weight times its own
+/// row or group scale), with the magnitudes the tolerances need: `Σ|w·x|·scale` and
+/// `Σ|w|·scale`.
 struct Ref {
     y: f64,
     abs_wx: f64,
@@ -67,7 +83,6 @@ fn reference_f64(c: &Case, x: &[f32], bias: Option<&[f32]>) -> Vec<Ref> {
     let mut out = Vec::new();
     for b in 0..p.batch {
         for o in 0..p.out_channels {
-            let s = f64::from(c.w.scales().get(o));
             let g = o / ng;
             for oy in 0..oh {
                 for ox in 0..ow {
@@ -75,7 +90,9 @@ fn reference_f64(c: &Case, x: &[f32], bias: Option<&[f32]>) -> Vec<Ref> {
                     for ci in 0..cg {
                         for ky in 0..kh {
                             for kx in 0..kw {
-                                let wv = f64::from(t[o * k + (ci * kh + ky) * kw + kx]);
+                                let col = (ci * kh + ky) * kw + kx;
+                                let s = f64::from(c.w.scales().at(o, col, k));
+                                let wv = f64::from(t[o * k + col]) * s;
                                 let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize
                                     - p.padding[0] as isize;
                                 let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize
@@ -100,9 +117,9 @@ fn reference_f64(c: &Case, x: &[f32], bias: Option<&[f32]>) -> Vec<Ref> {
                     }
                     let bv = bias.map_or(0.0, |v| f64::from(v[o]));
                     out.push(Ref {
-                        y: y * s + bv,
-                        abs_wx: abs_wx * s,
-                        abs_w: abs_w * s,
+                        y: y + bv,
+                        abs_wx,
+                        abs_w,
                     });
                 }
             }
@@ -690,5 +707,74 @@ proptest! {
     #[test]
     fn conv2d_every_isa_matches_references_on_random_shapes(p in arb_params(), seed in any::<u64>()) {
         check_every_isa(&case(p, seed))?;
+    }
+}
+
+/// Group scales along K = [c, ky, kx]: several groups per output channel (ragged or not),
+/// grouped and strided convolutions, one and many images.
+#[test]
+fn conv2d_with_group_scales_matches_references_on_every_isa() {
+    let shapes = [
+        conv(2, 16, [9, 9], 8, [3, 3]).with_padding([1, 1]), // K = 144
+        conv(1, 64, [6, 7], 12, [3, 3]).with_stride([2, 1]), // K = 576
+        conv(2, 32, [8, 8], 16, [3, 3])
+            .with_groups(2)
+            .with_dilation([2, 1]), // K = 144 per group
+        conv(1, 130, [5, 5], 5, [1, 1]),                     // pointwise, K = 130
+        conv(3, 8, [12, 12], 6, [5, 5]).with_padding([2, 2]), // K = 200
+    ];
+    for (i, p) in shapes.into_iter().enumerate() {
+        for gs in GROUP_SIZES {
+            check_every_isa(&case_with(p, (i * 7 + gs) as u64, Some(gs))).unwrap();
+        }
+    }
+}
+
+/// Group scales with one group per row act per channel, bit for bit, on both paths (direct,
+/// K ≤ 32, and GEMM); and a weight of zero columns with group scales gives the bias.
+#[test]
+fn conv2d_with_one_scale_group_per_row_equals_per_channel_scales() {
+    for p in [
+        conv(2, 3, [8, 8], 4, [3, 3]).with_padding([1, 1]), // K = 27, direct
+        conv(1, 7, [6, 6], 5, [3, 3]),                      // K = 63, GEMM
+    ] {
+        for gs in GROUP_SIZES {
+            let c = case_with(p, gs as u64, Some(gs));
+            let rows = Scales::PerRow(c.w.scales().as_slice().to_vec());
+            let per_row =
+                PackedI2::from_ternary(&c.w.to_ternary(), p.out_channels, p.k(), rows).unwrap();
+            let q =
+                QuantizedImages::quantize(&c.x, p.batch, p.input_len().unwrap() / p.batch).unwrap();
+            let n = p.output_len().unwrap();
+            for kernel in kernels() {
+                let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+                kernel
+                    .conv2d_w2a8(&q, &p, &c.w, Some(&c.bias), &mut a)
+                    .unwrap();
+                kernel
+                    .conv2d_w2a8(&q, &p, &per_row, Some(&c.bias), &mut b)
+                    .unwrap();
+                assert_eq!(bits(&a), bits(&b), "{:?} w2a8 {p:?}", kernel.isa());
+                kernel.conv2d_f32(&c.x, &p, &c.w, None, &mut a).unwrap();
+                kernel.conv2d_f32(&c.x, &p, &per_row, None, &mut b).unwrap();
+                assert_eq!(bits(&a), bits(&b), "{:?} f32 {p:?}", kernel.isa());
+            }
+        }
+    }
+    let p = conv(2, 0, [3, 3], 3, [1, 1]);
+    let w = PackedI2Ref::with_group_scales(&[], 3, 0, 64, &[]).unwrap();
+    let q = QuantizedImages::from_i8(&[], 2, 0, vec![1.0, 1.0]).unwrap();
+    let bias = [1.0, -0.0, 2.0];
+    let expect: Vec<f32> = (0..2 * 3 * 9).map(|i| 0.0 + bias[i / 9 % 3]).collect();
+    for kernel in kernels() {
+        let mut y = vec![f32::NAN; 54];
+        kernel.conv2d_f32(&[], &p, w, Some(&bias), &mut y).unwrap();
+        assert_eq!(bits(&y), bits(&expect));
+        let mut y = vec![f32::NAN; 54];
+        kernel.conv2d_w2a8(&q, &p, w, Some(&bias), &mut y).unwrap();
+        assert_eq!(bits(&y), bits(&expect));
+        let mut y = vec![f32::NAN; 54];
+        conv2d_f32_reference(&[], &p, w, Some(&bias), &mut y).unwrap();
+        assert_eq!(bits(&y), bits(&expect));
     }
 }

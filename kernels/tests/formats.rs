@@ -349,7 +349,16 @@ fn the_documented_bit_layout_holds() {
 fn grouped_sample() -> PackedI2 {
     let t: Vec<i8> = (0..2 * 300).map(|i| (i % 3) as i8 - 1).collect();
     let scales = vec![0.5, -0.0, f32::from_bits(3), 1.5, 0.0, 2.0];
-    PackedI2::from_ternary(&t, 2, 300, Scales::PerGroup { group_size: 128, scales }).unwrap()
+    PackedI2::from_ternary(
+        &t,
+        2,
+        300,
+        Scales::PerGroup {
+            group_size: 128,
+            scales,
+        },
+    )
+    .unwrap()
 }
 
 #[test]
@@ -424,7 +433,12 @@ fn group_scale_counts_and_values_are_checked() {
             Err(KernelError::Length { expected: 6, actual, .. }) if actual == wrong
         ));
     }
-    for (index, value) in [(0, -1.0), (4, f32::NAN), (5, f32::INFINITY), (2, -f32::MIN_POSITIVE)] {
+    for (index, value) in [
+        (0, -1.0),
+        (4, f32::NAN),
+        (5, f32::INFINITY),
+        (2, -f32::MIN_POSITIVE),
+    ] {
         let mut v = vec![1.0; 6];
         v[index] = value;
         assert!(matches!(

@@ -329,3 +329,301 @@ fn host_reports_its_kernels() {
         assert!(isas.contains(&Isa::Avx2));
     }
 }
+
+/// Group-scaled weights (`n × k`, groups of `group_size` columns) with scales of every kind
+/// (ordinary, zero of both signs, subnormal, large), int8 and f32 activations and a bias.
+fn group_case(
+    m: usize,
+    n: usize,
+    k: usize,
+    group_size: usize,
+    seed: u64,
+) -> (PackedI2, QuantizedActivations, Vec<f32>, Vec<f32>) {
+    let mut rng = ternary_kernels::random::XorShift::new(seed);
+    let t = rng.ternary(n * k);
+    let scales = (0..n * k.div_ceil(group_size))
+        .map(|_| match rng.next_u64() % 16 {
+            0 => 0.0,
+            1 => -0.0,
+            2 => f32::from_bits(1 + (rng.next_u64() % 1000) as u32),
+            3 => 1e30,
+            _ => rng.next_f32().abs() * 4.0,
+        })
+        .collect();
+    let w = PackedI2::from_ternary(&t, n, k, Scales::PerGroup { group_size, scales }).unwrap();
+    let q: Vec<i8> = (0..m * k)
+        .map(|_| ((rng.next_u64() % 255) as i8).max(-127))
+        .collect();
+    let xs = (0..m).map(|_| rng.next_f32().abs() / 100.0).collect();
+    let x = QuantizedActivations::from_i8(&q, m, k, xs).unwrap();
+    // Wide dynamic range: a different summation order would round differently.
+    let xf = (0..m * k)
+        .map(|_| rng.next_f32() * 2f32.powi((rng.next_u64() % 30) as i32 - 15))
+        .collect();
+    let bias = (0..n).map(|_| rng.next_f32()).collect();
+    (w, x, xf, bias)
+}
+
+/// The group-scale definition written out independently of the crate: exact integer sums
+/// per group, `S · (xs · ws)` (W2A8) or the column-order f32 sum times `ws` (exact f32),
+/// accumulated in group order starting from the first product, then `+ bias`.
+fn group_oracle(
+    w: &PackedI2,
+    x: &QuantizedActivations,
+    xf: &[f32],
+    bias: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (m, n, k) = (x.m(), w.n(), w.k());
+    let Scales::PerGroup { group_size, scales } = w.scales() else {
+        panic!("group scales expected")
+    };
+    let groups = k.div_ceil(*group_size);
+    let t = w.to_ternary();
+    let (mut y8, mut yf) = (vec![0f32; m * n], vec![0f32; m * n]);
+    for i in 0..m {
+        let xq = &x.data()[i * x.k_padded()..][..k];
+        for j in 0..n {
+            let (mut a8, mut af) = (0f32, 0f32);
+            for g in 0..groups {
+                let cols = g * group_size..((g + 1) * group_size).min(k);
+                let s: i64 = cols
+                    .clone()
+                    .map(|c| i64::from(t[j * k + c]) * i64::from(xq[c]))
+                    .sum();
+                let mut p = 0f32;
+                for c in cols {
+                    p += f32::from(t[j * k + c]) * xf[i * k + c];
+                }
+                let ws = scales[j * groups + g];
+                let (t8, tf) = ((s as i32) as f32 * (x.scales()[i] * ws), p * ws);
+                (a8, af) = if g == 0 { (t8, tf) } else { (a8 + t8, af + tf) };
+            }
+            y8[i * n + j] = a8 + bias[j];
+            yf[i * n + j] = af + bias[j];
+        }
+    }
+    (y8, yf)
+}
+
+/// NaN-aware bit equality (a large scale times a large sum may overflow to ±inf, and
+/// `inf − inf` is NaN; NaN payloads are unspecified).
+fn same_bits(a: &[f32], b: &[f32]) -> Option<(usize, f32, f32)> {
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .find(|(_, (x, y))| x.to_bits() != y.to_bits() && !(x.is_nan() && y.is_nan()))
+        .map(|(i, (&x, &y))| (i, x, y))
+}
+
+fn check_group_isas(
+    m: usize,
+    n: usize,
+    k: usize,
+    group_size: usize,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let (w, x, xf, bias) = group_case(m, n, k, group_size, seed);
+    let (oracle8, oraclef) = group_oracle(&w, &x, &xf, &bias);
+    let mut ref8 = vec![0f32; m * n];
+    scalar()
+        .matmul_w2a8(&x, &w, Some(&bias), &mut ref8)
+        .unwrap();
+    let mut reff = vec![0f32; m * n];
+    scalar()
+        .matmul_f32(&xf, m, &w, Some(&bias), &mut reff)
+        .unwrap();
+    // The scalar twin is the definition ...
+    prop_assert_eq!(
+        same_bits(&ref8, &oracle8),
+        None,
+        "scalar w2a8 vs definition"
+    );
+    prop_assert_eq!(same_bits(&reff, &oraclef), None, "scalar f32 vs definition");
+    let reference_i32 = w2a8_i32(scalar(), &x, &w);
+    for kernel in kernels() {
+        // ... every ISA equals it bit for bit, and integer sums ignore the scales.
+        let mut y = vec![0f32; m * n];
+        kernel.matmul_w2a8(&x, &w, Some(&bias), &mut y).unwrap();
+        prop_assert_eq!(
+            same_bits(&y, &ref8),
+            None,
+            "{:?} w2a8 {}x{}x{} groups of {}",
+            kernel.isa(),
+            m,
+            n,
+            k,
+            group_size
+        );
+        let mut y = vec![0f32; m * n];
+        kernel.matmul_f32(&xf, m, &w, Some(&bias), &mut y).unwrap();
+        prop_assert_eq!(
+            same_bits(&y, &reff),
+            None,
+            "{:?} f32 {}x{}x{} groups of {}",
+            kernel.isa(),
+            m,
+            n,
+            k,
+            group_size
+        );
+        prop_assert_eq!(
+            first_difference(&w2a8_i32(kernel, &x, &w), &reference_i32),
+            None
+        );
+    }
+    Ok(())
+}
+
+fn group_size() -> impl Strategy<Value = usize> {
+    prop::sample::select(ternary_kernels::format::GROUP_SIZES.to_vec())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+    #[test]
+    fn group_scaled_kernels_match_scalar_bit_exactly_on_every_isa(
+        m in rows(), n in cols(), k in depth(), gs in group_size(), seed in any::<u64>()
+    ) {
+        check_group_isas(m, n, k, gs, seed)?;
+    }
+}
+
+#[test]
+fn group_scaled_kernels_match_scalar_on_group_and_block_edges() {
+    for gs in ternary_kernels::format::GROUP_SIZES {
+        for k in [
+            1, 63, 64, 65, 127, 128, 129, 191, 192, 255, 256, 257, 383, 384, 511, 512, 513, 640,
+            1000, 1025,
+        ] {
+            for (m, n) in [
+                (1, 1),
+                (1, 9),
+                (1, 33),
+                (2, 5),
+                (3, 17),
+                (5, 40),
+                (8, 16),
+                (13, 33),
+            ] {
+                check_group_isas(m, n, k, gs, (k * 31 + m * 7 + n + gs) as u64).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn group_scaled_kernels_match_scalar_on_threaded_tiles() {
+    for (m, n, k, gs) in [
+        (1, 1031, 2049, 64),
+        (1, 700, 4096, 256),
+        (3, 517, 1000, 128),
+        (130, 259, 1100, 64),
+        (67, 64, 4096, 256),
+        (200, 97, 640, 128),
+    ] {
+        check_group_isas(m, n, k, gs, (m * n + k) as u64).unwrap();
+    }
+}
+
+/// One group per row (K ≤ group size) is the per-row product, bit for bit.
+#[test]
+fn one_group_per_row_equals_per_row_scales() {
+    for gs in ternary_kernels::format::GROUP_SIZES {
+        for k in [1, 50, gs - 1, gs] {
+            let (w, x, xf, bias) = group_case(5, 37, k, gs, k as u64);
+            let rows = Scales::PerRow(w.scales().as_slice().to_vec());
+            let per_row = PackedI2::from_ternary(&w.to_ternary(), 37, k, rows).unwrap();
+            for kernel in kernels() {
+                let (mut a, mut b) = (vec![0f32; 5 * 37], vec![0f32; 5 * 37]);
+                kernel.matmul_w2a8(&x, &w, Some(&bias), &mut a).unwrap();
+                kernel
+                    .matmul_w2a8(&x, &per_row, Some(&bias), &mut b)
+                    .unwrap();
+                assert_eq!(bits(&a), bits(&b), "{:?} w2a8 k={k}", kernel.isa());
+                kernel.matmul_f32(&xf, 5, &w, None, &mut a).unwrap();
+                kernel.matmul_f32(&xf, 5, &per_row, None, &mut b).unwrap();
+                assert_eq!(bits(&a), bits(&b), "{:?} f32 k={k}", kernel.isa());
+            }
+        }
+    }
+}
+
+/// A borrowed view with group scales multiplies like the owned matrix; zero columns (no
+/// groups) give the bias.
+#[test]
+fn group_scaled_views_and_empty_k() {
+    let (w, x, xf, bias) = group_case(3, 20, 300, 128, 9);
+    let view = ternary_kernels::PackedI2Ref::with_group_scales(
+        w.data(),
+        20,
+        300,
+        128,
+        w.scales().as_slice(),
+    )
+    .unwrap();
+    for kernel in kernels() {
+        let (mut a, mut b) = (vec![0f32; 60], vec![0f32; 60]);
+        kernel.matmul_w2a8(&x, &w, Some(&bias), &mut a).unwrap();
+        kernel.matmul_w2a8(&x, view, Some(&bias), &mut b).unwrap();
+        assert_eq!(bits(&a), bits(&b));
+        kernel.matmul_f32(&xf, 3, &w, Some(&bias), &mut a).unwrap();
+        kernel
+            .matmul_f32(&xf, 3, view, Some(&bias), &mut b)
+            .unwrap();
+        assert_eq!(bits(&a), bits(&b));
+    }
+    let empty = ternary_kernels::PackedI2Ref::with_group_scales(&[], 4, 0, 64, &[]).unwrap();
+    let x0 = QuantizedActivations::from_i8(&[], 2, 0, vec![1.0, 1.0]).unwrap();
+    let b = [1.0, -0.0, 0.0, -2.5];
+    for kernel in kernels() {
+        let mut y = [f32::NAN; 8];
+        kernel.matmul_w2a8(&x0, empty, Some(&b), &mut y).unwrap();
+        assert_eq!(bits(&y), bits(&[1.0, 0.0, 0.0, -2.5, 1.0, 0.0, 0.0, -2.5]));
+        let mut y = [f32::NAN; 8];
+        kernel.matmul_f32(&[], 2, empty, None, &mut y).unwrap();
+        assert_eq!(y, [0.0; 8]);
+    }
+}
+
+/// All weights +1 and activations ±127 over whole groups of 256: every group sum is
+/// ±127 · 256 = ±32 512, the most a group can hold, exactly.
+#[test]
+fn w2a8_group_sums_are_exact_for_full_groups_of_extreme_values() {
+    for gs in ternary_kernels::format::GROUP_SIZES {
+        let (n, k) = (40, 4 * gs + 3);
+        let groups = k.div_ceil(gs);
+        let scales: Vec<f32> = (0..n * groups).map(|i| 1.0 + (i % 7) as f32).collect();
+        let w = PackedI2::from_ternary(
+            &vec![1i8; n * k],
+            n,
+            k,
+            Scales::PerGroup {
+                group_size: gs,
+                scales: scales.clone(),
+            },
+        )
+        .unwrap();
+        for m in [1, 2, 9, 13] {
+            for sign in [127i8, -127] {
+                let x =
+                    QuantizedActivations::from_i8(&vec![sign; m * k], m, k, vec![0.5; m]).unwrap();
+                let mut expect = vec![0f32; m * n];
+                for (i, y) in expect.iter_mut().enumerate() {
+                    let j = i % n;
+                    let mut acc = 0f32;
+                    for g in 0..groups {
+                        let cols = (((g + 1) * gs).min(k) - g * gs) as i32;
+                        let t = (i32::from(sign) * cols) as f32 * (0.5 * scales[j * groups + g]);
+                        acc = if g == 0 { t } else { acc + t };
+                    }
+                    *y = acc + 0.0;
+                }
+                for kernel in kernels() {
+                    let mut y = vec![0f32; m * n];
+                    kernel.matmul_w2a8(&x, &w, None, &mut y).unwrap();
+                    assert_eq!(bits(&y), bits(&expect), "{:?} gs={gs} m={m}", kernel.isa());
+                }
+            }
+        }
+    }
+}

@@ -42,6 +42,15 @@
 //! Tasks run on rayon; problems below the GEMM driver's parallel threshold stay on the
 //! calling thread.
 //!
+//! # Group scales
+//!
+//! Weights with one scale per output channel and group of 64, 128 or 256 consecutive columns
+//! `[c, ky, kx]` ([`crate::Scales::PerGroup`]) are multiplied by the raw group kernels on the
+//! same patch tiles, with the same arithmetic as the GEMM driver (each group's sum scaled,
+//! the products added in group order, then the bias; see [`super::scalar`], "Group
+//! scales"); the W2A8 activation scale of every patch is its image's. With one group per row
+//! (`K ≤ group size`, which includes every direct-path shape) the scales act per channel.
+//!
 //! # Error of W2A8 against exact f32
 //!
 //! Per-image absmax quantization rounds each activation to the nearest multiple of
@@ -60,8 +69,10 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::dispatch::{Kernel, best};
-use super::matmul::{MAX_K_W2A8, PARALLEL_MIN_MACS, SendPtr, check_bias, check_out, w2a8_epilogue};
+use super::dispatch::{Groups, Kernel, best};
+use super::matmul::{
+    MAX_K_W2A8, PARALLEL_MIN_MACS, SendPtr, check_bias, check_out, group_sums, w2a8_epilogue,
+};
 use crate::error::{KernelError, Result};
 use crate::format::i2::{PackedI2Ref, code_at, padded_k};
 use crate::quant::QuantizedImages;
@@ -428,6 +439,16 @@ trait PatchElem: Copy + Default + Send + Sync + 'static {
     const SUMS: bool;
     /// Σ of a patch row as i32 (the W2A8 code-offset correction); unused for f32.
     fn row_sum(row: &[Self]) -> i32;
+    /// `Σ x` over each scale group of `m` patch rows of `kp` values into `out` (`[m, count]`,
+    /// the W2A8 code-offset correction of the group kernels); nothing for f32.
+    fn group_sums(
+        rows: &[Self],
+        m: usize,
+        kp: usize,
+        size: usize,
+        count: usize,
+        out: &mut Vec<i32>,
+    );
     /// Runs `f` on this thread's scratch buffers for this element type.
     fn with_scratch<R>(f: impl FnOnce(&mut Scratch<Self>) -> R) -> R;
     /// `acc[i] += col[i]`, or `−=` when `negate` (the direct path's ±1 weight).
@@ -443,6 +464,10 @@ struct Scratch<X: PatchElem> {
     runs: Vec<usize>,
     /// The direct path's accumulators, one output channel's `m` sums at a time.
     acc: Vec<X::Acc>,
+    /// The group path's scaled f32 tile, per-group patch sums and per-row activation scales.
+    scaled: Vec<f32>,
+    group_sums: Vec<i32>,
+    row_scales: Vec<f32>,
     /// `(k, kp)` of the rows in `patch` ...
     layout: (usize, usize),
     /// ... and how many of them have zero padding columns.
@@ -457,6 +482,9 @@ impl<X: PatchElem> Scratch<X> {
             tile: Vec::new(),
             runs: Vec::new(),
             acc: Vec::new(),
+            scaled: Vec::new(),
+            group_sums: Vec::new(),
+            row_scales: Vec::new(),
             layout: (0, 0),
             zeroed: 0,
         }
@@ -489,6 +517,9 @@ impl PatchElem for i8 {
             })
             .sum()
     }
+    fn group_sums(rows: &[i8], m: usize, kp: usize, size: usize, count: usize, out: &mut Vec<i32>) {
+        group_sums(rows, m, kp, size, count, out);
+    }
     fn with_scratch<R>(f: impl FnOnce(&mut Scratch<i8>) -> R) -> R {
         SCRATCH_I8.with_borrow_mut(f)
     }
@@ -513,6 +544,9 @@ impl PatchElem for f32 {
     #[inline]
     fn row_sum(_: &[f32]) -> i32 {
         0
+    }
+    fn group_sums(_: &[f32], _: usize, _: usize, _: usize, _: usize, out: &mut Vec<i32>) {
+        out.clear();
     }
     fn with_scratch<R>(f: impl FnOnce(&mut Scratch<f32>) -> R) -> R {
         SCRATCH_F32.with_borrow_mut(f)
@@ -766,6 +800,56 @@ fn gather_columns<X: PatchElem>(
 
 /// The raw kernel signature both modes share (see [`super::scalar`] for the contract).
 type RawFn<X, A> = unsafe fn(*const u8, usize, usize, *const X, usize, usize, *mut A, usize);
+/// The raw group-scaled kernel signature both modes share.
+type GroupRawFn<X> =
+    unsafe fn(*const u8, usize, usize, *const X, usize, usize, *mut f32, usize, &Groups);
+
+/// How a convolution's tasks are laid out: positions per task, blocks per image and whether
+/// they run on rayon.
+struct Plan {
+    /// Positions per task.
+    pb: usize,
+    /// Position blocks per image.
+    blocks: usize,
+    parallel: bool,
+}
+
+impl Plan {
+    fn new(g: &Geometry, row_len: usize, elem_bytes: usize) -> Self {
+        let macs = g
+            .batch
+            .saturating_mul(g.l)
+            .saturating_mul(g.oc)
+            .saturating_mul(row_len);
+        let parallel = macs >= PARALLEL_MIN_MACS;
+        let threads = if parallel {
+            rayon::current_num_threads().max(1)
+        } else {
+            1
+        };
+        let pb = block_positions(g, row_len * elem_bytes, threads);
+        Self {
+            pb,
+            blocks: g.l.div_ceil(pb),
+            parallel,
+        }
+    }
+
+    /// Runs `task(image, first position, positions)` for every task.
+    fn run(&self, g: &Geometry, task: impl Fn(usize, usize, usize) + Sync + Send) {
+        let (pb, blocks) = (self.pb, self.blocks);
+        let one = |t: usize| {
+            let (b, p0) = (t / blocks, (t % blocks) * pb);
+            task(b, p0, pb.min(g.l - p0));
+        };
+        let tasks = g.batch * blocks;
+        if self.parallel && tasks > 1 {
+            (0..tasks).into_par_iter().for_each(one);
+        } else {
+            (0..tasks).for_each(one);
+        }
+    }
+}
 
 /// Largest K the direct path takes: below it, most of a padded 128-column row would be zeros
 /// (K = 9 for a 1-channel 3×3 or a depthwise 3×3, 27 for an RGB 3×3), and a K-deep sum per
@@ -793,22 +877,9 @@ fn drive<X: PatchElem, O: Copy + Send + Sync, E: Fn(X::Acc, i32) -> O>(
     if out.is_empty() {
         return;
     }
-    let (kp, rb, l) = (g.kp, g.kp / 4, g.l);
+    let (kp, rb) = (g.kp, g.kp / 4);
     let direct = g.k <= DIRECT_MAX_K;
-    let row_len = if direct { g.k } else { kp };
-    let macs = g
-        .batch
-        .saturating_mul(l)
-        .saturating_mul(g.oc)
-        .saturating_mul(row_len);
-    let parallel = macs >= PARALLEL_MIN_MACS;
-    let threads = if parallel {
-        rayon::current_num_threads().max(1)
-    } else {
-        1
-    };
-    let pb = block_positions(g, row_len * size_of::<X>(), threads);
-    let blocks = l.div_ceil(pb);
+    let plan = Plan::new(g, if direct { g.k } else { kp }, size_of::<X>());
     // The direct path's weights, decoded once: oc rows of k values in {−1, 0, +1}.
     let decoded: Vec<i8> = if direct {
         (0..g.oc)
@@ -825,9 +896,7 @@ fn drive<X: PatchElem, O: Copy + Send + Sync, E: Fn(X::Acc, i32) -> O>(
         out: SendPtr(out.as_mut_ptr()),
         epi,
     };
-    let task = |t: usize| {
-        let (b, p0) = (t / blocks, (t % blocks) * pb);
-        let m = pb.min(l - p0);
+    plan.run(g, |b, p0, m| {
         X::with_scratch(|s| {
             if direct {
                 direct_task(g, x, &decoded, b, p0, m, s, &writer);
@@ -835,13 +904,44 @@ fn drive<X: PatchElem, O: Copy + Send + Sync, E: Fn(X::Acc, i32) -> O>(
                 gemm_task(g, x, w.data(), raw, b, p0, m, s, &writer);
             }
         });
-    };
-    let tasks = g.batch * blocks;
-    if parallel && tasks > 1 {
-        (0..tasks).into_par_iter().for_each(task);
-    } else {
-        (0..tasks).for_each(task);
+    });
+}
+
+/// [`drive`] for weights with group scales but not one group per row: GEMM-path tasks
+/// (K > 64 > [`DIRECT_MAX_K`]) whose raw group kernel writes scaled f32 values, to which the
+/// bias (or `+0.0`) is added. With no groups at all (K = 0) every output is that sum's
+/// `+0.0` plus the bias. `image_scales` holds the W2A8 activation scale of each image.
+fn drive_grouped<X: PatchElem>(
+    g: &Geometry,
+    x: &[X],
+    w: &PackedI2Ref<'_>,
+    raw: GroupRawFn<X>,
+    image_scales: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    debug_assert_eq!(out.len(), g.output_len());
+    if g.k == 0 {
+        for (i, y) in out.iter_mut().enumerate() {
+            *y = 0.0 + bias.map_or(0.0, |b| b[i / g.l % g.oc]);
+        }
+        return;
     }
+    debug_assert!(g.k > DIRECT_MAX_K);
+    let writer = Writer {
+        g,
+        out: SendPtr(out.as_mut_ptr()),
+        epi: |_, ch| {
+            let bv = bias.map_or(0.0, |b| b[ch]);
+            move |v: f32, _| v + bv
+        },
+    };
+    Plan::new(g, g.kp, size_of::<X>()).run(g, |b, p0, m| {
+        X::with_scratch(|s| {
+            let xs = image_scales.map_or(0.0, |v| v[b]);
+            grouped_task(g, x, w, raw, xs, b, p0, m, s, &writer);
+        });
+    });
 }
 
 /// Writes output channels of one task through the epilogue.
@@ -895,15 +995,7 @@ fn gemm_task<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>
     writer: &Writer<'_, O, F>,
 ) {
     let (kp, rb, ng) = (g.kp, g.kp / 4, g.ng);
-    // Gather writes columns 0..k of every row and keeps k..kp zero once they are, so rows
-    // zeroed by an earlier task of the same row layout stay so; SLACK_WORDS words of slack
-    // past the tile.
-    s.patch.resize(m * kp + SLACK_WORDS * X::WIDE, X::default());
-    let zeroed = if s.layout == (g.k, kp) { s.zeroed } else { 0 };
-    for row in s.patch.chunks_exact_mut(kp.max(1)).take(m).skip(zeroed) {
-        row[g.k..].fill(X::default());
-    }
-    (s.layout, s.zeroed) = ((g.k, kp), zeroed.max(m));
+    prepare_patch(g, m, s);
     // Every sum and result is written before it is read.
     s.sums.resize(m, 0);
     s.tile.resize(m * ng, X::Acc::default());
@@ -933,6 +1025,75 @@ fn gemm_task<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>
         for j in 0..ng {
             let column = s.tile[j..].iter().step_by(ng).copied();
             writer.write(b, p0, m, grp * ng + j, column.zip(s.sums.iter().copied()));
+        }
+    }
+}
+
+/// Sizes the patch tile of `m` rows for a GEMM-path task. Gather writes columns 0..k of every
+/// row and keeps k..kp zero once they are, so rows zeroed by an earlier task of the same row
+/// layout stay so; SLACK_WORDS words of slack past the tile.
+fn prepare_patch<X: PatchElem>(g: &Geometry, m: usize, s: &mut Scratch<X>) {
+    let kp = g.kp;
+    s.patch.resize(m * kp + SLACK_WORDS * X::WIDE, X::default());
+    let zeroed = if s.layout == (g.k, kp) { s.zeroed } else { 0 };
+    for row in s.patch.chunks_exact_mut(kp.max(1)).take(m).skip(zeroed) {
+        row[g.k..].fill(X::default());
+    }
+    (s.layout, s.zeroed) = ((g.k, kp), zeroed.max(m));
+}
+
+/// The group-scaled GEMM path of one task (see [`drive_grouped`]); `xs` is the image's W2A8
+/// activation scale (unused for f32).
+#[allow(clippy::too_many_arguments)] // one task's coordinates and buffers
+fn grouped_task<X: PatchElem, E: Fn(f32, i32) -> f32, F: Fn(usize, usize) -> E>(
+    g: &Geometry,
+    x: &[X],
+    w: &PackedI2Ref<'_>,
+    raw: GroupRawFn<X>,
+    xs: f32,
+    b: usize,
+    p0: usize,
+    m: usize,
+    s: &mut Scratch<X>,
+    writer: &Writer<'_, f32, F>,
+) {
+    let (kp, rb, ng) = (g.kp, g.kp / 4, g.ng);
+    let (size, count) = (w.group_size().unwrap_or(1), w.groups());
+    prepare_patch(g, m, s);
+    s.scaled.resize(m * ng, 0.0);
+    s.row_scales.clear();
+    s.row_scales.resize(m, xs);
+    for grp in 0..g.groups {
+        let base = b * g.image_len() + grp * g.cg * g.h * g.w;
+        gather(g, x, base, p0, m, &mut s.patch, &mut s.runs);
+        X::group_sums(&s.patch, m, kp, size, count, &mut s.group_sums);
+        let gr = Groups {
+            size,
+            count,
+            ws: w.scales()[grp * ng * count..].as_ptr(),
+            xs: s.row_scales.as_ptr(),
+            xsum: s.group_sums.as_ptr(),
+        };
+        // SAFETY: the kernel exists only for ISAs the host supports; rows grp·ng.. of w are
+        // ng rows of rb bytes with `count` scales each (w has oc = groups·ng rows, checked);
+        // the patch holds m rows of kp = 4·rb values, with m scales and (W2A8) m rows of
+        // `count` group sums; the tile m rows of ng.
+        unsafe {
+            raw(
+                w.data().as_ptr().add(grp * ng * rb),
+                rb,
+                ng,
+                s.patch.as_ptr(),
+                kp,
+                m,
+                s.scaled.as_mut_ptr(),
+                ng,
+                &gr,
+            );
+        }
+        for j in 0..ng {
+            let column = s.scaled[j..].iter().step_by(ng).map(|&v| (v, 0));
+            writer.write(b, p0, m, grp * ng + j, column);
         }
     }
 }
@@ -972,7 +1133,7 @@ fn direct_task<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> 
 
 impl Kernel {
     /// Exact-f32 convolution: `out[b, o, oy, ox] = (Σ w·x) · w_scale[o] + bias[o]` (see the
-    /// module docs for the index map).
+    /// module docs for the index map; group scales: "Group scales" there).
     ///
     /// `x` is NCHW `[batch, in_channels, H, W]`, `w` has `out_channels` rows of
     /// `K = (in_channels / groups)·kh·kw` columns ordered `[c, ky, kx]`, `bias` (optional)
@@ -991,6 +1152,10 @@ impl Kernel {
     ) -> Result<()> {
         let w = &w.into();
         let g = Geometry::check(params, x.len(), w, bias, out.len())?;
+        if !w.row_scaled() {
+            drive_grouped(&g, x, w, self.f32_group, None, bias, out);
+            return Ok(());
+        }
         drive(&g, x, w, self.f32, out, |_, ch| {
             let (ws, bv) = (w.scale(ch), bias.map_or(0.0, |b| b[ch]));
             move |acc: f32, _| acc * ws + bv
@@ -1021,7 +1186,7 @@ impl Kernel {
     }
 
     /// W2A8 convolution: `out[b, o, oy, ox] = (Σ w·x̃) · (x_scale[b] · w_scale[o]) + bias[o]`,
-    /// NCHW. The integer sums equal [`Kernel::conv2d_w2a8_i32`]'s and the epilogue is the
+    /// NCHW (group scales: "Group scales" in the module docs). The integer sums equal [`Kernel::conv2d_w2a8_i32`]'s and the epilogue is the
     /// GEMM driver's, so every ISA returns the same bits. Error against the exact-f32
     /// convolution: see the module docs.
     ///
@@ -1038,6 +1203,10 @@ impl Kernel {
         let w = &w.into();
         let g = Geometry::check_w2a8(params, x, w, bias, out.len())?;
         let xs = x.scales();
+        if !w.row_scaled() {
+            drive_grouped(&g, x.data(), w, self.w2a8_group, Some(xs), bias, out);
+            return Ok(());
+        }
         drive(&g, x.data(), w, self.w2a8, out, |b, ch| {
             let (xs, ws, bv) = (xs[b], w.scale(ch), bias.map_or(0.0, |v| v[ch]));
             move |raw: i32, sum: i32| w2a8_epilogue(raw, sum, xs, ws, bv)

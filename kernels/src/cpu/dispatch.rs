@@ -8,6 +8,30 @@ pub(crate) type W2a8Fn =
 /// Raw exact-f32 kernel: unscaled ternary × f32 sums. Contract: [`super::scalar`].
 pub(crate) type F32Fn =
     unsafe fn(*const u8, usize, usize, *const f32, usize, usize, *mut f32, usize);
+/// Raw group-scaled W2A8 kernel: scaled f32 results. Contract: [`super::scalar`].
+pub(crate) type W2a8GroupFn =
+    unsafe fn(*const u8, usize, usize, *const i8, usize, usize, *mut f32, usize, &Groups);
+/// Raw group-scaled exact-f32 kernel: scaled f32 results. Contract: [`super::scalar`].
+pub(crate) type F32GroupFn =
+    unsafe fn(*const u8, usize, usize, *const f32, usize, usize, *mut f32, usize, &Groups);
+
+/// The scale operands of a raw group-scaled kernel call (see [`super::scalar`], "Group
+/// scales"): pointers into the caller's buffers, offset to the call's first weight row and
+/// first activation row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Groups {
+    /// Columns per group: 64, 128 or 256.
+    pub size: usize,
+    /// Groups per weight row (`ceil(k / size)`), and the row stride of `ws` and `xsum`.
+    pub count: usize,
+    /// Weight scales: `ws[j·count + g]` for weight row `j` of the call and group `g`.
+    pub ws: *const f32,
+    /// W2A8: the scale of activation row `i` at `xs[i]`. Unused (may dangle) for f32.
+    pub xs: *const f32,
+    /// W2A8: `Σ x` over the columns of group `g` of activation row `i` at
+    /// `xsum[i·count + g]`. Unused (may dangle) for f32.
+    pub xsum: *const i32,
+}
 
 /// An instruction set a kernel is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,6 +65,8 @@ pub struct Kernel {
     pub(crate) isa: Isa,
     pub(crate) w2a8: W2a8Fn,
     pub(crate) f32: F32Fn,
+    pub(crate) w2a8_group: W2a8GroupFn,
+    pub(crate) f32_group: F32GroupFn,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -61,6 +87,8 @@ fn detect() -> Vec<Kernel> {
         isa: Isa::Scalar,
         w2a8: super::scalar::w2a8,
         f32: super::scalar::f32,
+        w2a8_group: super::scalar::w2a8_group,
+        f32_group: super::scalar::f32_group,
     }];
     #[cfg(target_arch = "x86_64")]
     {
@@ -71,6 +99,8 @@ fn detect() -> Vec<Kernel> {
                 isa: Isa::Avx2,
                 w2a8: avx2::w2a8,
                 f32: avx2::f32,
+                w2a8_group: super::scalar::w2a8_group,
+                f32_group: super::scalar::f32_group,
             });
         }
         let avx512 = is_x86_feature_detected!("avx512f")
@@ -81,6 +111,8 @@ fn detect() -> Vec<Kernel> {
                 isa: Isa::Avx512Bw,
                 w2a8: avx512::w2a8_bw,
                 f32: avx512::f32,
+                w2a8_group: super::scalar::w2a8_group,
+                f32_group: super::scalar::f32_group,
             });
         }
         if avx512 && is_x86_feature_detected!("avx512vnni") {
@@ -88,6 +120,8 @@ fn detect() -> Vec<Kernel> {
                 isa: Isa::Avx512Vnni,
                 w2a8: avx512::w2a8_vnni,
                 f32: avx512::f32,
+                w2a8_group: super::scalar::w2a8_group,
+                f32_group: super::scalar::f32_group,
             });
         }
     }

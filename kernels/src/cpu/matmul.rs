@@ -4,10 +4,15 @@
 //! Both modes compute `y[M×N] = x[M×K] · Wᵀ (+ bias)`:
 //! * W2A8: `y = (Σ_k code·x̃ − Σ_k x̃) · (x_scale · w_scale) + bias`, the integer part exact;
 //! * exact f32: `y = (Σ_k w·x) · w_scale + bias`, adds/subtracts on the f32 activations.
+//!
+//! With group scales (one per row and group of 64, 128 or 256 columns) each group's sum is
+//! scaled and the products are accumulated in f32 in group order by the raw group kernels
+//! (order and exactness: [`super::scalar`], "Group scales"), then the bias is added. A matrix
+//! with one group per row (`K ≤ group size`) takes the per-row path: the same arithmetic.
 
 use rayon::prelude::*;
 
-use super::dispatch::{Kernel, best};
+use super::dispatch::{Groups, Kernel, best};
 use crate::error::{KernelError, Result};
 use crate::format::i2::PackedI2Ref;
 use crate::quant::QuantizedActivations;
@@ -93,17 +98,18 @@ fn tiles(m: usize, n: usize, kp: usize, col_granule: usize) -> Vec<Tile> {
     v
 }
 
-/// The task width for `m` rows in W2A8 (`f32 = false`) or exact-f32 mode.
-fn col_granule(m: usize, f32: bool) -> usize {
-    if m == 1 && !f32 {
+/// The task width for `m` rows in W2A8 with the K-lane GEMV (`wide = false`), or in any
+/// mode whose kernels tile columns in panels (exact f32, group scales).
+fn col_granule(m: usize, wide: bool) -> usize {
+    if m == 1 && !wide {
         GEMV_COL_GRANULE
     } else {
         GEMM_COL_GRANULE
     }
 }
 
-fn run_tiles(m: usize, n: usize, kp: usize, f32: bool, task: impl Fn(Tile) + Sync + Send) {
-    let t = tiles(m, n, kp, col_granule(m, f32));
+fn run_tiles(m: usize, n: usize, kp: usize, wide: bool, task: impl Fn(Tile) + Sync + Send) {
+    let t = tiles(m, n, kp, col_granule(m, wide));
     if t.len() <= 1 {
         t.into_iter().for_each(task);
     } else {
@@ -154,6 +160,50 @@ fn check_w2a8(x: &QuantizedActivations, w: &PackedI2Ref<'_>) -> Result<()> {
 #[inline(always)]
 pub(super) fn w2a8_epilogue(raw: i32, sum: i32, xs: f32, ws: f32, bias: f32) -> f32 {
     (raw.wrapping_sub(sum) as f32) * (xs * ws) + bias
+}
+
+/// `Σ x` over each group's columns of `m` rows of `kp` values (zero past K), row-major
+/// `[m, count]`: the code-offset correction of the group kernels. Exact: a group holds at
+/// most 256 values of magnitude ≤ 128.
+pub(super) fn group_sums(
+    x: &[i8],
+    m: usize,
+    kp: usize,
+    size: usize,
+    count: usize,
+    out: &mut Vec<i32>,
+) {
+    out.clear();
+    for row in x.chunks_exact(kp.max(1)).take(m) {
+        out.extend((0..count).map(|g| {
+            row[super::scalar::group_columns(g, size, kp)]
+                .iter()
+                .map(|&v| i32::from(v))
+                .sum::<i32>()
+        }));
+    }
+    // m rows of an empty K have no values but still `count` (= 0) sums each.
+    debug_assert_eq!(out.len(), m * count);
+}
+
+/// Adds the bias (or `+0.0`, as the per-row epilogue does) to the `m × n` tile at `out`.
+///
+/// # Safety
+/// `out` has `m` rows of stride `ldo ≥ n` that belong to the caller alone; `bias` (if any)
+/// has at least `j0 + n` values.
+#[inline]
+unsafe fn add_bias(out: *mut f32, ldo: usize, m: usize, n: usize, bias: Option<&[f32]>, j0: usize) {
+    for i in 0..m {
+        // SAFETY: row i of the caller's tile.
+        let row = unsafe { std::slice::from_raw_parts_mut(out.add(i * ldo), n) };
+        match bias {
+            Some(b) => row
+                .iter_mut()
+                .zip(&b[j0..j0 + n])
+                .for_each(|(y, &b)| *y += b),
+            None => row.iter_mut().for_each(|y| *y += 0.0),
+        }
+    }
 }
 
 impl Kernel {
@@ -216,7 +266,14 @@ impl Kernel {
         Ok(())
     }
 
-    /// W2A8: `out[i, j] = (Σ_k w[j,k]·x̃[i,k]) · x_scale[i] · w_scale[j] + bias[j]`.
+    /// W2A8: `out[i, j] = (Σ_k w[j,k]·x̃[i,k]) · x_scale[i] · w_scale[j] + bias[j]`, `out`
+    /// is `m × n`. With group scales, `out[i, j] = Σ_g (Σ_{k ∈ g} w[j,k]·x̃[i,k]) ·
+    /// (x_scale[i] · w_scale[j, g]) + bias[j]`, the integer sum of each group exact and the
+    /// products added in group order (see the module docs).
+    ///
+    /// # Errors
+    /// [`KernelError::Shape`] when the K of `x` and `w` differ, [`KernelError::KTooLarge`]
+    /// above [`MAX_K_W2A8`], [`KernelError::Length`] for a wrong bias or output length.
     pub fn matmul_w2a8<'w>(
         &self,
         x: &QuantizedActivations,
@@ -228,6 +285,10 @@ impl Kernel {
         check_w2a8(x, w)?;
         check_out(out.len(), x.m(), w.n())?;
         check_bias(bias, w.n())?;
+        if !w.row_scaled() {
+            self.w2a8_grouped(x, w, bias, out);
+            return Ok(());
+        }
         let n = w.n();
         // The raw i32 sums are written into the f32 output and converted in place: same
         // size, any bit pattern is a valid f32, and no scratch buffer is needed.
@@ -251,7 +312,12 @@ impl Kernel {
     }
 
     /// Exact f32 activations: `out[i, j] = (Σ_k w[j,k]·x[i,k]) · w_scale[j] + bias[j]`,
-    /// `x` is `m × K` row-major.
+    /// `x` is `m × K` row-major, `out` `m × n`. With group scales, `out[i, j] = Σ_g
+    /// (Σ_{k ∈ g} w[j,k]·x[i,k]) · w_scale[j, g] + bias[j]`, each group summed in column
+    /// order and the products added in group order (see the module docs).
+    ///
+    /// # Errors
+    /// [`KernelError::Length`] for a wrong activation, bias or output length.
     pub fn matmul_f32<'w>(
         &self,
         x: &[f32],
@@ -271,6 +337,10 @@ impl Kernel {
         }
         check_out(out.len(), m, n)?;
         check_bias(bias, n)?;
+        if !w.row_scaled() {
+            self.f32_grouped(x, m, w, bias, out);
+            return Ok(());
+        }
         // The kernels read whole blocks: give them zero-padded rows unless K is aligned.
         let padded;
         let xp: &[f32] = if k == kp {
@@ -307,6 +377,103 @@ impl Kernel {
             }
         });
         Ok(())
+    }
+
+    /// [`Kernel::matmul_w2a8`] for weights with several scale groups per row (operands
+    /// checked by the caller).
+    fn w2a8_grouped(
+        &self,
+        x: &QuantizedActivations,
+        w: &PackedI2Ref<'_>,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        let (m, n, rb, kp) = (x.m(), w.n(), w.row_bytes(), x.k_padded());
+        let (size, count) = (w.group_size().unwrap_or(1), w.groups());
+        let mut xsum = Vec::new();
+        group_sums(x.data(), m, kp, size, count, &mut xsum);
+        let (xd, wd, ws, xs) = (x.data(), w.data(), w.scales(), x.scales());
+        let ptr = SendPtr(out.as_mut_ptr());
+        run_tiles(m, n, kp, true, |t| {
+            let gr = Groups {
+                size,
+                count,
+                ws: ws[t.j0 * count..].as_ptr(),
+                xs: xs[t.i0..].as_ptr(),
+                xsum: xsum[t.i0 * count..].as_ptr(),
+            };
+            // SAFETY: `self` exists only for ISAs the host supports; w holds n rows of rb
+            // bytes and ws n rows of `count` scales (checked on construction), x m rows of
+            // kp = 4·rb values, one scale each, and xsum m rows of `count` sums; the tile's
+            // output rows i0..i1, columns j0..j1 belong to this task alone.
+            unsafe {
+                let o = ptr.get().add(t.i0 * n + t.j0);
+                (self.w2a8_group)(
+                    wd.as_ptr().add(t.j0 * rb),
+                    rb,
+                    t.j1 - t.j0,
+                    xd.as_ptr().add(t.i0 * kp),
+                    kp,
+                    t.i1 - t.i0,
+                    o,
+                    n,
+                    &gr,
+                );
+                add_bias(o, n, t.i1 - t.i0, t.j1 - t.j0, bias, t.j0);
+            }
+        });
+    }
+
+    /// [`Kernel::matmul_f32`] for weights with several scale groups per row (operands
+    /// checked by the caller).
+    fn f32_grouped(
+        &self,
+        x: &[f32],
+        m: usize,
+        w: &PackedI2Ref<'_>,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        let (n, k, kp, rb) = (w.n(), w.k(), w.k_padded(), w.row_bytes());
+        let (size, count) = (w.group_size().unwrap_or(1), w.groups());
+        let padded;
+        let xp: &[f32] = if k == kp {
+            x
+        } else {
+            let mut v = vec![0f32; m * kp];
+            for i in 0..m {
+                v[i * kp..i * kp + k].copy_from_slice(&x[i * k..(i + 1) * k]);
+            }
+            padded = v;
+            &padded
+        };
+        let (wd, ws) = (w.data(), w.scales());
+        let ptr = SendPtr(out.as_mut_ptr());
+        run_tiles(m, n, kp, true, |t| {
+            let gr = Groups {
+                size,
+                count,
+                ws: ws[t.j0 * count..].as_ptr(),
+                xs: std::ptr::null(),
+                xsum: std::ptr::null(),
+            };
+            // SAFETY: as in `w2a8_grouped`, with f32 activations of row stride kp.
+            unsafe {
+                let o = ptr.get().add(t.i0 * n + t.j0);
+                (self.f32_group)(
+                    wd.as_ptr().add(t.j0 * rb),
+                    rb,
+                    t.j1 - t.j0,
+                    xp.as_ptr().add(t.i0 * kp),
+                    kp,
+                    t.i1 - t.i0,
+                    o,
+                    n,
+                    &gr,
+                );
+                add_bias(o, n, t.i1 - t.i0, t.j1 - t.j0, bias, t.j0);
+            }
+        });
     }
 }
 

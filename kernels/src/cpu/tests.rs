@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 
+use super::dispatch::Groups;
 use super::kernels;
 use crate::random::XorShift;
 
@@ -22,6 +23,13 @@ struct Case {
     ldx: usize,
     ldo: usize,
     off: usize,
+    /// Group scales: random, zeros of both signs and subnormals among them (enough for the
+    /// largest group count, 64-column groups), activation scales and group sums.
+    ws: Vec<f32>,
+    xs: Vec<f32>,
+    xsum: Vec<i32>,
+    /// The logical K the group count derives from: `4·rb − 128 < k ≤ 4·rb`.
+    k: usize,
 }
 
 impl Case {
@@ -44,6 +52,20 @@ impl Case {
         let xf = (0..m * ldx + off)
             .map(|_| rng.next_f32() * 2f32.powi((rng.next_u64() % 40) as i32 - 20))
             .collect();
+        let most = n * blocks * 2;
+        let ws = (0..most)
+            .map(|_| match rng.next_u64() % 8 {
+                0 => -0.0,
+                1 => f32::from_bits(rng.next_u64() as u32 & 0x7F_FFFF),
+                _ => rng.next_f32().abs() * 4.0,
+            })
+            .collect();
+        let xs = (0..m).map(|_| rng.next_f32().abs()).collect();
+        // Any i32 will do for the kernels' arithmetic (the driver passes the true sums).
+        let xsum = (0..m * blocks * 2)
+            .map(|_| (rng.next_u64() % 20001) as i32 - 10000)
+            .collect();
+        let k = (rb * 4).saturating_sub((rng.next_u64() % 128) as usize);
         Self {
             w,
             x,
@@ -54,7 +76,57 @@ impl Case {
             ldx,
             ldo,
             off,
+            ws,
+            xs,
+            xsum,
+            k,
         }
+    }
+
+    /// Runs both raw group kernels of `k` with groups of `size` columns, like [`Case::run`].
+    fn run_groups(&self, k: &super::Kernel, size: usize) -> (Vec<u32>, Vec<u32>) {
+        let len = self.m * self.ldo;
+        let mut o = vec![f32::from_bits(UNTOUCHED); len];
+        let mut of = vec![f32::from_bits(UNTOUCHED); len];
+        let count = self.k.div_ceil(size);
+        let gr = Groups {
+            size,
+            count,
+            ws: self.ws.as_ptr(),
+            xs: self.xs.as_ptr(),
+            xsum: self.xsum.as_ptr(),
+        };
+        assert!(self.ws.len() >= self.n * count && self.xsum.len() >= self.m * count);
+        // SAFETY: as in `run`; ws holds n rows of `count` scales, xs m values, xsum m rows
+        // of `count` sums (asserted), and count = ceil(k / size) for 4·rb − 128 < k ≤ 4·rb.
+        unsafe {
+            (k.w2a8_group)(
+                self.w.as_ptr().add(self.off),
+                self.rb,
+                self.n,
+                self.x.as_ptr().add(self.off),
+                self.ldx,
+                self.m,
+                o.as_mut_ptr(),
+                self.ldo,
+                &gr,
+            );
+            (k.f32_group)(
+                self.w.as_ptr().add(self.off),
+                self.rb,
+                self.n,
+                self.xf.as_ptr().add(self.off),
+                self.ldx,
+                self.m,
+                of.as_mut_ptr(),
+                self.ldo,
+                &gr,
+            );
+        }
+        (
+            o.iter().map(|v| v.to_bits()).collect(),
+            of.iter().map(|v| v.to_bits()).collect(),
+        )
     }
 
     /// Runs both raw kernels of `k` into sentinel-filled outputs of `m` rows of stride `ldo`.
@@ -103,9 +175,53 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             "scalar wrote padding of row {i}"
         );
     }
+    // NaN payloads are unspecified (huge scales can overflow to ∞ and meet −∞).
+    let at = |a: &[u32], b: &[u32]| {
+        let nan = |v: u32| f32::from_bits(v).is_nan();
+        a.iter()
+            .zip(b)
+            .position(|(&x, &y)| x != y && !(nan(x) && nan(y)))
+    };
+    for size in crate::format::GROUP_SIZES {
+        let (expect, expect_f) = case.run_groups(&kernels()[0], size);
+        for k in kernels() {
+            let (got, got_f) = case.run_groups(k, size);
+            for out in [&got, &got_f] {
+                for (i, row) in out.chunks(case.ldo.max(1)).enumerate() {
+                    prop_assert!(
+                        row[case.n..].iter().all(|&v| v == UNTOUCHED),
+                        "{:?} group kernel wrote padding of row {}",
+                        k.isa(),
+                        i
+                    );
+                }
+            }
+            prop_assert_eq!(
+                at(&got, &expect),
+                None,
+                "{:?} w2a8 groups of {} m={} n={} rb={} k={}",
+                k.isa(),
+                size,
+                case.m,
+                case.n,
+                case.rb,
+                case.k
+            );
+            prop_assert_eq!(
+                at(&got_f, &expect_f),
+                None,
+                "{:?} f32 groups of {} m={} n={} rb={} k={}",
+                k.isa(),
+                size,
+                case.m,
+                case.n,
+                case.rb,
+                case.k
+            );
+        }
+    }
     for k in kernels() {
         let (got, got_f) = case.run(k);
-        let at = |a: &[u32], b: &[u32]| a.iter().zip(b).position(|(x, y)| x != y);
         prop_assert_eq!(
             at(&got, &expect),
             None,
