@@ -99,8 +99,8 @@ fn detect() -> Vec<Kernel> {
                 isa: Isa::Avx2,
                 w2a8: avx2::w2a8,
                 f32: avx2::f32,
-                w2a8_group: super::scalar::w2a8_group,
-                f32_group: super::scalar::f32_group,
+                w2a8_group: avx2::w2a8_group,
+                f32_group: avx2::f32_group,
             });
         }
         let avx512 = is_x86_feature_detected!("avx512f")
@@ -111,8 +111,8 @@ fn detect() -> Vec<Kernel> {
                 isa: Isa::Avx512Bw,
                 w2a8: avx512::w2a8_bw,
                 f32: avx512::f32,
-                w2a8_group: super::scalar::w2a8_group,
-                f32_group: super::scalar::f32_group,
+                w2a8_group: avx512::w2a8_group_bw,
+                f32_group: avx512::f32_group,
             });
         }
         if avx512 && is_x86_feature_detected!("avx512vnni") {
@@ -120,8 +120,8 @@ fn detect() -> Vec<Kernel> {
                 isa: Isa::Avx512Vnni,
                 w2a8: avx512::w2a8_vnni,
                 f32: avx512::f32,
-                w2a8_group: super::scalar::w2a8_group,
-                f32_group: super::scalar::f32_group,
+                w2a8_group: avx512::w2a8_group_vnni,
+                f32_group: avx512::f32_group,
             });
         }
     }

@@ -256,6 +256,15 @@ fn raw_kernels_match_scalar_at_unaligned_offsets_and_strides() {
 }
 
 #[test]
+fn raw_kernels_match_scalar_when_panels_are_decoded_once_per_row_block() {
+    // Past 32 (W2A8) and 128 (f32) rows the panel kernels decode a block of panels once and
+    // pass it by row blocks; the group kernels too.
+    for (m, n, blocks) in [(33, 70, 5), (40, 33, 9), (129, 20, 3), (140, 50, 6)] {
+        check(&Case::new(m, n, blocks, (5, 3), 1, m as u64)).unwrap();
+    }
+}
+
+#[test]
 fn raw_kernels_handle_empty_k_and_empty_tiles() {
     for (m, n) in [(0, 0), (0, 7), (3, 0), (9, 40), (2, 5)] {
         check(&Case::new(m, n, 0, (1, 1), 1, 3)).unwrap();

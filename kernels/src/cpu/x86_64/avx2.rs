@@ -15,6 +15,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::cpu::dispatch::Groups;
 use crate::cpu::tiling::drive_tiles;
 
 /// Largest |i16| lane after summing one block: 4 `vpmaddubsw` results of 2 products each,
@@ -639,4 +640,535 @@ pub(crate) unsafe fn f32(
             f32_panels(w, row_bytes, n, x, ldx, m, out, ldo)
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Group scales: column panels whose micro-kernels scale each group's sums on the way out.
+// ---------------------------------------------------------------------------------------
+
+/// Largest |i16| lane of a group's W2A8 sum before it is widened: a group of at most 256
+/// columns is 64 dword steps, each adding one `vpmaddubsw` pair (2 codes ≤ 2 times
+/// |x| ≤ 127) to the lane: 64 × 2 × 2 × 127 = 32 512 ≤ i16::MAX.
+pub(crate) const I16_GROUP_BOUND: i32 = 64 * 2 * 2 * 127;
+const _: () = assert!(I16_GROUP_BOUND <= i16::MAX as i32);
+const _: () = assert!(
+    crate::format::GROUP_SIZES[2] / 4 == 64,
+    "64 steps per largest group"
+);
+
+/// W2A8 panel rows per block and column group: one dword step per 4 columns.
+const W2A8_STEPS: usize = 32;
+/// Rows of x per block when the panels of a block are decoded once (W2A8): their K chunk
+/// (512 int8 values each) fills 16 KiB of L1.
+const W2A8_BLOCK_ROWS: usize = 32;
+/// Up to this many rows each W2A8 panel is decoded right before use.
+const W2A8_PER_USE_MAX_M: usize = 32;
+
+/// Where the scale groups of one K chunk fall, and the scale operands of one output tile
+/// (see [`crate::cpu::scalar`], "Group scales").
+#[derive(Clone, Copy)]
+struct Seg {
+    /// First column of the chunk, a multiple of `size`.
+    c0: usize,
+    /// Columns per group.
+    size: usize,
+    /// Groups per weight row (also the row stride of `ws` and `xsum`).
+    count: usize,
+    /// Scales of the tile's first weight row: column `r`, group `g` at `ws[r·count + g]`.
+    ws: *const f32,
+    /// W2A8: scale of the tile's first activation row (row `i` at `xs[i]`).
+    xs: *const f32,
+    /// W2A8: group sums of the tile's first activation row (`xsum[i·count + g]`).
+    xsum: *const i32,
+}
+
+impl Seg {
+    /// The groups that meet chunk columns `0..kc`: `(group, first, end)`, chunk-relative.
+    /// Groups from `count` on (a padded row's last half block) are not visited.
+    #[inline(always)]
+    fn groups(&self, kc: usize) -> impl Iterator<Item = (usize, usize, usize)> + use<> {
+        let (c0, size) = (self.c0, self.size);
+        let end = (c0 + kc).div_ceil(size).min(self.count);
+        (c0 / size..end).map(move |g| (g, g * size - c0, ((g + 1) * size - c0).min(kc)))
+    }
+}
+
+/// Groups per row up to which scales are gathered with 32-bit lane offsets.
+const GATHER_MAX_COUNT: usize = i32::MAX as usize / LANES;
+
+/// The scales of group `g` for a `G`-group tile whose last group has `last` lanes: lane `r`
+/// of vector `v` is the scale of tile column `8v + r`; lanes past the tile hold 0.
+///
+/// # Safety
+/// `seg.ws` holds the scales of the tile's columns, `g < seg.count`; the CPU supports avx2.
+#[inline(always)]
+unsafe fn group_scales<const G: usize>(seg: &Seg, g: usize, last: usize) -> [__m256; G] {
+    let count = seg.count;
+    // SAFETY: every lane read is a scale of a tile column (masked lanes are not read).
+    unsafe {
+        std::array::from_fn(|v| {
+            let base = seg.ws.add(v * LANES * count + g);
+            if count <= GATHER_MAX_COUNT {
+                let offsets = _mm256_mullo_epi32(
+                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                    _mm256_set1_epi32(count as i32),
+                );
+                let mask = _mm256_castsi256_ps(lane_mask::<G>(v, last));
+                _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), base, offsets, mask)
+            } else {
+                let lanes = if v + 1 == G { last } else { LANES };
+                let mut vals = [0f32; LANES];
+                for (r, l) in vals.iter_mut().enumerate().take(lanes) {
+                    *l = *base.add(r * count);
+                }
+                _mm256_loadu_ps(vals.as_ptr())
+            }
+        })
+    }
+}
+
+/// Adds a group's scaled products `t` (one vector per row and column group) to the `out`
+/// tile — or stores them, for group 0, where the sum starts.
+///
+/// # Safety
+/// `out` has `MR` rows of stride `ldo` whose first `8·(G − 1) + last` values are writable;
+/// the CPU supports avx2.
+#[inline(always)]
+unsafe fn fold_group<const MR: usize, const G: usize>(
+    out: *mut f32,
+    ldo: usize,
+    last: usize,
+    first: bool,
+    t: impl Fn(usize, usize) -> __m256,
+) {
+    // SAFETY: the contract's tile; masked moves for a partial last group.
+    unsafe {
+        let mask = lane_mask::<G>(G - 1, last);
+        for i in 0..MR {
+            for v in 0..G {
+                let at = out.add(i * ldo + v * LANES);
+                let full = v + 1 < G || last == LANES;
+                let prev = if first {
+                    None
+                } else if full {
+                    Some(_mm256_loadu_ps(at))
+                } else {
+                    Some(_mm256_maskload_ps(at, mask))
+                };
+                let sum = prev.map_or(t(i, v), |p| _mm256_add_ps(p, t(i, v)));
+                if full {
+                    _mm256_storeu_ps(at, sum)
+                } else {
+                    _mm256_maskstore_ps(at, mask, sum)
+                }
+            }
+        }
+    }
+}
+
+/// Decodes W2A8 codes of `cols ≤ 8·groups` rows, blocks `b0..b1`, into `panel`: vector
+/// `(k4 − 32·b0)·groups + g` holds in lane `r` the four codes of row `8g + r` at columns
+/// `4·k4 .. 4·k4 + 4`, one per byte (the layout of the AVX-512 `w2a8_panel`).
+///
+/// # Safety
+/// `w` points at `cols` rows of `rb ≥ 32·b1` bytes; `panel` has `32·(b1 − b0)·groups`
+/// vectors; the CPU supports avx2.
+#[inline(always)]
+unsafe fn w2a8_panel(
+    w: *const u8,
+    rb: usize,
+    cols: usize,
+    b0: usize,
+    b1: usize,
+    panel: *mut __m256i,
+) {
+    let groups = cols.div_ceil(LANES);
+    // SAFETY: group g reads rows 8g.. of w (fewer at the edge) and writes panel vectors
+    // below 32·(b1 − b0)·groups.
+    unsafe {
+        let m3 = _mm256_set1_epi8(3);
+        for g in 0..groups {
+            let rows = (cols - g * LANES).min(LANES);
+            for b in b0..b1 {
+                let dv = load_group(w.add(g * LANES * rb), rb, rows, b);
+                let base = (b - b0) * W2A8_STEPS;
+                for (d, &v) in dv.iter().enumerate() {
+                    let mut cur = v;
+                    for s in 0..4 {
+                        let at = panel.add((base + 8 * s + d) * groups + g);
+                        _mm256_store_si256(at, _mm256_and_si256(cur, m3));
+                        cur = _mm256_srli_epi32::<2>(cur);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The group-scaled W2A8 micro-kernel: `MR` activation rows × `G` column groups over the
+/// `k4s` dword steps of a decoded panel chunk. A group's products are summed in i16 lanes
+/// ([`I16_GROUP_BOUND`]), widened once, and become `(S − xsum) · (xs · ws)`, folded into
+/// the f32 `out` tile in group order.
+///
+/// # Safety
+/// `panel` has `k4s·G` vectors; `x` has `MR` rows of stride `ldx` with `4·k4s` readable
+/// values; `out` has `MR` rows of stride `ldo` whose first `8·(G − 1) + last` values are
+/// writable; `seg` describes this chunk and tile; the CPU supports avx2.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn w2a8_group_micro<const MR: usize, const G: usize>(
+    panel: *const __m256i,
+    k4s: usize,
+    x: *const i8,
+    ldx: usize,
+    out: *mut f32,
+    ldo: usize,
+    last: usize,
+    seg: &Seg,
+) {
+    // SAFETY: loads stay inside the panel, rows of x, and the tile's scales and group sums;
+    // stores are the tile's lanes.
+    unsafe {
+        let ones = _mm256_set1_epi16(1);
+        for (g, lo, hi) in seg.groups(4 * k4s) {
+            let mut acc = [[_mm256_setzero_si256(); G]; MR];
+            for k in lo / 4..hi / 4 {
+                let mut q = [_mm256_setzero_si256(); G];
+                for (v, qv) in q.iter_mut().enumerate() {
+                    *qv = *panel.add(k * G + v);
+                }
+                for (i, acc_i) in acc.iter_mut().enumerate() {
+                    let xb =
+                        _mm256_set1_epi32(x.add(i * ldx + 4 * k).cast::<i32>().read_unaligned());
+                    for (a, &qv) in acc_i.iter_mut().zip(&q) {
+                        *a = _mm256_add_epi16(*a, _mm256_maddubs_epi16(qv, xb));
+                    }
+                }
+            }
+            let ws = group_scales::<G>(seg, g, last);
+            let xs: [__m256; MR] = std::array::from_fn(|i| _mm256_set1_ps(*seg.xs.add(i)));
+            let xsum: [__m256i; MR] =
+                std::array::from_fn(|i| _mm256_set1_epi32(*seg.xsum.add(i * seg.count + g)));
+            fold_group::<MR, G>(out, ldo, last, g == 0, |i, v| {
+                let raw = _mm256_madd_epi16(acc[i][v], ones);
+                let s = _mm256_cvtepi32_ps(_mm256_sub_epi32(raw, xsum[i]));
+                _mm256_mul_ps(s, _mm256_mul_ps(xs[i], ws[v]))
+            });
+        }
+    }
+}
+
+/// The group-scaled f32 micro-kernel: `MR` rows × `G` column groups over `kc` columns of a
+/// decoded panel chunk; each group's column-order sum times its scale is folded into `out`.
+///
+/// # Safety
+/// As [`f32_micro`]; `seg` describes this chunk and tile.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_group_micro<const MR: usize, const G: usize>(
+    panel: *const __m256,
+    kc: usize,
+    x: *const f32,
+    ldx: usize,
+    out: *mut f32,
+    ldo: usize,
+    last: usize,
+    seg: &Seg,
+) {
+    // SAFETY: as in `w2a8_group_micro`.
+    unsafe {
+        for (g, lo, hi) in seg.groups(kc) {
+            let mut acc = [[_mm256_setzero_ps(); G]; MR];
+            for c in lo..hi {
+                let mut wv = [_mm256_setzero_ps(); G];
+                for (v, w) in wv.iter_mut().enumerate() {
+                    *w = *panel.add(c * G + v);
+                }
+                for (i, acc_i) in acc.iter_mut().enumerate() {
+                    let xb = _mm256_set1_ps(*x.add(i * ldx + c));
+                    for (a, &w) in acc_i.iter_mut().zip(&wv) {
+                        *a = _mm256_fmadd_ps(w, xb, *a);
+                    }
+                }
+            }
+            let ws = group_scales::<G>(seg, g, last);
+            fold_group::<MR, G>(out, ldo, last, g == 0, |i, v| {
+                _mm256_mul_ps(acc[i][v], ws[v])
+            });
+        }
+    }
+}
+
+/// One mode of the group-scaled panel driver ([`group_panels`]).
+trait GroupMode {
+    /// Activation element (i8 or f32).
+    type X: Copy;
+    /// Panel vectors per block and column group: dword steps (W2A8) or columns (f32).
+    const STEPS: usize;
+    /// Rows of x per block when the panels of a block are decoded once.
+    const BLOCK_ROWS: usize;
+    /// Up to this many rows each panel is decoded right before use.
+    const PER_USE_MAX_M: usize;
+    /// Decodes blocks `b0..b1` of `cols` weight rows into `panel`.
+    ///
+    /// # Safety
+    /// As [`w2a8_panel`].
+    unsafe fn decode(w: *const u8, rb: usize, cols: usize, b0: usize, b1: usize, panel: *mut Line);
+    /// The micro-kernel over `steps` panel steps.
+    ///
+    /// # Safety
+    /// As [`w2a8_group_micro`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn micro<const MR: usize, const G: usize>(
+        panel: *const Line,
+        steps: usize,
+        x: *const Self::X,
+        ldx: usize,
+        out: *mut f32,
+        ldo: usize,
+        last: usize,
+        seg: &Seg,
+    );
+}
+
+/// Group-scaled W2A8.
+struct W2a8Groups;
+
+impl GroupMode for W2a8Groups {
+    type X = i8;
+    const STEPS: usize = W2A8_STEPS;
+    const BLOCK_ROWS: usize = W2A8_BLOCK_ROWS;
+    const PER_USE_MAX_M: usize = W2A8_PER_USE_MAX_M;
+    #[inline(always)]
+    unsafe fn decode(w: *const u8, rb: usize, cols: usize, b0: usize, b1: usize, panel: *mut Line) {
+        // SAFETY: forwarded contract.
+        unsafe { w2a8_panel(w, rb, cols, b0, b1, panel.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn micro<const MR: usize, const G: usize>(
+        panel: *const Line,
+        steps: usize,
+        x: *const i8,
+        ldx: usize,
+        out: *mut f32,
+        ldo: usize,
+        last: usize,
+        seg: &Seg,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { w2a8_group_micro::<MR, G>(panel.cast(), steps, x, ldx, out, ldo, last, seg) }
+    }
+}
+
+/// Group-scaled exact f32.
+struct F32Groups;
+
+impl GroupMode for F32Groups {
+    type X = f32;
+    const STEPS: usize = 128;
+    const BLOCK_ROWS: usize = BLOCK_ROWS;
+    const PER_USE_MAX_M: usize = PER_USE_MAX_M;
+    #[inline(always)]
+    unsafe fn decode(w: *const u8, rb: usize, cols: usize, b0: usize, b1: usize, panel: *mut Line) {
+        // SAFETY: forwarded contract.
+        unsafe { f32_panel(w, rb, cols, b0, b1, panel.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn micro<const MR: usize, const G: usize>(
+        panel: *const Line,
+        steps: usize,
+        x: *const f32,
+        ldx: usize,
+        out: *mut f32,
+        ldo: usize,
+        last: usize,
+        seg: &Seg,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { f32_group_micro::<MR, G>(panel.cast(), steps, x, ldx, out, ldo, last, seg) }
+    }
+}
+
+/// Group-scaled products over 16-column panels and 512-column K chunks (whole groups of
+/// 64, 128 and 256), looped as [`f32_panels`], with an f32 output tile that accumulates the
+/// scaled groups in K order.
+///
+/// # Safety
+/// The group contract of [`crate::cpu::scalar`]; the CPU supports avx2 and fma.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn group_panels<M: GroupMode>(
+    w: *const u8,
+    rb: usize,
+    n: usize,
+    x: *const M::X,
+    ldx: usize,
+    m: usize,
+    out: *mut f32,
+    ldo: usize,
+    gr: &Groups,
+) {
+    const COLS: usize = PANEL_GROUPS * LANES;
+    let blocks = rb / 32;
+    if blocks == 0 || m == 0 || n == 0 {
+        // No group: every output is the empty sum +0.0.
+        for i in 0..m {
+            // SAFETY: row i of the contract's output tile.
+            unsafe { std::slice::from_raw_parts_mut(out.add(i * ldo), n).fill(0.0) };
+        }
+        return;
+    }
+    let lines = KC_BLOCKS * M::STEPS * PANEL_GROUPS;
+    let panels = panel_buffer(BLOCK_PANELS * lines).cast::<Line>();
+    let one_slot = m <= M::PER_USE_MAX_M;
+    let slot = |p: usize| if one_slot { 0 } else { p * lines };
+    let rows = if one_slot { m } else { M::BLOCK_ROWS };
+    // One line of padding per packed row, as XSTRIDE; xpack_buffer has XSTRIDE floats a row.
+    let xstride = KC_BLOCKS * 128 + 32 / size_of::<M::X>();
+    const _: () = assert!(KC_BLOCKS * 128 + 32 <= XSTRIDE * 4);
+    let xp = xpack_buffer(rows).cast::<M::X>();
+    for jb in (0..n).step_by(BLOCK_PANELS * COLS) {
+        let nb = (n - jb).min(BLOCK_PANELS * COLS);
+        for b0 in (0..rb / 32).step_by(KC_BLOCKS) {
+            let b1 = (b0 + KC_BLOCKS).min(rb / 32);
+            let len = (b1 - b0) * 128;
+            // SAFETY: panel p decodes rows jb + 16p.. (at most 16, inside n) of w, blocks
+            // b0..b1 ≤ rb/32, into its `lines` vectors of the buffer. Rows ib..ie of x,
+            // columns 128·b0.. (len of them) are copied to the packed buffer (rows ≤ its
+            // rows, xstride ≥ len); each tile reads its rows there, its scales from row
+            // jb + 16p of ws and its activation scales and sums from row i of xs and xsum
+            // (wrapping: f32 mode passes none and never reads them), and writes rows
+            // i..i + mr, columns jb..jb + nb of out.
+            unsafe {
+                if !one_slot {
+                    for p in 0..nb.div_ceil(COLS) {
+                        let cols = (nb - p * COLS).min(COLS);
+                        M::decode(
+                            w.add((jb + p * COLS) * rb),
+                            rb,
+                            cols,
+                            b0,
+                            b1,
+                            panels.add(slot(p)),
+                        );
+                    }
+                }
+                for ib in (0..m).step_by(rows) {
+                    let ie = (ib + rows).min(m);
+                    for r in ib..ie {
+                        let src = x.add(r * ldx + b0 * 128);
+                        std::ptr::copy_nonoverlapping(src, xp.add((r - ib) * xstride), len);
+                    }
+                    for p in 0..nb.div_ceil(COLS) {
+                        let cols = (nb - p * COLS).min(COLS);
+                        let panel = panels.add(slot(p));
+                        if one_slot {
+                            M::decode(w.add((jb + p * COLS) * rb), rb, cols, b0, b1, panel);
+                        }
+                        let last = last_lanes(cols);
+                        let mut i = ib;
+                        while i < ie {
+                            // Whole tiles, then one or two of at least 4 rows (8 chains).
+                            let left = ie - i;
+                            let mr = match left {
+                                _ if left >= MR + 4 => MR,
+                                _ if left > MR => left - 4,
+                                _ => left,
+                            };
+                            if b0 > 0 {
+                                let next = i + mr;
+                                let o = out.wrapping_add(next * ldo + jb + p * COLS);
+                                prefetch_rows(o, ldo, (ie - next).min(MR), cols * 4);
+                            }
+                            let seg = Seg {
+                                c0: b0 * 128,
+                                size: gr.size,
+                                count: gr.count,
+                                ws: gr.ws.add((jb + p * COLS) * gr.count),
+                                xs: gr.xs.wrapping_add(i),
+                                xsum: gr.xsum.wrapping_add(i * gr.count),
+                            };
+                            let xi = xp.add((i - ib) * xstride);
+                            let oi = out.add(i * ldo + jb + p * COLS);
+                            let steps = (b1 - b0) * M::STEPS;
+                            macro_rules! tile {
+                                ($g:literal) => {
+                                    match mr {
+                                        MR => M::micro::<MR, $g>(
+                                            panel, steps, xi, xstride, oi, ldo, last, &seg,
+                                        ),
+                                        5 => M::micro::<5, $g>(
+                                            panel, steps, xi, xstride, oi, ldo, last, &seg,
+                                        ),
+                                        4 => M::micro::<4, $g>(
+                                            panel, steps, xi, xstride, oi, ldo, last, &seg,
+                                        ),
+                                        3 => M::micro::<3, $g>(
+                                            panel, steps, xi, xstride, oi, ldo, last, &seg,
+                                        ),
+                                        2 => M::micro::<2, $g>(
+                                            panel, steps, xi, xstride, oi, ldo, last, &seg,
+                                        ),
+                                        _ => M::micro::<1, $g>(
+                                            panel, steps, xi, xstride, oi, ldo, last, &seg,
+                                        ),
+                                    }
+                                };
+                            }
+                            if cols > LANES {
+                                tile!(2)
+                            } else {
+                                tile!(1)
+                            }
+                            i += mr;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Group-scaled W2A8 with `vpmaddubsw` (group contract of [`crate::cpu::scalar`]).
+///
+/// # Safety
+/// The CPU supports avx2 and fma, and the arguments satisfy the group contract of
+/// [`crate::cpu::scalar`].
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn w2a8_group(
+    w: *const u8,
+    row_bytes: usize,
+    n: usize,
+    x: *const i8,
+    ldx: usize,
+    m: usize,
+    out: *mut f32,
+    ldo: usize,
+    gr: &Groups,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { group_panels::<W2a8Groups>(w, row_bytes, n, x, ldx, m, out, ldo, gr) }
+}
+
+/// Group-scaled exact f32 (group contract of [`crate::cpu::scalar`]).
+///
+/// # Safety
+/// The CPU supports avx2 and fma, and the arguments satisfy the group contract of
+/// [`crate::cpu::scalar`].
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn f32_group(
+    w: *const u8,
+    row_bytes: usize,
+    n: usize,
+    x: *const f32,
+    ldx: usize,
+    m: usize,
+    out: *mut f32,
+    ldo: usize,
+    gr: &Groups,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { group_panels::<F32Groups>(w, row_bytes, n, x, ldx, m, out, ldo, gr) }
 }

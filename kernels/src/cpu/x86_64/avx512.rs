@@ -28,6 +28,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::cpu::dispatch::Groups;
 use crate::cpu::tiling::drive_tiles;
 
 /// The inner product step: codes (u8) × activations (i8), four per i32 lane, added to `acc`.
@@ -1073,6 +1074,498 @@ pub(crate) unsafe fn f32(
             f32_panels(w, row_bytes, n, x, ldx, m, out, ldo)
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Group scales: column panels whose micro-kernels scale each group's sums on the way out.
+// ---------------------------------------------------------------------------------------
+
+/// Where the scale groups of one K chunk fall, and the scale operands of one output tile
+/// (see [`crate::cpu::scalar`], "Group scales").
+#[derive(Clone, Copy)]
+struct Seg {
+    /// First column of the chunk, a multiple of `size`.
+    c0: usize,
+    /// Columns per group.
+    size: usize,
+    /// Groups per weight row (also the row stride of `ws` and `xsum`).
+    count: usize,
+    /// Scales of the tile's first weight row: column `r` of the tile, group `g` at
+    /// `ws[r·count + g]`.
+    ws: *const f32,
+    /// W2A8: scale of the tile's first activation row (row `i` at `xs[i]`).
+    xs: *const f32,
+    /// W2A8: group sums of the tile's first activation row (row `i`, group `g` at
+    /// `xsum[i·count + g]`).
+    xsum: *const i32,
+}
+
+impl Seg {
+    /// The groups that meet chunk columns `0..kc`: `(group, first, end)`, chunk-relative.
+    /// Groups from `count` on (a padded row's last half block) are not visited.
+    #[inline(always)]
+    fn groups(&self, kc: usize) -> impl Iterator<Item = (usize, usize, usize)> + use<> {
+        let (c0, size) = (self.c0, self.size);
+        let end = (c0 + kc).div_ceil(size).min(self.count);
+        (c0 / size..end).map(move |g| (g, g * size - c0, ((g + 1) * size - c0).min(kc)))
+    }
+}
+
+/// Groups per row up to which scales are gathered with 32-bit lane offsets
+/// (`16 · count` must fit an i32); longer rows read them one by one.
+const GATHER_MAX_COUNT: usize = i32::MAX as usize / LANES;
+
+/// The scales of group `g` for a `G`-group tile: lane `r` of vector `v` is the scale of tile
+/// column `16v + r`; masked-off lanes of the last vector read nothing and hold 0.
+///
+/// # Safety
+/// `seg.ws` holds the scales of the tile's columns (`16·(G − 1)` full ones plus the lanes of
+/// `last`), `g < seg.count`; the CPU supports avx512f.
+#[inline(always)]
+unsafe fn group_scales<const G: usize>(seg: &Seg, g: usize, last: __mmask16) -> [__m512; G] {
+    let count = seg.count;
+    // SAFETY: every lane read is a scale of a tile column (masked lanes are not read).
+    unsafe {
+        std::array::from_fn(|v| {
+            let mask = if v + 1 == G { last } else { !0 };
+            let base = seg.ws.add(v * LANES * count + g);
+            if count <= GATHER_MAX_COUNT {
+                let c = count as i32;
+                let offsets = _mm512_mullo_epi32(
+                    _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                    _mm512_set1_epi32(c),
+                );
+                _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, offsets, base)
+            } else {
+                let mut lanes = [0f32; LANES];
+                for (r, l) in lanes.iter_mut().enumerate() {
+                    if mask & (1 << r) != 0 {
+                        *l = *base.add(r * count);
+                    }
+                }
+                _mm512_loadu_ps(lanes.as_ptr())
+            }
+        })
+    }
+}
+
+/// Adds a group's scaled products `t` (one vector per row and column group) to the `out`
+/// tile — or stores them, for group 0, where the sum starts.
+///
+/// # Safety
+/// `out` has `MR` rows of stride `ldo` with the masked lanes writable; avx512f.
+#[inline(always)]
+unsafe fn fold_group<const MR: usize, const G: usize>(
+    out: *mut f32,
+    ldo: usize,
+    last: __mmask16,
+    first: bool,
+    t: impl Fn(usize, usize) -> __m512,
+) {
+    let mask = |v: usize| if v + 1 == G { last } else { !0 };
+    // SAFETY: masked lanes of the contract's out tile.
+    unsafe {
+        for i in 0..MR {
+            for v in 0..G {
+                let at = out.add(i * ldo + v * LANES);
+                let sum = if first {
+                    t(i, v)
+                } else {
+                    _mm512_add_ps(_mm512_maskz_loadu_ps(mask(v), at), t(i, v))
+                };
+                _mm512_mask_storeu_ps(at, mask(v), sum);
+            }
+        }
+    }
+}
+
+/// The group-scaled W2A8 micro-kernel: `MR` activation rows × `G` column groups over the
+/// `k4s` dword steps of a decoded panel chunk; each group's i32 sums become
+/// `(S − xsum) · (xs · ws)`, folded into the f32 `out` tile in group order.
+///
+/// # Safety
+/// As [`w2a8_micro`], with `out` an f32 tile; `seg` describes this chunk and tile.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn w2a8_group_micro<D: Dot, const MR: usize, const G: usize>(
+    panel: *const __m512i,
+    k4s: usize,
+    x: *const i8,
+    ldx: usize,
+    out: *mut f32,
+    ldo: usize,
+    last: __mmask16,
+    seg: &Seg,
+) {
+    // SAFETY: loads stay inside the panel, rows of x, and the tile's scales and group sums;
+    // stores are the masked lanes of the out tile.
+    unsafe {
+        for (g, lo, hi) in seg.groups(4 * k4s) {
+            let mut acc = [[_mm512_setzero_si512(); G]; MR];
+            for k in lo / 4..hi / 4 {
+                let mut q = [_mm512_setzero_si512(); G];
+                for (v, qv) in q.iter_mut().enumerate() {
+                    *qv = *panel.add(k * G + v);
+                }
+                for (i, acc_i) in acc.iter_mut().enumerate() {
+                    let xb =
+                        _mm512_set1_epi32(x.add(i * ldx + 4 * k).cast::<i32>().read_unaligned());
+                    for (a, &qv) in acc_i.iter_mut().zip(&q) {
+                        *a = D::dot(*a, qv, xb);
+                    }
+                }
+            }
+            let ws = group_scales::<G>(seg, g, last);
+            let xs: [__m512; MR] = std::array::from_fn(|i| _mm512_set1_ps(*seg.xs.add(i)));
+            let xsum: [__m512i; MR] =
+                std::array::from_fn(|i| _mm512_set1_epi32(*seg.xsum.add(i * seg.count + g)));
+            fold_group::<MR, G>(out, ldo, last, g == 0, |i, v| {
+                let s = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][v], xsum[i]));
+                _mm512_mul_ps(s, _mm512_mul_ps(xs[i], ws[v]))
+            });
+        }
+    }
+}
+
+/// The group-scaled f32 micro-kernel: `MR` rows × `G` column groups over `kc` columns of a
+/// decoded panel chunk; each group's column-order sum times its scale is folded into `out`.
+///
+/// # Safety
+/// As [`f32_micro`]; `seg` describes this chunk and tile.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_group_micro<const MR: usize, const G: usize>(
+    panel: *const __m512,
+    kc: usize,
+    x: *const f32,
+    ldx: usize,
+    out: *mut f32,
+    ldo: usize,
+    last: __mmask16,
+    seg: &Seg,
+) {
+    // SAFETY: as in `w2a8_group_micro`.
+    unsafe {
+        for (g, lo, hi) in seg.groups(kc) {
+            let mut acc = [[_mm512_setzero_ps(); G]; MR];
+            for c in lo..hi {
+                let mut wv = [_mm512_setzero_ps(); G];
+                for (v, w) in wv.iter_mut().enumerate() {
+                    *w = *panel.add(c * G + v);
+                }
+                for (i, acc_i) in acc.iter_mut().enumerate() {
+                    let xb = _mm512_set1_ps(*x.add(i * ldx + c));
+                    for (a, &w) in acc_i.iter_mut().zip(&wv) {
+                        *a = _mm512_fmadd_ps(w, xb, *a);
+                    }
+                }
+            }
+            let ws = group_scales::<G>(seg, g, last);
+            fold_group::<MR, G>(out, ldo, last, g == 0, |i, v| {
+                _mm512_mul_ps(acc[i][v], ws[v])
+            });
+        }
+    }
+}
+
+/// One mode of the group-scaled panel driver ([`group_panels`]): the activation type, how
+/// a chunk of weights is decoded and which micro-kernel runs over it.
+trait GroupMode {
+    /// Activation element (i8 or f32).
+    type X: Copy;
+    /// Panel vectors per block and column group: dword steps (W2A8) or columns (f32).
+    const STEPS: usize;
+    /// Rows of x per block when the panels of a block are decoded once.
+    const BLOCK_ROWS: usize;
+    /// Up to this many rows each panel is decoded right before use.
+    const PER_USE_MAX_M: usize;
+    /// Blocks per K chunk for groups of `size` columns (a chunk holds whole groups).
+    fn kc_blocks(size: usize) -> usize;
+    /// Decodes blocks `b0..b1` of `cols` weight rows into `panel` (see [`w2a8_panel`]).
+    ///
+    /// # Safety
+    /// As [`w2a8_panel`].
+    unsafe fn decode(w: *const u8, rb: usize, cols: usize, b0: usize, b1: usize, panel: *mut Line);
+    /// The micro-kernel over `steps` panel steps.
+    ///
+    /// # Safety
+    /// As [`w2a8_group_micro`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn micro<const MR: usize, const G: usize>(
+        panel: *const Line,
+        steps: usize,
+        x: *const Self::X,
+        ldx: usize,
+        out: *mut f32,
+        ldo: usize,
+        last: __mmask16,
+        seg: &Seg,
+    );
+}
+
+/// Group-scaled W2A8 with dot step `D`.
+struct W2a8Groups<D>(std::marker::PhantomData<D>);
+
+impl<D: Dot> GroupMode for W2a8Groups<D> {
+    type X = i8;
+    const STEPS: usize = 32;
+    const BLOCK_ROWS: usize = W2A8_BLOCK_ROWS;
+    const PER_USE_MAX_M: usize = W2A8_PER_USE_MAX_M;
+    fn kc_blocks(_: usize) -> usize {
+        W2A8_KC_BLOCKS // 512 columns: whole groups of 64, 128 and 256
+    }
+    #[inline(always)]
+    unsafe fn decode(w: *const u8, rb: usize, cols: usize, b0: usize, b1: usize, panel: *mut Line) {
+        // SAFETY: forwarded contract.
+        unsafe { w2a8_panel(w, rb, cols, b0, b1, panel.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn micro<const MR: usize, const G: usize>(
+        panel: *const Line,
+        steps: usize,
+        x: *const i8,
+        ldx: usize,
+        out: *mut f32,
+        ldo: usize,
+        last: __mmask16,
+        seg: &Seg,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { w2a8_group_micro::<D, MR, G>(panel.cast(), steps, x, ldx, out, ldo, last, seg) }
+    }
+}
+
+/// Group-scaled exact f32.
+struct F32Groups;
+
+impl GroupMode for F32Groups {
+    type X = f32;
+    const STEPS: usize = 128;
+    const BLOCK_ROWS: usize = F32_BLOCK_ROWS;
+    const PER_USE_MAX_M: usize = F32_PER_USE_MAX_M;
+    fn kc_blocks(size: usize) -> usize {
+        // A group of 256 spans two blocks: its partial sums stay in registers.
+        (size / 128).max(F32_KC_BLOCKS)
+    }
+    #[inline(always)]
+    unsafe fn decode(w: *const u8, rb: usize, cols: usize, b0: usize, b1: usize, panel: *mut Line) {
+        // SAFETY: forwarded contract.
+        unsafe { f32_panel(w, rb, cols, b0, b1, panel.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn micro<const MR: usize, const G: usize>(
+        panel: *const Line,
+        steps: usize,
+        x: *const f32,
+        ldx: usize,
+        out: *mut f32,
+        ldo: usize,
+        last: __mmask16,
+        seg: &Seg,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { f32_group_micro::<MR, G>(panel.cast(), steps, x, ldx, out, ldo, last, seg) }
+    }
+}
+
+/// [`GroupMode::micro`] as a free function, for `panel_tile!`.
+///
+/// # Safety
+/// As [`GroupMode::micro`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn group_micro<M: GroupMode, const MR: usize, const G: usize>(
+    panel: *const Line,
+    steps: usize,
+    x: *const M::X,
+    ldx: usize,
+    out: *mut f32,
+    ldo: usize,
+    last: __mmask16,
+    seg: &Seg,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { M::micro::<MR, G>(panel, steps, x, ldx, out, ldo, last, seg) }
+}
+
+/// Group-scaled products over column panels: the loops of [`w2a8_panels`] (blocks of
+/// [`BLOCK_PANELS`] panels, K chunks holding whole groups, each panel decoded once per
+/// chunk), with an f32 output tile that accumulates the scaled groups in K order.
+///
+/// # Safety
+/// The group contract of [`crate::cpu::scalar`]; the CPU supports what `M` needs.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn group_panels<M: GroupMode>(
+    w: *const u8,
+    rb: usize,
+    n: usize,
+    x: *const M::X,
+    ldx: usize,
+    m: usize,
+    out: *mut f32,
+    ldo: usize,
+    gr: &Groups,
+) {
+    let blocks = rb / 32;
+    if blocks == 0 || m == 0 || n == 0 {
+        // No group: every output is the empty sum +0.0.
+        // SAFETY: forwarded contract.
+        return unsafe { zero_out(out, ldo, m, n) };
+    }
+    const COLS: usize = PANEL_GROUPS * LANES;
+    let kcb = M::kc_blocks(gr.size);
+    let lines = kcb * M::STEPS * PANEL_GROUPS;
+    let panels = panel_buffer(BLOCK_PANELS * lines).cast::<Line>();
+    let one_slot = m <= M::PER_USE_MAX_M;
+    let rows = if one_slot { m } else { M::BLOCK_ROWS };
+    // One line of padding per packed row, as W2A8_XSTRIDE and F32_XSTRIDE.
+    let xstride = kcb * 128 + 64 / size_of::<M::X>();
+    let xp = xpack_buffer(rows * xstride * size_of::<M::X>()).cast::<M::X>();
+    for jb in (0..n).step_by(BLOCK_PANELS * COLS) {
+        let nb = (n - jb).min(BLOCK_PANELS * COLS);
+        for b0 in (0..blocks).step_by(kcb) {
+            let b1 = (b0 + kcb).min(blocks);
+            // SAFETY: as in `w2a8_panels`: panels decode rows jb + 32p.. (inside n) of w,
+            // blocks b0..b1 ≤ rb/32, into their `lines` vectors; rows ib..ie of x, columns
+            // 128·b0.. (len ≤ 4·rb of them) are packed with stride xstride ≥ len; tiles write
+            // rows i..i + mr, columns jb..jb + nb of out. The tile's scales start at row
+            // jb + 32p of ws, its activation scales and sums at row i of xs and xsum
+            // (wrapping: f32 mode passes none and never reads them).
+            unsafe {
+                let slot = |p: usize| if one_slot { 0 } else { p * lines };
+                if !one_slot {
+                    for p in 0..nb.div_ceil(COLS) {
+                        let cols = (nb - p * COLS).min(COLS);
+                        M::decode(
+                            w.add((jb + p * COLS) * rb),
+                            rb,
+                            cols,
+                            b0,
+                            b1,
+                            panels.add(slot(p)),
+                        );
+                    }
+                }
+                let len = (b1 - b0) * 128;
+                for ib in (0..m).step_by(rows) {
+                    let ie = (ib + rows).min(m);
+                    pack_rows(x.add(ib * ldx + b0 * 128), ldx, ie - ib, len, xp, xstride);
+                    for p in 0..nb.div_ceil(COLS) {
+                        let cols = (nb - p * COLS).min(COLS);
+                        if one_slot {
+                            M::decode(
+                                w.add((jb + p * COLS) * rb),
+                                rb,
+                                cols,
+                                b0,
+                                b1,
+                                panels.add(slot(p)),
+                            );
+                        }
+                        let mut i = ib;
+                        while i < ie {
+                            let mr = row_step(ie - i);
+                            if b0 > 0 {
+                                let next = i + mr;
+                                let o = out.wrapping_add(next * ldo + jb + p * COLS);
+                                prefetch_rows(o, ldo, (ie - next).min(MR), cols * 4);
+                            }
+                            let seg = Seg {
+                                c0: b0 * 128,
+                                size: gr.size,
+                                count: gr.count,
+                                ws: gr.ws.add((jb + p * COLS) * gr.count),
+                                xs: gr.xs.wrapping_add(i),
+                                xsum: gr.xsum.wrapping_add(i * gr.count),
+                            };
+                            panel_tile!(
+                                group_micro,
+                                [M],
+                                mr,
+                                cols.div_ceil(LANES),
+                                panels.add(slot(p)),
+                                (b1 - b0) * M::STEPS,
+                                xp.add((i - ib) * xstride),
+                                xstride,
+                                out.add(i * ldo + jb + p * COLS),
+                                ldo,
+                                last_mask(cols),
+                                &seg,
+                            );
+                            i += mr;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Group-scaled W2A8 with `vpdpbusd`.
+///
+/// # Safety
+/// The CPU supports avx512f/bw/vl/vnni, and the arguments satisfy the group contract of
+/// [`crate::cpu::scalar`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn w2a8_group_vnni(
+    w: *const u8,
+    row_bytes: usize,
+    n: usize,
+    x: *const i8,
+    ldx: usize,
+    m: usize,
+    out: *mut f32,
+    ldo: usize,
+    gr: &Groups,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { group_panels::<W2a8Groups<Vnni>>(w, row_bytes, n, x, ldx, m, out, ldo, gr) }
+}
+
+/// Group-scaled W2A8 with `vpmaddubsw` (AVX-512 without VNNI).
+///
+/// # Safety
+/// The CPU supports avx512f/bw/vl, and the arguments satisfy the group contract of
+/// [`crate::cpu::scalar`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn w2a8_group_bw(
+    w: *const u8,
+    row_bytes: usize,
+    n: usize,
+    x: *const i8,
+    ldx: usize,
+    m: usize,
+    out: *mut f32,
+    ldo: usize,
+    gr: &Groups,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { group_panels::<W2a8Groups<Bw>>(w, row_bytes, n, x, ldx, m, out, ldo, gr) }
+}
+
+/// Group-scaled exact f32.
+///
+/// # Safety
+/// The CPU supports avx512f/bw/vl, and the arguments satisfy the group contract of
+/// [`crate::cpu::scalar`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn f32_group(
+    w: *const u8,
+    row_bytes: usize,
+    n: usize,
+    x: *const f32,
+    ldx: usize,
+    m: usize,
+    out: *mut f32,
+    ldo: usize,
+    gr: &Groups,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { group_panels::<F32Groups>(w, row_bytes, n, x, ldx, m, out, ldo, gr) }
 }
 
 /// The loop behind [`crate::cpu::dispatch::dpbusd_peak`]: 16 independent accumulator chains
