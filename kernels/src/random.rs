@@ -44,4 +44,18 @@ impl XorShift {
         let s = (0..n).map(|_| self.next_f32().abs()).collect();
         PackedI2::from_ternary(&t, n, k, Scales::PerRow(s)).expect("valid by construction")
     }
+
+    /// A random `n × k` packed matrix with one scale in [0, 1) per row and group of
+    /// `group_size` columns ([`Scales::PerGroup`]).
+    ///
+    /// # Panics
+    /// Unless `group_size` is 64, 128 or 256.
+    pub fn packed_groups(&mut self, n: usize, k: usize, group_size: usize) -> PackedI2 {
+        let t = self.ternary(n * k);
+        let scales = (0..n * k.div_ceil(group_size))
+            .map(|_| self.next_f32().abs())
+            .collect();
+        PackedI2::from_ternary(&t, n, k, Scales::PerGroup { group_size, scales })
+            .expect("a group size of 64, 128 or 256")
+    }
 }

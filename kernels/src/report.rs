@@ -7,6 +7,10 @@
 //! repetition of each in turn), so a noisy neighbour slows both alike. `--json` prints one
 //! object per line with the same fields as the table.
 //!
+//! Each of our rows names the scales of its packed weights (`--scales`): per tensor, per row,
+//! or per row and group of 64, 128 or 256 columns (`group64` …), so group-scaled kernels are
+//! measured next to the per-row ones, against the same baseline.
+//!
 //! Reference rows, measured in the same run: `stream` (the host's DRAM read bandwidth, for
 //! the `%bw` of GEMV rows) and `vnni_peak` (independent `vpdpbusd` on zmm registers: the
 //! int8 MAC ceiling, for the `%peak` of W2A8 GEMM rows; skipped where the host has no
@@ -87,6 +91,54 @@ pub struct ReportArgs {
     /// Fewer repetitions and no 8192×28672 shape: a smoke run.
     #[arg(long)]
     pub quick: bool,
+    /// Scales of the packed weights (tensor, row, group64, group128, group256); default: row
+    /// and group128.
+    #[arg(long, value_delimiter = ',')]
+    pub scales: Vec<String>,
+}
+
+/// How the packed weights of a row are scaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScaleKind {
+    Tensor,
+    Row,
+    /// Per row and group of this many columns.
+    Group(usize),
+}
+
+impl ScaleKind {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "tensor" => Some(Self::Tensor),
+            "row" => Some(Self::Row),
+            _ => name
+                .strip_prefix("group")
+                .and_then(|g| g.parse().ok())
+                .filter(|g| crate::format::GROUP_SIZES.contains(g))
+                .map(Self::Group),
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            Self::Tensor => "tensor".into(),
+            Self::Row => "row".into(),
+            Self::Group(g) => format!("group{g}"),
+        }
+    }
+
+    /// A random packed `n × k` matrix with these scales.
+    fn packed(self, rng: &mut XorShift, n: usize, k: usize) -> PackedI2 {
+        match self {
+            Self::Tensor => {
+                let t = rng.ternary(n * k);
+                PackedI2::from_ternary(&t, n, k, crate::Scales::PerTensor(0.5))
+                    .expect("valid by construction")
+            }
+            Self::Row => rng.packed(n, k),
+            Self::Group(g) => rng.packed_groups(n, k, g),
+        }
+    }
 }
 
 impl ReportArgs {
@@ -112,6 +164,7 @@ struct Row {
     k: usize,
     n: usize,
     mode: &'static str,
+    scales: String,
     isa: String,
     threads: usize,
     seconds: f64,
@@ -143,7 +196,7 @@ impl Row {
     fn json(&self) -> String {
         let opt = |v: Option<f64>| v.map_or("null".into(), |v| format!("{v:.3}"));
         format!(
-            "{{\"op\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"mode\":\"{}\",\"isa\":\"{}\",\"threads\":{},\
+            "{{\"op\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"mode\":\"{}\",\"scales\":\"{}\",\"isa\":\"{}\",\"threads\":{},\
              \"seconds\":{:.9},\"gmacs\":{:.3},\"baseline_gmacs\":{},\"speedup\":{},\"weight_bytes\":{},\
              \"gbs\":{:.3},\"read_gbs\":{},\"pct_of_read_bw\":{},\"peak_gmacs\":{},\"pct_of_peak\":{},\
              \"rotated\":{}}}",
@@ -152,6 +205,7 @@ impl Row {
             self.k,
             self.n,
             self.mode,
+            self.scales,
             self.isa,
             self.threads,
             self.seconds,
@@ -172,12 +226,13 @@ impl Row {
         let speed = self.speedup().map_or("-".into(), |s| format!("{s:.2}x"));
         let pct = |p: Option<f64>| p.map_or("-".into(), |p| format!("{p:.0}%"));
         format!(
-            "{:<9} {:>4} {:>6} {:>6} {:<6} {:<11} {:>2} {:>10.1} {:>8.1} {:>8} {:>7} {:>7.1} {:>5} {:>5}",
+            "{:<9} {:>4} {:>6} {:>6} {:<6} {:<8} {:<11} {:>2} {:>10.1} {:>8.1} {:>8} {:>7} {:>7.1} {:>5} {:>5}",
             self.op,
             self.m,
             self.k,
             self.n,
             self.mode,
+            self.scales,
             self.isa,
             self.threads,
             self.seconds * 1e6,
@@ -320,11 +375,13 @@ fn ours<'a>(
     })
 }
 
-/// Times the f32 baseline and each (kernel, mode) on one shape in alternation; returns the
-/// rows of ours with the baseline filled in.
+/// Times the f32 baseline and each (kernel, mode, scales) on one shape in alternation;
+/// returns the rows of ours with the baseline filled in.
+#[allow(clippy::too_many_arguments)] // one shape's whole measurement
 fn measure_shape(
     kernels: &[&Kernel],
     modes: &[&'static str],
+    scales: &[ScaleKind],
     op: &'static str,
     (m, k, n): (usize, usize, usize),
     threads: usize,
@@ -336,38 +393,49 @@ fn measure_shape(
     let wf: Vec<Vec<f32>> = (0..copies_for(n * k * 4, rotate))
         .map(|_| rng.f32s(n * k))
         .collect();
-    let packed_bytes = rng.packed(1, k).storage_bytes() * n;
-    let copies = copies_for(packed_bytes, rotate);
-    let wp: Vec<PackedI2> = (0..copies).map(|_| rng.packed(n, k)).collect();
-    let mut cases: Vec<(&Kernel, &'static str)> = Vec::new();
+    let wps: Vec<Vec<PackedI2>> = scales
+        .iter()
+        .map(|&kind| {
+            let packed_bytes = kind.packed(&mut rng, 1, k).storage_bytes() * n;
+            (0..copies_for(packed_bytes, rotate))
+                .map(|_| kind.packed(&mut rng, n, k))
+                .collect()
+        })
+        .collect();
+    let mut cases: Vec<(&Kernel, &'static str, usize)> = Vec::new();
     let mut fs = vec![baseline_f32(&x, &wf, (m, k, n), threads)];
     for &kernel in kernels {
         for &mode in modes {
-            cases.push((kernel, mode));
-            fs.push(ours(kernel, mode, &x, &wp, (m, k, n)));
+            for (s, wp) in wps.iter().enumerate() {
+                cases.push((kernel, mode, s));
+                fs.push(ours(kernel, mode, &x, wp, (m, k, n)));
+            }
         }
     }
     let t = median_times(reps, &mut fs);
     let macs = (m * n * k) as f64;
-    let weight_bytes = wp[0].storage_bytes();
     cases
         .iter()
         .zip(&t[1..])
-        .map(|(&(kernel, mode), &secs)| Row {
-            op,
-            m,
-            k,
-            n,
-            mode,
-            isa: kernel.isa().name().into(),
-            threads,
-            seconds: secs,
-            gmacs: macs / secs / 1e9,
-            baseline_gmacs: Some(macs / t[0] / 1e9),
-            weight_bytes,
-            gbs: weight_bytes as f64 / secs / 1e9,
-            rotated: copies > 1,
-            ..Row::default()
+        .map(|(&(kernel, mode, s), &secs)| {
+            let weight_bytes = wps[s][0].storage_bytes();
+            Row {
+                op,
+                m,
+                k,
+                n,
+                mode,
+                scales: scales[s].name(),
+                isa: kernel.isa().name().into(),
+                threads,
+                seconds: secs,
+                gmacs: macs / secs / 1e9,
+                baseline_gmacs: Some(macs / t[0] / 1e9),
+                weight_bytes,
+                gbs: weight_bytes as f64 / secs / 1e9,
+                rotated: wps[s].len() > 1,
+                ..Row::default()
+            }
         })
         .collect()
 }
@@ -389,6 +457,7 @@ fn pack_row(reps: usize) -> Row {
         k,
         n,
         mode: "absmean",
+        scales: "row".into(),
         isa: "scalar".into(),
         threads: 1,
         seconds: t,
@@ -421,6 +490,19 @@ pub fn run(args: &ReportArgs) {
         })
         .collect();
     let reps = if args.quick { 3 } else { 7 };
+    let scale_names: Vec<String> = if args.scales.is_empty() {
+        vec!["row".into(), "group128".into()]
+    } else {
+        args.scales.clone()
+    };
+    let scales: Vec<ScaleKind> = scale_names
+        .iter()
+        .map(|name| {
+            ScaleKind::parse(name).unwrap_or_else(|| {
+                panic!("--scales: unknown kind {name:?} (tensor, row, group64, group128, group256)")
+            })
+        })
+        .collect();
     let mut gemv: Vec<(usize, usize)> = vec![
         (2560, 2560),
         (2560, 6912),
@@ -448,12 +530,13 @@ pub fn run(args: &ReportArgs) {
             kernels().iter().map(|k| k.isa().name()).collect::<Vec<_>>()
         );
         println!(
-            "{:<9} {:>4} {:>6} {:>6} {:<6} {:<11} {:>2} {:>10} {:>8} {:>8} {:>7} {:>7} {:>5} {:>5}",
+            "{:<9} {:>4} {:>6} {:>6} {:<6} {:<8} {:<11} {:>2} {:>10} {:>8} {:>8} {:>7} {:>7} {:>5} {:>5}",
             "op",
             "m",
             "k",
             "n",
             "mode",
+            "scales",
             "isa",
             "th",
             "time_us",
@@ -482,6 +565,7 @@ pub fn run(args: &ReportArgs) {
             emit(&Row {
                 op: "stream",
                 mode: "read",
+                scales: "-".into(),
                 isa: "-".into(),
                 threads: t,
                 seconds: (1u64 << 30) as f64 / read / 1e9,
@@ -494,6 +578,7 @@ pub fn run(args: &ReportArgs) {
                 emit(&Row {
                     op: "vnni_peak",
                     mode: "dpbusd",
+                    scales: "-".into(),
                     isa: "avx512vnni".into(),
                     threads: t,
                     seconds,
@@ -513,19 +598,32 @@ pub fn run(args: &ReportArgs) {
             for &(k, n) in gemv.iter().filter(|_| !gemv_modes.is_empty()) {
                 let rotate = n * k / 4 > L3_BYTES;
                 let shape = (1, k, n);
-                for mut r in measure_shape(&selected, &gemv_modes, "gemv", shape, t, rotate, reps) {
+                let rows = measure_shape(
+                    &selected,
+                    &gemv_modes,
+                    &scales,
+                    "gemv",
+                    shape,
+                    t,
+                    rotate,
+                    reps,
+                );
+                for mut r in rows {
                     r.read_gbs = Some(read);
                     emit(&r);
                 }
             }
             for &shape in w2a8_gemm.iter().filter(|_| args.wants("gemm", "w2a8")) {
-                for mut r in measure_shape(&selected, &["w2a8"], "gemm", shape, t, false, reps) {
+                let rows =
+                    measure_shape(&selected, &["w2a8"], &scales, "gemm", shape, t, false, reps);
+                for mut r in rows {
                     r.peak_gmacs = peak;
                     emit(&r);
                 }
             }
             for &shape in f32_gemm.iter().filter(|_| args.wants("gemm", "f32")) {
-                for r in measure_shape(&selected, &["f32"], "gemm", shape, t, false, reps) {
+                for r in measure_shape(&selected, &["f32"], &scales, "gemm", shape, t, false, reps)
+                {
                     emit(&r);
                 }
             }

@@ -705,10 +705,13 @@ const GATHER_MAX_COUNT: usize = i32::MAX as usize / LANES;
 unsafe fn group_scales<const G: usize>(seg: &Seg, g: usize, last: usize) -> [__m256; G] {
     let count = seg.count;
     // SAFETY: every lane read is a scale of a tile column (masked lanes are not read).
+    // (A loop, not `array::from_fn`: a closure here would not inherit the entry point's
+    // target features, and its intrinsics would become calls.)
     unsafe {
-        std::array::from_fn(|v| {
+        let mut out = [_mm256_setzero_ps(); G];
+        for (v, o) in out.iter_mut().enumerate() {
             let base = seg.ws.add(v * LANES * count + g);
-            if count <= GATHER_MAX_COUNT {
+            *o = if count <= GATHER_MAX_COUNT {
                 let offsets = _mm256_mullo_epi32(
                     _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                     _mm256_set1_epi32(count as i32),
@@ -722,8 +725,63 @@ unsafe fn group_scales<const G: usize>(seg: &Seg, g: usize, last: usize) -> [__m
                     *l = *base.add(r * count);
                 }
                 _mm256_loadu_ps(vals.as_ptr())
+            };
+        }
+        out
+    }
+}
+
+/// A W2A8 group's products `(S − xsum[i, g]) · (xs[i] · ws[j, g])` from its i32 sums `acc`
+/// (one vector per row and column group), as the scalar twin computes them.
+///
+/// # Safety
+/// `seg` holds the tile's scales (`last` lanes in the last vector) and its rows' scales and
+/// group sums, `g < seg.count`; the CPU supports avx2.
+#[inline(always)]
+unsafe fn scale_w2a8<const MR: usize, const G: usize>(
+    acc: &[[__m256i; G]; MR],
+    seg: &Seg,
+    g: usize,
+    last: usize,
+) -> [[__m256; G]; MR] {
+    // SAFETY: reads the scales and sums of the contract.
+    unsafe {
+        let mut t = [[_mm256_setzero_ps(); G]; MR];
+        let ws = group_scales::<G>(seg, g, last);
+        for (i, (t_i, acc_i)) in t.iter_mut().zip(acc).enumerate() {
+            let xs = _mm256_set1_ps(*seg.xs.add(i));
+            let xsum = _mm256_set1_epi32(*seg.xsum.add(i * seg.count + g));
+            for ((tv, &a), &w) in t_i.iter_mut().zip(acc_i).zip(&ws) {
+                let s = _mm256_cvtepi32_ps(_mm256_sub_epi32(a, xsum));
+                *tv = _mm256_mul_ps(s, _mm256_mul_ps(xs, w));
             }
-        })
+        }
+        t
+    }
+}
+
+/// An f32 group's products `P · ws[j, g]` from its column-order sums `acc`.
+///
+/// # Safety
+/// `seg` holds the tile's scales (`last` lanes in the last vector), `g < seg.count`; the CPU
+/// supports avx2.
+#[inline(always)]
+unsafe fn scale_f32<const MR: usize, const G: usize>(
+    acc: &[[__m256; G]; MR],
+    seg: &Seg,
+    g: usize,
+    last: usize,
+) -> [[__m256; G]; MR] {
+    // SAFETY: reads the scales of the contract.
+    unsafe {
+        let mut t = [[_mm256_setzero_ps(); G]; MR];
+        let ws = group_scales::<G>(seg, g, last);
+        for (t_i, acc_i) in t.iter_mut().zip(acc) {
+            for ((tv, &a), &w) in t_i.iter_mut().zip(acc_i).zip(&ws) {
+                *tv = _mm256_mul_ps(a, w);
+            }
+        }
+        t
     }
 }
 
@@ -739,7 +797,7 @@ unsafe fn fold_group<const MR: usize, const G: usize>(
     ldo: usize,
     last: usize,
     first: bool,
-    t: impl Fn(usize, usize) -> __m256,
+    t: &[[__m256; G]; MR],
 ) {
     // SAFETY: the contract's tile; masked moves for a partial last group.
     unsafe {
@@ -755,7 +813,7 @@ unsafe fn fold_group<const MR: usize, const G: usize>(
                 } else {
                     Some(_mm256_maskload_ps(at, mask))
                 };
-                let sum = prev.map_or(t(i, v), |p| _mm256_add_ps(p, t(i, v)));
+                let sum = prev.map_or(t[i][v], |p| _mm256_add_ps(p, t[i][v]));
                 if full {
                     _mm256_storeu_ps(at, sum)
                 } else {
@@ -845,15 +903,14 @@ unsafe fn w2a8_group_micro<const MR: usize, const G: usize>(
                     }
                 }
             }
-            let ws = group_scales::<G>(seg, g, last);
-            let xs: [__m256; MR] = std::array::from_fn(|i| _mm256_set1_ps(*seg.xs.add(i)));
-            let xsum: [__m256i; MR] =
-                std::array::from_fn(|i| _mm256_set1_epi32(*seg.xsum.add(i * seg.count + g)));
-            fold_group::<MR, G>(out, ldo, last, g == 0, |i, v| {
-                let raw = _mm256_madd_epi16(acc[i][v], ones);
-                let s = _mm256_cvtepi32_ps(_mm256_sub_epi32(raw, xsum[i]));
-                _mm256_mul_ps(s, _mm256_mul_ps(xs[i], ws[v]))
-            });
+            let mut wide = [[_mm256_setzero_si256(); G]; MR];
+            for (w_i, acc_i) in wide.iter_mut().zip(&acc) {
+                for (w, &a) in w_i.iter_mut().zip(acc_i) {
+                    *w = _mm256_madd_epi16(a, ones);
+                }
+            }
+            let t = scale_w2a8(&wide, seg, g, last);
+            fold_group::<MR, G>(out, ldo, last, g == 0, &t);
         }
     }
 }
@@ -891,10 +948,8 @@ unsafe fn f32_group_micro<const MR: usize, const G: usize>(
                     }
                 }
             }
-            let ws = group_scales::<G>(seg, g, last);
-            fold_group::<MR, G>(out, ldo, last, g == 0, |i, v| {
-                _mm256_mul_ps(acc[i][v], ws[v])
-            });
+            let t = scale_f32(&acc, seg, g, last);
+            fold_group::<MR, G>(out, ldo, last, g == 0, &t);
         }
     }
 }
@@ -1129,6 +1184,79 @@ unsafe fn group_panels<M: GroupMode>(
     }
 }
 
+/// Group-scaled exact f32 for a row or two: [`f32_direct`] with each group's column-order
+/// sum scaled and folded into `out` where the group ends (every multiple of the group size,
+/// and the end of a ragged last group).
+///
+/// # Safety
+/// As [`f32_direct`]; `seg` holds the scales of the tile's columns (its `c0` is unused).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_group_direct<const MR: usize, const G: usize>(
+    w: *const u8,
+    rb: usize,
+    cols: usize,
+    x: *const f32,
+    ldx: usize,
+    out: *mut f32,
+    ldo: usize,
+    seg: &Seg,
+) {
+    let last = last_lanes(cols);
+    let kp = 4 * rb;
+    // SAFETY: as in `f32_direct`; the fold writes the tile's lanes of rows 0..MR.
+    unsafe {
+        let table = weight_table();
+        let mut acc = [[_mm256_setzero_ps(); G]; MR];
+        for b in 0..rb / 32 {
+            let mut dv = [[_mm256_setzero_si256(); 8]; G];
+            for (g, v) in dv.iter_mut().enumerate() {
+                *v = load_group(w.add(g * LANES * rb), rb, (cols - g * LANES).min(LANES), b);
+            }
+            for s in 0..4 {
+                for d in 0..8 {
+                    let mut idx = [[_mm256_setzero_si256(); 4]; G];
+                    for (ig, dg) in idx.iter_mut().zip(&dv) {
+                        *ig = [
+                            dg[d],
+                            _mm256_srli_epi32::<8>(dg[d]),
+                            _mm256_srli_epi32::<16>(dg[d]),
+                            _mm256_srli_epi32::<24>(dg[d]),
+                        ];
+                    }
+                    for t in 0..4 {
+                        let c = b * 128 + 32 * s + 4 * d + t;
+                        let mut xb = [_mm256_setzero_ps(); MR];
+                        for (i, v) in xb.iter_mut().enumerate() {
+                            *v = _mm256_set1_ps(*x.add(i * ldx + c));
+                        }
+                        for (g, ig) in idx.iter().enumerate() {
+                            let wv = _mm256_permutevar8x32_ps(table, ig[t]);
+                            for (acc_i, &xi) in acc.iter_mut().zip(&xb) {
+                                acc_i[g] = _mm256_fmadd_ps(wv, xi, acc_i[g]);
+                            }
+                        }
+                    }
+                }
+                for dg in dv.iter_mut() {
+                    for v in dg.iter_mut() {
+                        *v = _mm256_srli_epi32::<2>(*v);
+                    }
+                }
+                let end = b * 128 + 32 * (s + 1);
+                if end % seg.size == 0 || end == kp {
+                    let g = (end - 1) / seg.size;
+                    if g < seg.count {
+                        let t = scale_f32(&acc, seg, g, last);
+                        fold_group::<MR, G>(out, ldo, last, g == 0, &t);
+                    }
+                    acc = [[_mm256_setzero_ps(); G]; MR];
+                }
+            }
+        }
+    }
+}
+
 /// Group-scaled W2A8 with `vpmaddubsw` (group contract of [`crate::cpu::scalar`]).
 ///
 /// # Safety
@@ -1169,6 +1297,34 @@ pub(crate) unsafe fn f32_group(
     ldo: usize,
     gr: &Groups,
 ) {
-    // SAFETY: forwarded contract.
-    unsafe { group_panels::<F32Groups>(w, row_bytes, n, x, ldx, m, out, ldo, gr) }
+    // SAFETY: forwarded contract; each tile covers columns j0..j0 + cols of w, out and ws.
+    unsafe {
+        if m == 0 || n == 0 || row_bytes == 0 || m > F32_DIRECT_MAX_M {
+            return group_panels::<F32Groups>(w, row_bytes, n, x, ldx, m, out, ldo, gr);
+        }
+        // (A plain loop: a closure would not inherit this entry point's target features.)
+        for j0 in (0..n).step_by(DIRECT_GROUPS * LANES) {
+            let cols = (n - j0).min(DIRECT_GROUPS * LANES);
+            let seg = Seg {
+                c0: 0,
+                size: gr.size,
+                count: gr.count,
+                ws: gr.ws.add(j0 * gr.count),
+                xs: gr.xs,
+                xsum: gr.xsum,
+            };
+            let (wj, oj, seg) = (w.add(j0 * row_bytes), out.add(j0), &seg);
+            macro_rules! go {
+                ($mr:literal) => {
+                    match cols.div_ceil(LANES) {
+                        4 => f32_group_direct::<$mr, 4>(wj, row_bytes, cols, x, ldx, oj, ldo, seg),
+                        3 => f32_group_direct::<$mr, 3>(wj, row_bytes, cols, x, ldx, oj, ldo, seg),
+                        2 => f32_group_direct::<$mr, 2>(wj, row_bytes, cols, x, ldx, oj, ldo, seg),
+                        _ => f32_group_direct::<$mr, 1>(wj, row_bytes, cols, x, ldx, oj, ldo, seg),
+                    }
+                };
+            }
+            if m == 1 { go!(1) } else { go!(2) }
+        }
+    }
 }

@@ -1125,15 +1125,17 @@ const GATHER_MAX_COUNT: usize = i32::MAX as usize / LANES;
 unsafe fn group_scales<const G: usize>(seg: &Seg, g: usize, last: __mmask16) -> [__m512; G] {
     let count = seg.count;
     // SAFETY: every lane read is a scale of a tile column (masked lanes are not read).
+    // (A loop, not `array::from_fn`: a closure here would not inherit the entry point's
+    // target features, and its intrinsics would become calls.)
     unsafe {
-        std::array::from_fn(|v| {
+        let mut out = [_mm512_setzero_ps(); G];
+        for (v, o) in out.iter_mut().enumerate() {
             let mask = if v + 1 == G { last } else { !0 };
             let base = seg.ws.add(v * LANES * count + g);
-            if count <= GATHER_MAX_COUNT {
-                let c = count as i32;
+            *o = if count <= GATHER_MAX_COUNT {
                 let offsets = _mm512_mullo_epi32(
                     _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                    _mm512_set1_epi32(c),
+                    _mm512_set1_epi32(count as i32),
                 );
                 _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, offsets, base)
             } else {
@@ -1144,8 +1146,63 @@ unsafe fn group_scales<const G: usize>(seg: &Seg, g: usize, last: __mmask16) -> 
                     }
                 }
                 _mm512_loadu_ps(lanes.as_ptr())
+            };
+        }
+        out
+    }
+}
+
+/// A W2A8 group's products `(S − xsum[i, g]) · (xs[i] · ws[j, g])` from its i32 sums `acc`
+/// (one vector per row and column group), as the scalar twin computes them.
+///
+/// # Safety
+/// `seg` holds the tile's scales (lanes of `last` in the last vector) and its rows' scales
+/// and group sums, `g < seg.count`; the CPU supports avx512f.
+#[inline(always)]
+unsafe fn scale_w2a8<const MR: usize, const G: usize>(
+    acc: &[[__m512i; G]; MR],
+    seg: &Seg,
+    g: usize,
+    last: __mmask16,
+) -> [[__m512; G]; MR] {
+    // SAFETY: reads the scales and sums of the contract.
+    unsafe {
+        let mut t = [[_mm512_setzero_ps(); G]; MR];
+        let ws = group_scales::<G>(seg, g, last);
+        for (i, (t_i, acc_i)) in t.iter_mut().zip(acc).enumerate() {
+            let xs = _mm512_set1_ps(*seg.xs.add(i));
+            let xsum = _mm512_set1_epi32(*seg.xsum.add(i * seg.count + g));
+            for ((tv, &a), &w) in t_i.iter_mut().zip(acc_i).zip(&ws) {
+                let s = _mm512_cvtepi32_ps(_mm512_sub_epi32(a, xsum));
+                *tv = _mm512_mul_ps(s, _mm512_mul_ps(xs, w));
             }
-        })
+        }
+        t
+    }
+}
+
+/// An f32 group's products `P · ws[j, g]` from its column-order sums `acc`.
+///
+/// # Safety
+/// `seg` holds the tile's scales (lanes of `last` in the last vector), `g < seg.count`; the
+/// CPU supports avx512f.
+#[inline(always)]
+unsafe fn scale_f32<const MR: usize, const G: usize>(
+    acc: &[[__m512; G]; MR],
+    seg: &Seg,
+    g: usize,
+    last: __mmask16,
+) -> [[__m512; G]; MR] {
+    // SAFETY: reads the scales of the contract.
+    unsafe {
+        let mut t = [[_mm512_setzero_ps(); G]; MR];
+        let ws = group_scales::<G>(seg, g, last);
+        for (t_i, acc_i) in t.iter_mut().zip(acc) {
+            for ((tv, &a), &w) in t_i.iter_mut().zip(acc_i).zip(&ws) {
+                *tv = _mm512_mul_ps(a, w);
+            }
+        }
+        t
     }
 }
 
@@ -1160,7 +1217,7 @@ unsafe fn fold_group<const MR: usize, const G: usize>(
     ldo: usize,
     last: __mmask16,
     first: bool,
-    t: impl Fn(usize, usize) -> __m512,
+    t: &[[__m512; G]; MR],
 ) {
     let mask = |v: usize| if v + 1 == G { last } else { !0 };
     // SAFETY: masked lanes of the contract's out tile.
@@ -1169,9 +1226,9 @@ unsafe fn fold_group<const MR: usize, const G: usize>(
             for v in 0..G {
                 let at = out.add(i * ldo + v * LANES);
                 let sum = if first {
-                    t(i, v)
+                    t[i][v]
                 } else {
-                    _mm512_add_ps(_mm512_maskz_loadu_ps(mask(v), at), t(i, v))
+                    _mm512_add_ps(_mm512_maskz_loadu_ps(mask(v), at), t[i][v])
                 };
                 _mm512_mask_storeu_ps(at, mask(v), sum);
             }
@@ -1215,14 +1272,8 @@ unsafe fn w2a8_group_micro<D: Dot, const MR: usize, const G: usize>(
                     }
                 }
             }
-            let ws = group_scales::<G>(seg, g, last);
-            let xs: [__m512; MR] = std::array::from_fn(|i| _mm512_set1_ps(*seg.xs.add(i)));
-            let xsum: [__m512i; MR] =
-                std::array::from_fn(|i| _mm512_set1_epi32(*seg.xsum.add(i * seg.count + g)));
-            fold_group::<MR, G>(out, ldo, last, g == 0, |i, v| {
-                let s = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][v], xsum[i]));
-                _mm512_mul_ps(s, _mm512_mul_ps(xs[i], ws[v]))
-            });
+            let t = scale_w2a8(&acc, seg, g, last);
+            fold_group::<MR, G>(out, ldo, last, g == 0, &t);
         }
     }
 }
@@ -1260,10 +1311,8 @@ unsafe fn f32_group_micro<const MR: usize, const G: usize>(
                     }
                 }
             }
-            let ws = group_scales::<G>(seg, g, last);
-            fold_group::<MR, G>(out, ldo, last, g == 0, |i, v| {
-                _mm512_mul_ps(acc[i][v], ws[v])
-            });
+            let t = scale_f32(&acc, seg, g, last);
+            fold_group::<MR, G>(out, ldo, last, g == 0, &t);
         }
     }
 }
@@ -1502,6 +1551,227 @@ unsafe fn group_panels<M: GroupMode>(
     }
 }
 
+/// Up to this many activation rows, group-scaled W2A8 decodes in registers
+/// ([`w2a8_group_direct`]); beyond, it decodes panels.
+const W2A8_GROUP_DIRECT_MAX_M: usize = 4;
+/// Column groups of one [`w2a8_group_direct`] tile: 32 columns (2 × 8 transposed dword
+/// registers stay resident).
+const W2A8_GROUP_DIRECT_GROUPS: usize = 2;
+
+/// Whether the scale group being summed ends at column `end` of a row of `kp` columns: at
+/// every multiple of the group size, and at the end of the (ragged) last group.
+#[inline(always)]
+fn group_ends(end: usize, size: usize, kp: usize) -> bool {
+    end % size == 0 || end == kp
+}
+
+/// Group-scaled W2A8 for a few rows: up to 32 columns decoded in registers block by block
+/// (the transposed dwords of [`f32_direct`]), `vpdpbusd` against broadcast dwords of four
+/// activations, each group's sums scaled and folded into `out` where the group ends.
+///
+/// # Safety
+/// `w` points at `cols ≤ 16·G` rows of `rb` bytes; `x` at `MR` rows of stride `ldx` with
+/// `4·rb` values; `out` at `MR` rows of stride `ldo ≥ cols`; `seg` holds the scales of those
+/// columns and the scales and group sums of those rows (its `c0` is unused); the CPU
+/// supports what `D` needs.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn w2a8_group_direct<D: Dot, const MR: usize, const G: usize>(
+    w: *const u8,
+    rb: usize,
+    cols: usize,
+    x: *const i8,
+    ldx: usize,
+    out: *mut f32,
+    ldo: usize,
+    seg: &Seg,
+) {
+    let last = last_mask(cols);
+    let kp = 4 * rb;
+    // SAFETY: group v reads rows 16v.. of w (fewer at the edge), block by block; x reads stay
+    // in rows 0..MR, columns < 4·rb; the fold writes the masked lanes of rows 0..MR.
+    unsafe {
+        let m3 = _mm512_set1_epi8(3);
+        let mut acc = [[_mm512_setzero_si512(); G]; MR];
+        for b in 0..rb / 32 {
+            let mut dv = [[_mm512_setzero_si512(); 8]; G];
+            for (v, dg) in dv.iter_mut().enumerate() {
+                *dg = load_group(w.add(v * LANES * rb), rb, (cols - v * LANES).min(LANES), b);
+            }
+            // Dword d of a row, bits 2s.., holds the codes of columns 32s + 4d .. + 4.
+            for s in 0..4 {
+                for d in 0..8 {
+                    let mut xb = [_mm512_setzero_si512(); MR];
+                    for (i, xi) in xb.iter_mut().enumerate() {
+                        let at = x.add(i * ldx + b * 128 + 32 * s + 4 * d);
+                        *xi = _mm512_set1_epi32(at.cast::<i32>().read_unaligned());
+                    }
+                    for (v, dg) in dv.iter().enumerate() {
+                        let q = _mm512_and_si512(dg[d], m3);
+                        for (acc_i, &xi) in acc.iter_mut().zip(&xb) {
+                            acc_i[v] = D::dot(acc_i[v], q, xi);
+                        }
+                    }
+                }
+                for dg in dv.iter_mut() {
+                    for r in dg.iter_mut() {
+                        *r = _mm512_srli_epi32::<2>(*r);
+                    }
+                }
+                let end = b * 128 + 32 * (s + 1);
+                if group_ends(end, seg.size, kp) {
+                    let g = (end - 1) / seg.size;
+                    if g < seg.count {
+                        let t = scale_w2a8(&acc, seg, g, last);
+                        fold_group::<MR, G>(out, ldo, last, g == 0, &t);
+                    }
+                    acc = [[_mm512_setzero_si512(); G]; MR];
+                }
+            }
+        }
+    }
+}
+
+/// Group-scaled exact f32 for a few rows: [`f32_direct`] with each group's column-order sum
+/// scaled and folded into `out` where the group ends.
+///
+/// # Safety
+/// As [`f32_direct`]; `seg` holds the scales of the tile's columns (its `c0` is unused).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_group_direct<const MR: usize, const G: usize>(
+    w: *const u8,
+    rb: usize,
+    cols: usize,
+    x: *const f32,
+    ldx: usize,
+    out: *mut f32,
+    ldo: usize,
+    seg: &Seg,
+) {
+    let last = last_mask(cols);
+    let kp = 4 * rb;
+    // SAFETY: as in `f32_direct`; the fold writes the masked lanes of rows 0..MR.
+    unsafe {
+        let table = weight_table();
+        let mut acc = [[_mm512_setzero_ps(); G]; MR];
+        for b in 0..rb / 32 {
+            let mut dv = [[_mm512_setzero_si512(); 8]; G];
+            for (v, dg) in dv.iter_mut().enumerate() {
+                *dg = load_group(w.add(v * LANES * rb), rb, (cols - v * LANES).min(LANES), b);
+            }
+            for s in 0..4 {
+                for d in 0..8 {
+                    let mut idx = [[_mm512_setzero_si512(); 4]; G];
+                    for (ig, dg) in idx.iter_mut().zip(&dv) {
+                        *ig = [
+                            dg[d],
+                            _mm512_srli_epi32::<8>(dg[d]),
+                            _mm512_srli_epi32::<16>(dg[d]),
+                            _mm512_srli_epi32::<24>(dg[d]),
+                        ];
+                    }
+                    for t in 0..4 {
+                        let c = b * 128 + 32 * s + 4 * d + t;
+                        let mut xb = [_mm512_setzero_ps(); MR];
+                        for (i, v) in xb.iter_mut().enumerate() {
+                            *v = _mm512_set1_ps(*x.add(i * ldx + c));
+                        }
+                        for (v, ig) in idx.iter().enumerate() {
+                            let wv = _mm512_permutexvar_ps(ig[t], table);
+                            for (acc_i, &xi) in acc.iter_mut().zip(&xb) {
+                                acc_i[v] = _mm512_fmadd_ps(wv, xi, acc_i[v]);
+                            }
+                        }
+                    }
+                }
+                for dg in dv.iter_mut() {
+                    for r in dg.iter_mut() {
+                        *r = _mm512_srli_epi32::<2>(*r);
+                    }
+                }
+                let end = b * 128 + 32 * (s + 1);
+                if group_ends(end, seg.size, kp) {
+                    let g = (end - 1) / seg.size;
+                    if g < seg.count {
+                        let t = scale_f32(&acc, seg, g, last);
+                        fold_group::<MR, G>(out, ldo, last, g == 0, &t);
+                    }
+                    acc = [[_mm512_setzero_ps(); G]; MR];
+                }
+            }
+        }
+    }
+}
+
+/// The column tiles of the few-row group kernels: `(first column, columns, column groups,
+/// scale operands)` for tiles of up to `groups · 16` of `n` columns. (An iterator, not a
+/// closure-taking loop: a closure would not inherit the entry point's target features.)
+#[inline(always)]
+fn few_row_tiles(
+    n: usize,
+    groups: usize,
+    gr: &Groups,
+) -> impl Iterator<Item = (usize, usize, usize, Seg)> + use<> {
+    let gr = *gr;
+    (0..n).step_by(groups * LANES).map(move |j0| {
+        let cols = (n - j0).min(groups * LANES);
+        let seg = Seg {
+            c0: 0,
+            size: gr.size,
+            count: gr.count,
+            ws: gr.ws.wrapping_add(j0 * gr.count),
+            xs: gr.xs,
+            xsum: gr.xsum,
+        };
+        (j0, cols, cols.div_ceil(LANES), seg)
+    })
+}
+
+/// Group-scaled W2A8: [`w2a8_group_direct`] for up to [`W2A8_GROUP_DIRECT_MAX_M`] rows,
+/// else [`group_panels`].
+///
+/// # Safety
+/// The group contract of [`crate::cpu::scalar`]; the CPU supports what `D` needs.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn w2a8_group_any<D: Dot>(
+    w: *const u8,
+    rb: usize,
+    n: usize,
+    x: *const i8,
+    ldx: usize,
+    m: usize,
+    out: *mut f32,
+    ldo: usize,
+    gr: &Groups,
+) {
+    // SAFETY: forwarded contract; each tile covers columns j0..j0 + cols of w, out and ws.
+    unsafe {
+        if m == 0 || n == 0 || rb == 0 || m > W2A8_GROUP_DIRECT_MAX_M {
+            return group_panels::<W2a8Groups<D>>(w, rb, n, x, ldx, m, out, ldo, gr);
+        }
+        for (j0, cols, g, seg) in few_row_tiles(n, W2A8_GROUP_DIRECT_GROUPS, gr) {
+            let (wj, oj, seg) = (w.add(j0 * rb), out.add(j0), &seg);
+            macro_rules! go {
+                ($mr:literal) => {
+                    if g == 2 {
+                        w2a8_group_direct::<D, $mr, 2>(wj, rb, cols, x, ldx, oj, ldo, seg)
+                    } else {
+                        w2a8_group_direct::<D, $mr, 1>(wj, rb, cols, x, ldx, oj, ldo, seg)
+                    }
+                };
+            }
+            match m {
+                1 => go!(1),
+                2 => go!(2),
+                3 => go!(3),
+                _ => go!(4),
+            }
+        }
+    }
+}
+
 /// Group-scaled W2A8 with `vpdpbusd`.
 ///
 /// # Safety
@@ -1521,7 +1791,7 @@ pub(crate) unsafe fn w2a8_group_vnni(
     gr: &Groups,
 ) {
     // SAFETY: forwarded contract.
-    unsafe { group_panels::<W2a8Groups<Vnni>>(w, row_bytes, n, x, ldx, m, out, ldo, gr) }
+    unsafe { w2a8_group_any::<Vnni>(w, row_bytes, n, x, ldx, m, out, ldo, gr) }
 }
 
 /// Group-scaled W2A8 with `vpmaddubsw` (AVX-512 without VNNI).
@@ -1543,7 +1813,7 @@ pub(crate) unsafe fn w2a8_group_bw(
     gr: &Groups,
 ) {
     // SAFETY: forwarded contract.
-    unsafe { group_panels::<W2a8Groups<Bw>>(w, row_bytes, n, x, ldx, m, out, ldo, gr) }
+    unsafe { w2a8_group_any::<Bw>(w, row_bytes, n, x, ldx, m, out, ldo, gr) }
 }
 
 /// Group-scaled exact f32.
@@ -1564,8 +1834,31 @@ pub(crate) unsafe fn f32_group(
     ldo: usize,
     gr: &Groups,
 ) {
-    // SAFETY: forwarded contract.
-    unsafe { group_panels::<F32Groups>(w, row_bytes, n, x, ldx, m, out, ldo, gr) }
+    // SAFETY: forwarded contract; each tile covers columns j0..j0 + cols of w, out and ws.
+    unsafe {
+        if m == 0 || n == 0 || row_bytes == 0 || m > F32_DIRECT_MAX_M {
+            return group_panels::<F32Groups>(w, row_bytes, n, x, ldx, m, out, ldo, gr);
+        }
+        for (j0, cols, g, seg) in few_row_tiles(n, DIRECT_GROUPS, gr) {
+            let (wj, oj, seg) = (w.add(j0 * row_bytes), out.add(j0), &seg);
+            macro_rules! go {
+                ($mr:literal) => {
+                    match g {
+                        4 => f32_group_direct::<$mr, 4>(wj, row_bytes, cols, x, ldx, oj, ldo, seg),
+                        3 => f32_group_direct::<$mr, 3>(wj, row_bytes, cols, x, ldx, oj, ldo, seg),
+                        2 => f32_group_direct::<$mr, 2>(wj, row_bytes, cols, x, ldx, oj, ldo, seg),
+                        _ => f32_group_direct::<$mr, 1>(wj, row_bytes, cols, x, ldx, oj, ldo, seg),
+                    }
+                };
+            }
+            match m {
+                1 => go!(1),
+                2 => go!(2),
+                3 => go!(3),
+                _ => go!(4),
+            }
+        }
+    }
 }
 
 /// The loop behind [`crate::cpu::dispatch::dpbusd_peak`]: 16 independent accumulator chains
