@@ -150,11 +150,11 @@ pub(crate) unsafe fn w2a8_group(
                 )
             };
             let mut acc = 0f32;
-            for g in 0..gr.count {
+            for (g, (&ws, &xsum)) in ws.iter().zip(xsum).enumerate() {
                 let raw: i32 = group_columns(g, gr.size, kp)
                     .map(|c| i32::from(code_at(wr, c)) * i32::from(xr[c]))
                     .sum();
-                let t = (raw.wrapping_sub(xsum[g]) as f32) * (xs * ws[g]);
+                let t = (raw.wrapping_sub(xsum) as f32) * (xs * ws);
                 acc = if g == 0 { t } else { acc + t };
             }
             // SAFETY: (i, j) lies inside the caller's exclusive output tile.
@@ -192,12 +192,12 @@ pub(crate) unsafe fn f32_group(
                 )
             };
             let mut acc = 0f32;
-            for g in 0..gr.count {
+            for (g, &ws) in ws.iter().enumerate() {
                 let mut part = 0f32;
                 for c in group_columns(g, gr.size, kp) {
                     part += weight(code_at(wr, c)) * xr[c];
                 }
-                let t = part * ws[g];
+                let t = part * ws;
                 acc = if g == 0 { t } else { acc + t };
             }
             // SAFETY: (i, j) lies inside the caller's exclusive output tile.

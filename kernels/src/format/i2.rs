@@ -196,15 +196,16 @@ impl<'a> PackedI2Ref<'a> {
     /// When `row ≥ n` or, with group scales, `col ≥ k`.
     #[inline]
     pub fn scale_at(&self, row: usize, col: usize) -> f32 {
-        if self.group_size == 0 {
-            self.scale(row)
-        } else {
-            assert!(
-                col < self.k,
-                "column {col} outside a matrix of {} columns",
-                self.k
-            );
-            self.scales[row * self.groups() + col / self.group_size]
+        match col.checked_div(self.group_size) {
+            None => self.scale(row),
+            Some(g) => {
+                assert!(
+                    col < self.k,
+                    "column {col} outside a matrix of {} columns",
+                    self.k
+                );
+                self.scales[row * self.groups() + g]
+            }
         }
     }
     /// Whether the kernels may treat the scales as one per row: per-tensor, per-row, or

@@ -802,8 +802,8 @@ unsafe fn fold_group<const MR: usize, const G: usize>(
     // SAFETY: the contract's tile; masked moves for a partial last group.
     unsafe {
         let mask = lane_mask::<G>(G - 1, last);
-        for i in 0..MR {
-            for v in 0..G {
+        for (i, t_i) in t.iter().enumerate() {
+            for (v, &t_iv) in t_i.iter().enumerate() {
                 let at = out.add(i * ldo + v * LANES);
                 let full = v + 1 < G || last == LANES;
                 let prev = if first {
@@ -813,7 +813,7 @@ unsafe fn fold_group<const MR: usize, const G: usize>(
                 } else {
                     Some(_mm256_maskload_ps(at, mask))
                 };
-                let sum = prev.map_or(t[i][v], |p| _mm256_add_ps(p, t[i][v]));
+                let sum = prev.map_or(t_iv, |p| _mm256_add_ps(p, t_iv));
                 if full {
                     _mm256_storeu_ps(at, sum)
                 } else {
@@ -1244,7 +1244,7 @@ unsafe fn f32_group_direct<const MR: usize, const G: usize>(
                     }
                 }
                 let end = b * 128 + 32 * (s + 1);
-                if end % seg.size == 0 || end == kp {
+                if end.is_multiple_of(seg.size) || end == kp {
                     let g = (end - 1) / seg.size;
                     if g < seg.count {
                         let t = scale_f32(&acc, seg, g, last);

@@ -1222,13 +1222,13 @@ unsafe fn fold_group<const MR: usize, const G: usize>(
     let mask = |v: usize| if v + 1 == G { last } else { !0 };
     // SAFETY: masked lanes of the contract's out tile.
     unsafe {
-        for i in 0..MR {
-            for v in 0..G {
+        for (i, t_i) in t.iter().enumerate() {
+            for (v, &t_iv) in t_i.iter().enumerate() {
                 let at = out.add(i * ldo + v * LANES);
                 let sum = if first {
-                    t[i][v]
+                    t_iv
                 } else {
-                    _mm512_add_ps(_mm512_maskz_loadu_ps(mask(v), at), t[i][v])
+                    _mm512_add_ps(_mm512_maskz_loadu_ps(mask(v), at), t_iv)
                 };
                 _mm512_mask_storeu_ps(at, mask(v), sum);
             }
@@ -1562,7 +1562,7 @@ const W2A8_GROUP_DIRECT_GROUPS: usize = 2;
 /// every multiple of the group size, and at the end of the (ragged) last group.
 #[inline(always)]
 fn group_ends(end: usize, size: usize, kp: usize) -> bool {
-    end % size == 0 || end == kp
+    end.is_multiple_of(size) || end == kp
 }
 
 /// Group-scaled W2A8 for a few rows: up to 32 columns decoded in registers block by block
