@@ -6,15 +6,20 @@
 //! * **Formats** ([`mod@format`]): [`PackedI2`], 2 bits per weight in 128-weight blocks, the layout
 //!   every kernel reads; [`PackedT1`], 1.6 bits per weight (5 trits per byte) for storage,
 //!   losslessly convertible. Both serialise with a versioned, fully validated header.
+//!   Scales ([`Scales`]) are one per tensor, one per output row, or one per row and group of
+//!   64, 128 or 256 columns along K (what ggml's `TQ1_0`/`TQ2_0` and Burn's per-block `Q2S`
+//!   carry).
 //! * **Quantizers** ([`quant`]): BitNet b1.58 absmean and TWN, per tensor or per output row;
 //!   int8 per-row activation quantization.
 //! * **Kernels** ([`cpu`]): `y = x · Wᵀ` in W2A8 mode (int8 activations, exact integer sums)
 //!   or exact-f32 mode, with a scalar reference and AVX2 / AVX-512 (VNNI) implementations,
-//!   chosen at run time and threaded with rayon; 2-D convolutions over NCHW images in both
-//!   modes ([`Conv2dParams`], implicit im2col tiles, int8 activations per image).
+//!   chosen at run time and threaded with rayon, for every kind of scales (group scales: an
+//!   exact integer sum per group, scaled and accumulated in a fixed order, bit-identical on
+//!   every ISA); 2-D convolutions over NCHW images in both modes ([`Conv2dParams`],
+//!   implicit im2col tiles, int8 activations per image).
 //! * **GPU kernels** (`cube`, feature `cube`): the same products in CubeCL — an int8 row
-//!   quantizer, GEMV and tiled GEMM in W2A8 and float modes — for any cubecl runtime, reading
-//!   the packed words in place.
+//!   quantizer, GEMV and tiled GEMM in W2A8 and float modes, per-tensor or per-row scales —
+//!   for any cubecl runtime, reading the packed words in place.
 //!
 //! ```
 //! use ternary_kernels::{Granularity, Method, PackedI2, QuantizedActivations, cpu};

@@ -725,7 +725,21 @@ fn conv2d_with_group_scales_matches_references_on_every_isa() {
     ];
     for (i, p) in shapes.into_iter().enumerate() {
         for gs in GROUP_SIZES {
-            check_every_isa(&case_with(p, (i * 7 + gs) as u64, Some(gs))).unwrap();
+            let c = case_with(p, (i * 7 + gs) as u64, Some(gs));
+            check_every_isa(&c).unwrap();
+            // The raw group kernels are bit-exact, so exact-f32 convolutions are too.
+            let n = p.output_len().unwrap();
+            let mut expect = vec![0f32; n];
+            scalar()
+                .conv2d_f32(&c.x, &p, &c.w, Some(&c.bias), &mut expect)
+                .unwrap();
+            for kernel in kernels() {
+                let mut y = vec![f32::NAN; n];
+                kernel
+                    .conv2d_f32(&c.x, &p, &c.w, Some(&c.bias), &mut y)
+                    .unwrap();
+                assert_eq!(bits(&y), bits(&expect), "{:?} f32 {p:?}", kernel.isa());
+            }
         }
     }
 }

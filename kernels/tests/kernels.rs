@@ -585,8 +585,9 @@ fn group_scaled_views_and_empty_k() {
     }
 }
 
-/// All weights +1 and activations ±127 over whole groups of 256: every group sum is
-/// ±127 · 256 = ±32 512, the most a group can hold, exactly.
+/// All weights +1 and activations ±127 over whole groups: a group of 256 sums to
+/// ±127 · 256 = ±32 512, the most a group can hold, exactly — with codes of 2, AVX2's i16
+/// lanes sit exactly at their bound (`I16_GROUP_BOUND` = 64 steps × 2 × 2 × 127).
 #[test]
 fn w2a8_group_sums_are_exact_for_full_groups_of_extreme_values() {
     for gs in ternary_kernels::format::GROUP_SIZES {

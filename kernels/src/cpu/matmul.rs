@@ -156,6 +156,33 @@ fn check_w2a8(x: &QuantizedActivations, w: &PackedI2Ref<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The scales of a row-scaled matrix ([`PackedI2Ref::row_scaled`]) as the epilogues read
+/// them, one lookup per output: the one per-tensor value, or row `j`'s.
+#[derive(Clone, Copy)]
+struct RowScales<'a> {
+    scales: &'a [f32],
+    per_tensor: bool,
+}
+
+impl<'a> RowScales<'a> {
+    fn of(w: &PackedI2Ref<'a>) -> Self {
+        debug_assert!(w.row_scaled());
+        Self {
+            scales: w.scales(),
+            per_tensor: w.scales().len() == 1,
+        }
+    }
+
+    #[inline(always)]
+    fn get(self, j: usize) -> f32 {
+        if self.per_tensor {
+            self.scales[0]
+        } else {
+            self.scales[j]
+        }
+    }
+}
+
 /// The W2A8 epilogue, one definition for every ISA so results are bit-identical.
 #[inline(always)]
 pub(super) fn w2a8_epilogue(raw: i32, sum: i32, xs: f32, ws: f32, bias: f32) -> f32 {
@@ -295,6 +322,7 @@ impl Kernel {
         let fptr = SendPtr(out.as_mut_ptr());
         let iptr = SendPtr(fptr.get().cast::<i32>());
         let (sums, xs) = (x.sums(), x.scales());
+        let ws = RowScales::of(w);
         self.w2a8_tiles(x, w, iptr, |t| {
             for i in t.i0..t.i1 {
                 for j in t.j0..t.j1 {
@@ -303,7 +331,7 @@ impl Kernel {
                     unsafe {
                         let raw = *iptr.get().add(i * n + j);
                         *fptr.get().add(i * n + j) =
-                            w2a8_epilogue(raw, sums[i], xs[i], w.scale(j), b);
+                            w2a8_epilogue(raw, sums[i], xs[i], ws.get(j), b);
                     }
                 }
             }
@@ -354,7 +382,7 @@ impl Kernel {
             &padded
         };
         let ptr = SendPtr(out.as_mut_ptr());
-        let wd = w.data();
+        let (wd, ws) = (w.data(), RowScales::of(w));
         run_tiles(m, n, kp, true, |t| {
             // SAFETY: as in `w2a8_tiles`, with f32 activations of row stride kp.
             unsafe {
@@ -371,7 +399,7 @@ impl Kernel {
                 for i in t.i0..t.i1 {
                     for j in t.j0..t.j1 {
                         let p = ptr.get().add(i * n + j);
-                        *p = *p * w.scale(j) + bias.map_or(0.0, |b| b[j]);
+                        *p = *p * ws.get(j) + bias.map_or(0.0, |b| b[j]);
                     }
                 }
             }

@@ -32,8 +32,10 @@
 //! (`acc = +0.0` when `count = 0`). One group (`k ≤ size`) thus gives exactly the per-row
 //! epilogue's product, `S · (xs · ws)` or `P · ws`. Every multiply and add rounds once (no
 //! fused multiply-add), so each SIMD lane that performs this sequence for one output is
-//! bit-identical to it. The group contract adds to the plain one: `ws` holds `n` rows of
-//! `count` scales, `xs` `m` values and `xsum` `m` rows of `count` sums (W2A8).
+//! bit-identical to it. The group contract adds to the plain one: `count = ceil(k / size)` for
+//! the `k` the rows hold (`4·row_bytes − 128 < k ≤ 4·row_bytes`, or 0 for `row_bytes = 0`),
+//! `ws` holds `n` rows of `count` scales, `xs` `m` values and `xsum` `m` rows of `count` sums
+//! (W2A8).
 //!
 //! The direct convolutions at the end ([`conv2d_w2a8_i32_reference`],
 //! [`conv2d_f32_reference`]) are the definition of [`super::conv`]: plain loops over every

@@ -184,10 +184,7 @@ impl<'a> PackedI2Ref<'a> {
         } else if self.group_size == 0 || self.groups() == 1 {
             self.scales[row]
         } else {
-            panic!(
-                "PackedI2Ref::scale({row}) on a matrix with {} scale groups per row: use scale_at",
-                self.groups()
-            )
+            several_groups(row, self.groups())
         }
     }
     /// Scale of the weight at row `row`, column `col`.
@@ -213,6 +210,13 @@ impl<'a> PackedI2Ref<'a> {
     pub(crate) fn row_scaled(&self) -> bool {
         self.group_size == 0 || self.groups() == 1
     }
+}
+
+/// The panic of [`PackedI2Ref::scale`] on a row with several scales, out of line.
+#[cold]
+#[inline(never)]
+fn several_groups(row: usize, groups: usize) -> ! {
+    panic!("PackedI2Ref::scale({row}) on a matrix with {groups} scale groups per row: use scale_at")
 }
 
 impl<'a> From<&'a PackedI2> for PackedI2Ref<'a> {
