@@ -78,6 +78,9 @@ fn matrix(
     let scale_values: Vec<f32> = match w.scales() {
         Scales::PerTensor(s) => vec![*s],
         Scales::PerRow(s) => s.clone(),
+        Scales::PerGroup { .. } => {
+            unreachable!("the GPU kernels take per-tensor or per-row scales")
+        }
     };
     let device = DeviceMatrix {
         words: client.create_from_slice(w.data()),
