@@ -785,6 +785,51 @@ unsafe fn scale_f32<const MR: usize, const G: usize>(
     }
 }
 
+/// Scales a W2A8 group's i32 sums ([`scale_w2a8`]) and folds them into `out`
+/// ([`fold_group`]) — out of line: inlined, it took registers from the loop that summed them,
+/// which then spilled its accumulators.
+///
+/// # Safety
+/// As [`scale_w2a8`] and [`fold_group`].
+#[target_feature(enable = "avx2,fma")]
+#[inline(never)]
+unsafe fn fold_w2a8<const MR: usize, const G: usize>(
+    acc: &[[__m256i; G]; MR],
+    seg: &Seg,
+    g: usize,
+    out: *mut f32,
+    ldo: usize,
+    last: usize,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        let t = scale_w2a8(acc, seg, g, last);
+        fold_group::<MR, G>(out, ldo, last, g == 0, &t);
+    }
+}
+
+/// Scales an f32 group's sums ([`scale_f32`]) and folds them into `out` ([`fold_group`]),
+/// out of line as [`fold_w2a8`].
+///
+/// # Safety
+/// As [`scale_f32`] and [`fold_group`].
+#[target_feature(enable = "avx2,fma")]
+#[inline(never)]
+unsafe fn fold_f32<const MR: usize, const G: usize>(
+    acc: &[[__m256; G]; MR],
+    seg: &Seg,
+    g: usize,
+    out: *mut f32,
+    ldo: usize,
+    last: usize,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        let t = scale_f32(acc, seg, g, last);
+        fold_group::<MR, G>(out, ldo, last, g == 0, &t);
+    }
+}
+
 /// Adds a group's scaled products `t` (one vector per row and column group) to the `out`
 /// tile — or stores them, for group 0, where the sum starts.
 ///
@@ -909,8 +954,7 @@ unsafe fn w2a8_group_micro<const MR: usize, const G: usize>(
                     *w = _mm256_madd_epi16(a, ones);
                 }
             }
-            let t = scale_w2a8(&wide, seg, g, last);
-            fold_group::<MR, G>(out, ldo, last, g == 0, &t);
+            fold_w2a8::<MR, G>(&wide, seg, g, out, ldo, last);
         }
     }
 }
@@ -948,8 +992,7 @@ unsafe fn f32_group_micro<const MR: usize, const G: usize>(
                     }
                 }
             }
-            let t = scale_f32(&acc, seg, g, last);
-            fold_group::<MR, G>(out, ldo, last, g == 0, &t);
+            fold_f32::<MR, G>(&acc, seg, g, out, ldo, last);
         }
     }
 }
@@ -1247,8 +1290,7 @@ unsafe fn f32_group_direct<const MR: usize, const G: usize>(
                 if end.is_multiple_of(seg.size) || end == kp {
                     let g = (end - 1) / seg.size;
                     if g < seg.count {
-                        let t = scale_f32(&acc, seg, g, last);
-                        fold_group::<MR, G>(out, ldo, last, g == 0, &t);
+                        fold_f32::<MR, G>(&acc, seg, g, out, ldo, last);
                     }
                     acc = [[_mm256_setzero_ps(); G]; MR];
                 }

@@ -1206,6 +1206,51 @@ unsafe fn scale_f32<const MR: usize, const G: usize>(
     }
 }
 
+/// Scales a W2A8 group's i32 sums ([`scale_w2a8`]) and folds them into `out`
+/// ([`fold_group`]) — out of line: inlined, it took registers from the loop that summed them,
+/// which then spilled its accumulators.
+///
+/// # Safety
+/// As [`scale_w2a8`] and [`fold_group`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline(never)]
+unsafe fn fold_w2a8<const MR: usize, const G: usize>(
+    acc: &[[__m512i; G]; MR],
+    seg: &Seg,
+    g: usize,
+    out: *mut f32,
+    ldo: usize,
+    last: __mmask16,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        let t = scale_w2a8(acc, seg, g, last);
+        fold_group::<MR, G>(out, ldo, last, g == 0, &t);
+    }
+}
+
+/// Scales an f32 group's sums ([`scale_f32`]) and folds them into `out` ([`fold_group`]),
+/// out of line as [`fold_w2a8`].
+///
+/// # Safety
+/// As [`scale_f32`] and [`fold_group`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline(never)]
+unsafe fn fold_f32<const MR: usize, const G: usize>(
+    acc: &[[__m512; G]; MR],
+    seg: &Seg,
+    g: usize,
+    out: *mut f32,
+    ldo: usize,
+    last: __mmask16,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        let t = scale_f32(acc, seg, g, last);
+        fold_group::<MR, G>(out, ldo, last, g == 0, &t);
+    }
+}
+
 /// Adds a group's scaled products `t` (one vector per row and column group) to the `out`
 /// tile — or stores them, for group 0, where the sum starts.
 ///
@@ -1272,8 +1317,7 @@ unsafe fn w2a8_group_micro<D: Dot, const MR: usize, const G: usize>(
                     }
                 }
             }
-            let t = scale_w2a8(&acc, seg, g, last);
-            fold_group::<MR, G>(out, ldo, last, g == 0, &t);
+            fold_w2a8::<MR, G>(&acc, seg, g, out, ldo, last);
         }
     }
 }
@@ -1311,8 +1355,7 @@ unsafe fn f32_group_micro<const MR: usize, const G: usize>(
                     }
                 }
             }
-            let t = scale_f32(&acc, seg, g, last);
-            fold_group::<MR, G>(out, ldo, last, g == 0, &t);
+            fold_f32::<MR, G>(&acc, seg, g, out, ldo, last);
         }
     }
 }
@@ -1328,8 +1371,9 @@ trait GroupMode {
     const BLOCK_ROWS: usize;
     /// Up to this many rows each panel is decoded right before use.
     const PER_USE_MAX_M: usize;
-    /// Blocks per K chunk for groups of `size` columns (a chunk holds whole groups).
-    fn kc_blocks(size: usize) -> usize;
+    /// Blocks per K chunk (a chunk holds whole groups). A constant, so the packed row stride
+    /// of x is one too and the micro-kernels address rows of x by immediate offsets.
+    const KC_BLOCKS: usize;
     /// Decodes blocks `b0..b1` of `cols` weight rows into `panel` (see [`w2a8_panel`]).
     ///
     /// # Safety
@@ -1360,9 +1404,8 @@ impl<D: Dot> GroupMode for W2a8Groups<D> {
     const STEPS: usize = 32;
     const BLOCK_ROWS: usize = W2A8_BLOCK_ROWS;
     const PER_USE_MAX_M: usize = W2A8_PER_USE_MAX_M;
-    fn kc_blocks(_: usize) -> usize {
-        W2A8_KC_BLOCKS // 512 columns: whole groups of 64, 128 and 256
-    }
+    /// 512 columns: whole groups of 64, 128 and 256.
+    const KC_BLOCKS: usize = W2A8_KC_BLOCKS;
     #[inline(always)]
     unsafe fn decode(w: *const u8, rb: usize, cols: usize, b0: usize, b1: usize, panel: *mut Line) {
         // SAFETY: forwarded contract.
@@ -1384,18 +1427,16 @@ impl<D: Dot> GroupMode for W2a8Groups<D> {
     }
 }
 
-/// Group-scaled exact f32.
-struct F32Groups;
+/// Group-scaled exact f32 with K chunks of `KCB` blocks: 1 (the per-row chunk) for groups of
+/// 64 and 128, 2 for groups of 256, whose partial sums then stay in registers.
+struct F32Groups<const KCB: usize>;
 
-impl GroupMode for F32Groups {
+impl<const KCB: usize> GroupMode for F32Groups<KCB> {
     type X = f32;
     const STEPS: usize = 128;
     const BLOCK_ROWS: usize = F32_BLOCK_ROWS;
     const PER_USE_MAX_M: usize = F32_PER_USE_MAX_M;
-    fn kc_blocks(size: usize) -> usize {
-        // A group of 256 spans two blocks: its partial sums stay in registers.
-        (size / 128).max(F32_KC_BLOCKS)
-    }
+    const KC_BLOCKS: usize = KCB;
     #[inline(always)]
     unsafe fn decode(w: *const u8, rb: usize, cols: usize, b0: usize, b1: usize, panel: *mut Line) {
         // SAFETY: forwarded contract.
@@ -1463,7 +1504,8 @@ unsafe fn group_panels<M: GroupMode>(
         return unsafe { zero_out(out, ldo, m, n) };
     }
     const COLS: usize = PANEL_GROUPS * LANES;
-    let kcb = M::kc_blocks(gr.size);
+    let kcb = M::KC_BLOCKS;
+    debug_assert_eq!(kcb * 128 % gr.size, 0, "a K chunk holds whole groups");
     let lines = kcb * M::STEPS * PANEL_GROUPS;
     let panels = panel_buffer(BLOCK_PANELS * lines).cast::<Line>();
     let one_slot = m <= M::PER_USE_MAX_M;
@@ -1622,8 +1664,7 @@ unsafe fn w2a8_group_direct<D: Dot, const MR: usize, const G: usize>(
                 if group_ends(end, seg.size, kp) {
                     let g = (end - 1) / seg.size;
                     if g < seg.count {
-                        let t = scale_w2a8(&acc, seg, g, last);
-                        fold_group::<MR, G>(out, ldo, last, g == 0, &t);
+                        fold_w2a8::<MR, G>(&acc, seg, g, out, ldo, last);
                     }
                     acc = [[_mm512_setzero_si512(); G]; MR];
                 }
@@ -1694,8 +1735,7 @@ unsafe fn f32_group_direct<const MR: usize, const G: usize>(
                 if group_ends(end, seg.size, kp) {
                     let g = (end - 1) / seg.size;
                     if g < seg.count {
-                        let t = scale_f32(&acc, seg, g, last);
-                        fold_group::<MR, G>(out, ldo, last, g == 0, &t);
+                        fold_f32::<MR, G>(&acc, seg, g, out, ldo, last);
                     }
                     acc = [[_mm512_setzero_ps(); G]; MR];
                 }
@@ -1837,7 +1877,11 @@ pub(crate) unsafe fn f32_group(
     // SAFETY: forwarded contract; each tile covers columns j0..j0 + cols of w, out and ws.
     unsafe {
         if m == 0 || n == 0 || row_bytes == 0 || m > F32_DIRECT_MAX_M {
-            return group_panels::<F32Groups>(w, row_bytes, n, x, ldx, m, out, ldo, gr);
+            return if gr.size > 128 {
+                group_panels::<F32Groups<2>>(w, row_bytes, n, x, ldx, m, out, ldo, gr)
+            } else {
+                group_panels::<F32Groups<1>>(w, row_bytes, n, x, ldx, m, out, ldo, gr)
+            };
         }
         for (j0, cols, g, seg) in few_row_tiles(n, DIRECT_GROUPS, gr) {
             let (wj, oj, seg) = (w.add(j0 * row_bytes), out.add(j0), &seg);
