@@ -32,6 +32,8 @@ use serde::{Deserialize, Serialize};
 use ternary_kernels::quant::{Granularity, Method};
 use ternary_kernels::{PackedI2, Scales};
 
+use super::gguf::GgufTernary;
+use super::model_file::{self, ModelFile, PackedTensor, Stored, scale_kind};
 use super::raw::{self, RawTensor};
 use super::{ImportError, ImportOptions};
 
@@ -40,8 +42,10 @@ pub const FORMAT: &str = "burn-ternary/i2/1";
 
 /// Tensors the default exclusion keeps in their dtype: token/position embeddings and LM
 /// heads, which ternary LLMs (BitNet b1.58, llama.cpp's TQ1_0/TQ2_0 models) keep at higher
-/// precision. Case-insensitive; matched anywhere in the name.
-pub const DEFAULT_EXCLUDE: &str = r"(?i)embed|(^|\.)(lm_head|wte|wpe)\.";
+/// precision — under Hugging Face names (`embed_tokens`, `lm_head`, `wte`, `wpe`) and GGUF
+/// names (`token_embd`, `output.weight`). Case-insensitive; matched anywhere in the name.
+pub const DEFAULT_EXCLUDE: &str =
+    r"(?i)embed|token_embd|(^|\.)(lm_head|wte|wpe)\.|^output\.weight$";
 
 /// How `convert` chooses and quantizes tensors.
 ///
@@ -66,6 +70,23 @@ pub struct ConvertOptions {
     pub default_exclude: bool,
     /// How the input is read (key remapping, top-level key).
     pub import: ImportOptions,
+    /// What to write.
+    pub target: Target,
+}
+
+/// The format `convert` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Target {
+    /// burn-ternary's packed safetensors (2-bit payload, f32 scales): lossless for every
+    /// packed tensor, whatever its source.
+    #[default]
+    Packed,
+    /// GGUF v3 with packed tensors as the given ternary type (see [`super::gguf`] for what
+    /// each type can hold).
+    Gguf(GgufTernary),
+    /// Plain safetensors: packed tensors dequantized (`code × scale`) to `F32`, `F16` or
+    /// `BF16`. `F32` is exact; the 16-bit types round, and the report says by how much.
+    Dense(Dtype),
 }
 
 impl Default for ConvertOptions {
@@ -78,6 +99,7 @@ impl Default for ConvertOptions {
             exclude: Vec::new(),
             default_exclude: true,
             import: ImportOptions::default(),
+            target: Target::Packed,
         }
     }
 }
@@ -97,6 +119,12 @@ pub enum Action {
     FoldedScale {
         /// The weight it was folded into.
         into: String,
+    },
+    /// Already packed ternary in the source (a packed safetensors entry, a GGUF `TQ1_0` /
+    /// `TQ2_0` / `I2_S` tensor): carried over without re-quantization.
+    Carried {
+        /// The source's type (`TQ2_0`, `I2_S`, `burn-ternary i2`).
+        from: String,
     },
     /// Copied unchanged; the reason says why it was not chosen.
     Kept {
@@ -125,6 +153,10 @@ pub struct TensorReport {
     /// Bytes in the output file (payload, header and scales for packed tensors; 0 for a
     /// scale folded into its weight).
     pub output_bytes: u64,
+    /// What writing it in the target format changed, if anything (scales rounded to f16,
+    /// weights rounded to a 16-bit float).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The whole conversion.
@@ -134,7 +166,8 @@ pub struct ConvertReport {
     pub tensors: Vec<TensorReport>,
     /// Size of the output file.
     pub file_bytes: u64,
-    /// Weights quantized or packed.
+    /// Weights quantized or packed from float tensors (not those already ternary in the
+    /// source, which are carried over).
     pub ternary_weights: usize,
     /// Wall seconds spent quantizing and packing.
     pub quantize_seconds: f64,
@@ -282,17 +315,18 @@ struct Out {
     bytes: Vec<u8>,
 }
 
-/// Converts a checkpoint (safetensors or PyTorch, recognised by content) into a packed
-/// ternary file at `output` (see the module docs for what happens to each tensor). The file
-/// is written to a temporary name, synced and renamed: an error leaves no partial output.
-/// `progress` is called with (tensors done, tensors total).
+/// Converts a model file of any supported format (safetensors, PyTorch, burn-ternary packed,
+/// GGUF; recognised by content) into `options.target` at `output` (see the module docs for
+/// what happens to each tensor). The file is written to a temporary name, synced and renamed:
+/// an error leaves no partial output. `progress` is called with (tensors done, tensors total).
 ///
-/// Errors: everything [`raw::read_checkpoint`] reports; [`ImportError::NonFinite`] /
+/// Errors: everything [`model_file::read`] reports; [`ImportError::NonFinite`] /
 /// [`ImportError::OutOfRange`] for a chosen weight; [`ImportError::BadScale`] for a
 /// `<weight>_scale` that does not fit its ternary weight; [`ImportError::Apply`] for a
 /// `<weight>_scale` beside a chosen weight that is not ternary (ambiguous: re-quantizing
-/// would drop the scale); [`ImportError::BadTensor`] for a name safetensors reserves or a
-/// source metadata key equal to a packed tensor's name; [`ImportError::Io`].
+/// would drop the scale); [`ImportError::BadTensor`] for a name safetensors reserves, a
+/// source metadata key equal to a packed tensor's name, or a tensor the target format cannot
+/// hold (named, with why); [`ImportError::Io`].
 pub fn convert(
     input: &Path,
     output: &Path,
@@ -300,13 +334,19 @@ pub fn convert(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<ConvertReport, ImportError> {
     let chooser = Chooser::new(options)?;
-    let mut tensors = raw::read_checkpoint(input, &options.import)?;
-    let source_meta = raw::metadata(input)?;
+    let source = model_file::read(input, &options.import)?;
+    let mut tensors = source.tensors;
     let total = tensors.len();
+    fn plain(t: &Stored) -> Option<&RawTensor> {
+        match t {
+            Stored::Plain(r) => Some(r),
+            Stored::Packed(_) => None,
+        }
+    }
     // Decide first, so a scale folded into its weight is known before either is written.
     let chosen: BTreeSet<String> = tensors
         .iter()
-        .filter(|(name, t)| chooser.reason(name, t).is_none())
+        .filter(|(name, t)| plain(t).is_some_and(|r| chooser.reason(name, r).is_none()))
         .map(|(name, _)| name.clone())
         .collect();
     // Only weights with a `<name>_scale` beside them are decoded here (their values decide
@@ -317,10 +357,10 @@ pub fn convert(
     let mut given = BTreeMap::new();
     for name in &chosen {
         let scale_name = format!("{name}_scale");
-        let Some(s) = tensors.get(&scale_name) else {
+        let Some(s) = tensors.get(&scale_name).and_then(plain) else {
             continue;
         };
-        let t = &tensors[name];
+        let t = plain(&tensors[name]).expect("chosen tensors are plain");
         let v = raw::to_f32(name, t)?;
         match super::first_non_ternary(&v) {
             Some((index, value)) => {
@@ -341,13 +381,37 @@ pub fn convert(
         }
     }
 
-    let mut out: BTreeMap<String, Out> = BTreeMap::new();
-    let mut meta: BTreeMap<String, String> = source_meta;
+    let mut file = ModelFile {
+        tensors: BTreeMap::new(),
+        metadata: source.metadata,
+    };
     let mut reports = Vec::new();
     let (mut ternary_weights, mut quantize_seconds) = (0usize, 0f64);
     let names: Vec<String> = tensors.keys().cloned().collect();
     for (i, name) in names.into_iter().enumerate() {
-        let t = tensors.remove(&name).expect("listed above");
+        let stored = tensors.remove(&name).expect("listed above");
+        let t = match stored {
+            Stored::Packed(p) => {
+                let numel = p.packed.n() * p.packed.k();
+                reports.push(TensorReport {
+                    name: name.clone(),
+                    shape: p.info.shape.clone(),
+                    source_dtype: p.info.source_dtype.clone(),
+                    ternary: true,
+                    action: Action::Carried {
+                        from: p.info.source_dtype.clone(),
+                    },
+                    source_bytes: p.source_bytes,
+                    f16_bytes: 2 * numel as u64,
+                    output_bytes: 0,
+                    note: None,
+                });
+                file.tensors.insert(name, Stored::Packed(p));
+                progress(i + 1, total);
+                continue;
+            }
+            Stored::Plain(t) => t,
+        };
         let numel = t.numel();
         let source_dtype = format!("{:?}", t.dtype);
         let source_bytes = t.bytes.len() as u64;
@@ -365,6 +429,7 @@ pub fn convert(
             source_bytes,
             f16_bytes,
             output_bytes: 0,
+            note: None,
         };
         if let Some(weight) = folded.get(&name) {
             report.action = Action::FoldedScale {
@@ -390,10 +455,7 @@ pub fn convert(
             let (packed, info) = match given {
                 Some((scales, scale_from)) => {
                     let codes: Vec<i8> = v.iter().map(|&x| x as i8).collect();
-                    let granularity = match scales {
-                        Scales::PerTensor(_) => "per-tensor",
-                        Scales::PerRow(_) => "per-channel",
-                    };
+                    let granularity = scale_kind(&scales);
                     let p = PackedI2::from_ternary(&codes, n, k, scales).map_err(bad)?;
                     report.action = Action::Lossless {
                         scale_from: scale_from.clone(),
@@ -402,7 +464,7 @@ pub fn convert(
                         format: FORMAT.into(),
                         shape: t.shape.clone(),
                         quantizer: "given".into(),
-                        granularity: granularity.into(),
+                        granularity,
                         source_dtype,
                         scale_from,
                     };
@@ -422,47 +484,49 @@ pub fn convert(
                     (p, info)
                 }
             };
-            let bytes = packed.to_bytes();
             quantize_seconds += clock.elapsed().as_secs_f64();
             ternary_weights += numel;
-            if meta.contains_key(&name) {
-                return Err(ImportError::BadTensor {
-                    tensor: name.clone(),
-                    what: "the source's metadata has an entry of this name; packing the tensor would overwrite it".into(),
-                });
-            }
-            meta.insert(
-                name.clone(),
-                serde_json::to_string(&info).expect("plain struct"),
-            );
             report.ternary = true;
-            report.output_bytes = bytes.len() as u64;
-            out.insert(
+            file.tensors.insert(
                 name.clone(),
-                Out {
-                    dtype: Dtype::U8,
-                    shape: vec![bytes.len()],
-                    bytes,
-                },
+                Stored::Packed(PackedTensor {
+                    packed,
+                    info,
+                    source_bytes,
+                }),
             );
         } else {
             report.action = Action::Kept {
                 reason: chooser.reason(&name, &t).unwrap_or_else(|| "kept".into()),
             };
-            report.output_bytes = source_bytes;
-            out.insert(
-                name.clone(),
-                Out {
-                    dtype: t.dtype,
-                    shape: t.shape,
-                    bytes: t.bytes,
-                },
-            );
+            file.tensors.insert(name.clone(), Stored::Plain(t));
         }
         reports.push(report);
         progress(i + 1, total);
     }
-    write_atomically(output, &out, &meta)?;
+
+    let (sizes, notes) = match options.target {
+        Target::Packed => (write_packed(output, &file)?, BTreeMap::new()),
+        Target::Gguf(ty) => {
+            let (sizes, notes) = super::gguf::write(output, &file, ty)?;
+            let notes = notes
+                .into_iter()
+                .map(|n| {
+                    let what = format!(
+                        "{} block scale(s) rounded to f16 (largest relative change {:.2e})",
+                        n.rounded, n.max_relative
+                    );
+                    (n.tensor, what)
+                })
+                .collect();
+            (sizes, notes)
+        }
+        Target::Dense(dtype) => write_dense(output, &file, dtype)?,
+    };
+    for r in &mut reports {
+        r.output_bytes = sizes.get(&r.name).copied().unwrap_or(0);
+        r.note = notes.get(&r.name).cloned();
+    }
     let file_bytes = std::fs::metadata(output)
         .map_err(|source| ImportError::Io {
             path: output.to_path_buf(),
@@ -474,6 +538,144 @@ pub fn convert(
         file_bytes,
         ternary_weights,
         quantize_seconds,
+    })
+}
+
+/// Writes burn-ternary's packed safetensors: packed tensors as `U8` serialized matrices with
+/// a [`PackedInfo`] metadata entry each, everything else as stored. Returns each tensor's
+/// bytes in the file.
+fn write_packed(output: &Path, file: &ModelFile) -> Result<BTreeMap<String, u64>, ImportError> {
+    let mut out = BTreeMap::new();
+    let mut meta = file.metadata.clone();
+    for (name, t) in &file.tensors {
+        match t {
+            Stored::Packed(p) => {
+                if meta.contains_key(name) {
+                    return Err(ImportError::BadTensor {
+                        tensor: name.clone(),
+                        what: "the source's metadata has an entry of this name; packing the tensor would overwrite it".into(),
+                    });
+                }
+                meta.insert(
+                    name.clone(),
+                    serde_json::to_string(&p.info).expect("plain struct"),
+                );
+                let bytes = p.packed.to_bytes();
+                out.insert(
+                    name.clone(),
+                    Out {
+                        dtype: Dtype::U8,
+                        shape: vec![bytes.len()],
+                        bytes,
+                    },
+                );
+            }
+            Stored::Plain(r) => {
+                out.insert(
+                    name.clone(),
+                    Out {
+                        dtype: r.dtype,
+                        shape: r.shape.clone(),
+                        bytes: r.bytes.clone(),
+                    },
+                );
+            }
+        }
+    }
+    let sizes = out
+        .iter()
+        .map(|(k, o)| (k.clone(), o.bytes.len() as u64))
+        .collect();
+    write_file_atomically(output, |w| write_safetensors(w, &out, &meta))?;
+    Ok(sizes)
+}
+
+/// Writes plain safetensors with every packed tensor dequantized to `dtype` (F32, F16 or
+/// BF16), in its original shape. Returns each tensor's bytes and, for 16-bit targets, a note
+/// on every tensor whose effective weights rounding changed.
+#[allow(clippy::type_complexity)]
+fn write_dense(
+    output: &Path,
+    file: &ModelFile,
+    dtype: Dtype,
+) -> Result<(BTreeMap<String, u64>, BTreeMap<String, String>), ImportError> {
+    let mut out = BTreeMap::new();
+    let mut notes = BTreeMap::new();
+    // GGUF key/values stay in the metadata: a later conversion back to GGUF restores them.
+    let meta = &file.metadata;
+    for (name, t) in &file.tensors {
+        let o = match t {
+            Stored::Packed(p) => {
+                let v = p.packed.dequantize();
+                let (bytes, changed, max_abs) =
+                    encode_floats(&v, dtype).ok_or_else(|| ImportError::BadTensor {
+                        tensor: name.clone(),
+                        what: format!("{dtype:?} is not a dense float target (F32, F16, BF16)"),
+                    })?;
+                if changed > 0 {
+                    notes.insert(
+                        name.clone(),
+                        format!(
+                            "{changed} weight(s) rounded to {dtype:?} (largest change {max_abs:.2e})"
+                        ),
+                    );
+                }
+                Out {
+                    dtype,
+                    shape: p.info.shape.clone(),
+                    bytes,
+                }
+            }
+            Stored::Plain(r) => Out {
+                dtype: r.dtype,
+                shape: r.shape.clone(),
+                bytes: r.bytes.clone(),
+            },
+        };
+        out.insert(name.clone(), o);
+    }
+    let sizes = out
+        .iter()
+        .map(|(k, o)| (k.clone(), o.bytes.len() as u64))
+        .collect();
+    write_file_atomically(output, |w| write_safetensors(w, &out, meta))?;
+    Ok((sizes, notes))
+}
+
+/// f32 values as little-endian `dtype` bytes, with how many changed and the largest change.
+fn encode_floats(v: &[f32], dtype: Dtype) -> Option<(Vec<u8>, usize, f32)> {
+    use half::slice::HalfFloatSliceExt;
+    fn rounded<H: bytemuck::Pod + Default>(
+        v: &[f32],
+        to: impl Fn(&mut [H], &[f32]),
+        back: impl Fn(&[H], &mut [f32]),
+    ) -> (Vec<u8>, usize, f32) {
+        let mut h = vec![H::default(); v.len()];
+        to(&mut h, v);
+        let mut wide = vec![0f32; v.len()];
+        back(&h, &mut wide);
+        let (mut changed, mut max_abs) = (0usize, 0f32);
+        for (&x, &y) in v.iter().zip(&wide) {
+            let d = (x - y).abs();
+            changed += usize::from(d > 0.0);
+            max_abs = max_abs.max(d);
+        }
+        (bytemuck::cast_slice(&h).to_vec(), changed, max_abs)
+    }
+    // Little-endian hosts only (as every safetensors writer here assumes).
+    Some(match dtype {
+        Dtype::F32 => (bytemuck::cast_slice(v).to_vec(), 0, 0.0),
+        Dtype::F16 => rounded::<half::f16>(
+            v,
+            |h, v| h.convert_from_f32_slice(v),
+            |h, w| h.convert_to_f32_slice(w),
+        ),
+        Dtype::BF16 => rounded::<half::bf16>(
+            v,
+            |h, v| h.convert_from_f32_slice(v),
+            |h, w| h.convert_to_f32_slice(w),
+        ),
+        _ => return None,
     })
 }
 
@@ -499,10 +701,10 @@ fn scales_of(name: &str, t: &RawTensor, rows: usize) -> Result<Scales, ImportErr
 /// differ byte-wise). Tensors are laid out by descending dtype alignment, then name, so
 /// every tensor's data is aligned to its element size.
 fn write_safetensors(
-    path: &Path,
+    w: &mut dyn Write,
     tensors: &BTreeMap<String, Out>,
     meta: &BTreeMap<String, String>,
-) -> Result<(), ImportError> {
+) -> std::io::Result<()> {
     #[derive(Serialize)]
     struct Info<'a> {
         dtype: Dtype,
@@ -526,10 +728,10 @@ fn write_safetensors(
     let mut offset = 0usize;
     for (name, t) in &order {
         if name.as_str() == "__metadata__" {
-            return Err(ImportError::BadTensor {
-                tensor: (*name).clone(),
-                what: "this name is reserved by the safetensors format".into(),
-            });
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                Reserved((*name).clone()),
+            ));
         }
         let info = Info {
             dtype: t.dtype,
@@ -542,34 +744,60 @@ fn write_safetensors(
     // serde_json's map is ordered by key (no `preserve_order`), so the header is canonical.
     let mut json = serde_json::to_vec(&header).expect("plain");
     json.resize(json.len().next_multiple_of(8), b' ');
-    let io = |source| ImportError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::create(path).map_err(io)?;
-    let mut w = std::io::BufWriter::new(file);
-    w.write_all(&(json.len() as u64).to_le_bytes())
-        .map_err(io)?;
-    w.write_all(&json).map_err(io)?;
+    w.write_all(&(json.len() as u64).to_le_bytes())?;
+    w.write_all(&json)?;
     for (_, t) in &order {
-        w.write_all(&t.bytes).map_err(io)?;
+        w.write_all(&t.bytes)?;
     }
-    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)
+    Ok(())
 }
 
-fn write_atomically(
+/// A tensor name the safetensors format reserves (carried through `io::Error` so the
+/// caller can report it as a tensor error).
+#[derive(Debug)]
+struct Reserved(String);
+
+impl std::fmt::Display for Reserved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "tensor name {} is reserved by the safetensors format",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Reserved {}
+
+/// Writes a file through `write` to a temporary name beside `output`, syncs it and renames it
+/// into place; on any error the temporary file is removed and `output` is untouched.
+pub(crate) fn write_file_atomically(
     output: &Path,
-    tensors: &BTreeMap<String, Out>,
-    meta: &BTreeMap<String, String>,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), ImportError> {
     let tmp = temp_path(output);
-    let written = write_safetensors(&tmp, tensors, meta).and_then(|()| {
-        std::fs::rename(&tmp, output).map_err(|source| ImportError::Io {
+    let io = |source: std::io::Error| match source
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<Reserved>())
+    {
+        Some(Reserved(name)) => ImportError::BadTensor {
+            tensor: name.clone(),
+            what: "this name is reserved by the safetensors format".into(),
+        },
+        None => ImportError::Io {
             path: output.to_path_buf(),
             source,
-        })
-    });
+        },
+    };
+    let written = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = std::io::BufWriter::new(file);
+        write(&mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, output)
+    })()
+    .map_err(io);
     if written.is_err() {
         std::fs::remove_file(&tmp).ok();
     }
@@ -602,7 +830,7 @@ pub struct InspectedTensor {
 
 /// The packed-tensor entry of `name` in a file's metadata, if it has one: `Ok(None)` for a
 /// plain tensor, an error when the entry carries our format tag but does not parse.
-fn packed_info(
+pub(crate) fn packed_info(
     path: &Path,
     meta: &BTreeMap<String, String>,
     name: &str,
@@ -625,7 +853,11 @@ fn packed_info(
 }
 
 /// Decodes and validates a packed tensor against its recorded shape.
-fn decode_packed(name: &str, info: &PackedInfo, data: &[u8]) -> Result<PackedI2, ImportError> {
+pub(crate) fn decode_packed(
+    name: &str,
+    info: &PackedInfo,
+    data: &[u8],
+) -> Result<PackedI2, ImportError> {
     let packed = PackedI2::from_bytes(data).map_err(|e| ImportError::BadTensor {
         tensor: name.to_string(),
         what: e.to_string(),
@@ -646,6 +878,9 @@ fn decode_packed(name: &str, info: &PackedInfo, data: &[u8]) -> Result<PackedI2,
 /// Lists the tensors of a packed file (validating every packed tensor completely), or of any
 /// safetensors / PyTorch checkpoint (recognised by content), in name order.
 pub fn inspect(path: &Path) -> Result<Vec<InspectedTensor>, ImportError> {
+    if model_file::detect(path)? == model_file::FileFormat::Gguf {
+        return super::gguf::inspect(path);
+    }
     let tensors = raw::read_checkpoint(path, &ImportOptions::default())?;
     let meta = raw::metadata(path)?;
     let mut out = Vec::with_capacity(tensors.len());
@@ -660,10 +895,7 @@ pub fn inspect(path: &Path) -> Result<Vec<InspectedTensor>, ImportError> {
                     shape: info.shape,
                     format: "i2 (2-bit ternary)".into(),
                     bits_per_weight: 8.0 * stored as f64 / numel.max(1) as f64,
-                    scale_kind: match packed.scales() {
-                        Scales::PerTensor(_) => "per-tensor".into(),
-                        Scales::PerRow(_) => "per-channel".into(),
-                    },
+                    scale_kind: scale_kind(packed.scales()),
                     bytes: stored,
                 }
             }

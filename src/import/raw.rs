@@ -2,7 +2,8 @@
 //! little-endian bytes, whatever the container.
 //!
 //! * The container is recognised by its **content**, never by its extension or its case:
-//!   a safetensors file opens with a little-endian `u64` header length followed by `{`;
+//!   a GGUF file opens with `GGUF` (its ternary tensors are read as their effective f32
+//!   weights here; [`super::model_file`] keeps them packed); a safetensors file opens with a little-endian `u64` header length followed by `{`;
 //!   anything else is handed to the PyTorch reader (ZIP archives of PyTorch ≥ 1.6, the legacy
 //!   pickle format, the TAR format, plain pickles), which refuses what it cannot read.
 //! * Names are kept exactly as stored. Unlike burn-store's `PytorchStore`, nothing renumbers
@@ -60,6 +61,8 @@ pub enum Container {
     Safetensors,
     /// A PyTorch `torch.save` file (`.pt`, `.pth`, `.bin`, …).
     Pytorch,
+    /// A GGUF file (llama.cpp, bitnet.cpp).
+    Gguf,
 }
 
 /// Tells the container from the file's first bytes (see the module docs). Errors:
@@ -79,6 +82,9 @@ pub fn detect(path: &Path) -> Result<Container, ImportError> {
             0 => break,
             n => got += n,
         }
+    }
+    if got >= 4 && head[..4] == ternary_kernels::format::gguf::GGUF_MAGIC {
+        return Ok(Container::Gguf);
     }
     if got == head.len() {
         let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
@@ -103,6 +109,7 @@ pub fn read_checkpoint(
     let tensors = match detect(path)? {
         Container::Safetensors => read_safetensors(path)?,
         Container::Pytorch => read_pytorch(path, options.top_level_key.as_deref())?,
+        Container::Gguf => read_gguf_dequantized(path)?,
     };
     remap(tensors, &patterns)
 }
@@ -134,8 +141,35 @@ fn remap(
     Ok(out.into_iter().map(|(k, (_, t))| (k, t)).collect())
 }
 
+/// A GGUF file's tensors with ternary ones dequantized to their effective f32 weights
+/// (`code × scale`, exact), everything else as stored.
+fn read_gguf_dequantized(path: &Path) -> Result<Vec<(String, RawTensor)>, ImportError> {
+    use super::model_file::Stored;
+    let file = super::gguf::read(path)?;
+    Ok(file
+        .tensors
+        .into_iter()
+        .map(|(name, t)| {
+            let raw = match t {
+                Stored::Plain(r) => r,
+                Stored::Packed(p) => RawTensor {
+                    dtype: Dtype::F32,
+                    shape: p.info.shape,
+                    bytes: p
+                        .packed
+                        .dequantize()
+                        .iter()
+                        .flat_map(|x| x.to_le_bytes())
+                        .collect(),
+                },
+            };
+            (name, raw)
+        })
+        .collect())
+}
+
 /// A read-only mapping of the file.
-fn map_file(path: &Path) -> Result<memmap2::Mmap, ImportError> {
+pub(crate) fn map_file(path: &Path) -> Result<memmap2::Mmap, ImportError> {
     let io = |source| ImportError::Io {
         path: path.to_path_buf(),
         source,

@@ -265,7 +265,7 @@ pub struct GgmlType {
 }
 
 /// `(id, name, elements per block, bytes per block)`, as in ggml's type traits
-/// (`GGML_QUANT_SIZES` of the `gguf` package). `I2_S` is sized separately.
+/// (`GGML_QUANT_SIZES` of the `gguf` package); `I2_S` adds a 32-byte trailer per tensor.
 const TYPES: &[(u32, &str, u64, u64)] = &[
     (0, "F32", 1, 4),
     (1, "F16", 1, 2),
@@ -298,7 +298,7 @@ const TYPES: &[(u32, &str, u64, u64)] = &[
     (30, "BF16", 1, 2),
     (34, "TQ1_0", 256, 54),
     (35, "TQ2_0", 256, 66),
-    (36, "I2_S", 1, 0),
+    (36, "I2_S", 128, 32),
     (39, "MXFP4", 32, 17),
     (40, "NVFP4", 64, 36),
     (41, "Q1_0", 128, 18),
@@ -366,14 +366,16 @@ impl GgmlType {
     /// Bytes of a tensor with `dims` (ggml order), or `None` when the count overflows `u64`.
     /// The caller checks that `dims[0]` is a multiple of [`GgmlType::block_size`].
     ///
-    /// `I2_S` (bitnet.cpp): `elements / 4` bytes of 2-bit codes followed by a 32-byte slot whose
-    /// first 4 bytes hold the tensor's f32 scale.
+    /// `I2_S` (bitnet.cpp, rows of whole 128-weight blocks): `elements / 4` bytes of 2-bit
+    /// codes followed by a 32-byte slot whose first 4 bytes hold the tensor's f32 scale
+    /// (see [`crate::format::i2s`]).
     pub fn byte_size(self, dims: &[u64]) -> Option<u64> {
         let elements = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))?;
+        let blocks = (elements / self.block).checked_mul(self.type_size)?;
         if self.id == GgmlType::I2_S.id {
-            return elements.div_ceil(4).checked_add(32);
+            return blocks.checked_add(crate::format::i2s::TRAILER_BYTES as u64);
         }
-        (elements / self.block).checked_mul(self.type_size)
+        Some(blocks)
     }
 }
 
@@ -982,7 +984,7 @@ impl<'d> GgufWriter<'d> {
     /// # Errors
     ///
     /// Whatever `w` returns.
-    pub fn write_to<W: Write>(&self, w: &mut W) -> io::Result<u64> {
+    pub fn write_to<W: Write + ?Sized>(&self, w: &mut W) -> io::Result<u64> {
         let alignment = self.alignment();
         let mut header = Vec::new();
         header.extend_from_slice(&GGUF_MAGIC);

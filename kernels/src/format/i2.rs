@@ -283,17 +283,27 @@ impl PackedI2 {
                 actual: values.len(),
             });
         }
-        if let Some((index, &value)) = values
+        // One branch-free pass decides; the position is only looked for on failure.
+        if values
             .iter()
-            .enumerate()
-            .find(|(_, v)| !(-1..=1).contains(*v))
+            .fold(false, |bad, &v| bad | !(-1..=1).contains(&v))
         {
+            let (index, &value) = values
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !(-1..=1).contains(*v))
+                .expect("found above");
             return Err(KernelError::NotTernary { index, value });
         }
         scales.validate(n, k)?;
-        Ok(Self::pack_with(n, k, scales, |r, c| {
-            (values[r * k + c] + 1) as u8
-        }))
+        let row_bytes = padded_k(k).expect("k overflow checked above") / 4;
+        let mut data = vec![0u8; n * row_bytes];
+        if k > 0 {
+            for (row, dst) in values.chunks_exact(k).zip(data.chunks_exact_mut(row_bytes)) {
+                pack_row(dst, k, |c| (row[c] + 1) as u8);
+            }
+        }
+        Ok(Self { n, k, scales, data })
     }
 
     /// Builds the matrix from a per-element code function; scales must already be valid.
@@ -357,23 +367,35 @@ impl PackedI2 {
 
     /// All weights as i8 in {−1, 0, +1}, row-major `n × k`.
     pub fn to_ternary(&self) -> Vec<i8> {
-        let mut out = Vec::with_capacity(self.n * self.k);
-        for r in 0..self.n {
-            let row = self.row(r);
-            out.extend((0..self.k).map(|c| code_at(row, c) as i8 - 1));
-        }
+        let mut out = vec![0i8; self.n * self.k];
+        self.write_ternary(&mut out);
         out
     }
 
     /// The dequantised f32 matrix (`w · scale`, the scale of the weight's row and group),
     /// row-major `n × k`.
     pub fn dequantize(&self) -> Vec<f32> {
-        let t = self.to_ternary();
-        let k = self.k.max(1);
-        t.iter()
+        let mut t = vec![0i8; self.n * self.k];
+        self.write_ternary(&mut t);
+        let mut out = vec![0f32; t.len()];
+        if self.k == 0 {
+            return out;
+        }
+        // Each row scales runs of columns that share one scale (the whole row, or a group).
+        let run = self.scales.group_size().unwrap_or(self.k);
+        for (r, (codes, dst)) in t
+            .chunks_exact(self.k)
+            .zip(out.chunks_exact_mut(self.k))
             .enumerate()
-            .map(|(i, &w)| w as f32 * self.scales.at(i / k, i % k, self.k))
-            .collect()
+        {
+            for (g, (c, d)) in codes.chunks(run).zip(dst.chunks_mut(run)).enumerate() {
+                let s = self.scales.at(r, g * run, self.k);
+                for (d, &w) in d.iter_mut().zip(c) {
+                    *d = f32::from(w) * s;
+                }
+            }
+        }
+        out
     }
 
     /// Bytes of the packed payload plus the scales (what the weights cost in memory).
@@ -439,4 +461,89 @@ fn validate_codes(bytes: &[u8], offset: usize) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// The four codes of every byte value minus one (lane 0 first): the trits of a packed byte.
+const TRITS_OF_BYTE: [[i8; 4]; 256] = {
+    let mut t = [[0i8; 4]; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut s = 0;
+        while s < 4 {
+            t[b][s] = ((b >> (2 * s)) & 3) as i8 - 1;
+            s += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
+impl PackedI2 {
+    /// Builds a matrix from rows already in this layout (`data` as [`PackedI2::data`] returns
+    /// it: `n` rows of [`PackedI2::row_bytes`] bytes), validating them as
+    /// [`PackedI2::from_bytes`] does: converters from formats that share the layout (ggml's
+    /// `TQ2_0`, bitnet.cpp's `I2_S`) move whole bytes instead of single weights.
+    ///
+    /// # Errors
+    /// [`KernelError::EmptyRows`], [`KernelError::ShapeOverflow`], [`KernelError::Length`]
+    /// (wrong byte count), [`KernelError::BadCode`] (a 2-bit code 3, at its byte offset in
+    /// `data`), [`KernelError::BadPadding`], and the scale errors of [`Scales`].
+    pub fn from_packed_rows(n: usize, k: usize, scales: Scales, data: Vec<u8>) -> Result<Self> {
+        check_rows_have_columns(n, k)?;
+        check_data(&data, n, k)?;
+        validate_codes(&data, 0)?;
+        let row_bytes = padded_k(k).expect("checked by check_data") / 4;
+        if row_bytes > 0 && !k.is_multiple_of(BLOCK) {
+            for (r, packed) in data.chunks_exact(row_bytes).enumerate() {
+                if let Some(col) = (k..row_bytes * 4).find(|&c| code_at(packed, c) != ZERO_CODE) {
+                    return Err(KernelError::BadPadding { row: r, col });
+                }
+            }
+        }
+        scales.validate(n, k)?;
+        Ok(Self { n, k, scales, data })
+    }
+
+    /// Writes all weights, row-major `n × k` in {−1, 0, +1}, into `out` (the allocation-free
+    /// form of [`PackedI2::to_ternary`]; a table turns each byte into its four weights).
+    ///
+    /// # Panics
+    /// When `out.len() != n · k`.
+    pub fn write_ternary(&self, out: &mut [i8]) {
+        assert_eq!(
+            out.len(),
+            self.n * self.k,
+            "write_ternary: output holds {} weights, the matrix {} x {}",
+            out.len(),
+            self.n,
+            self.k
+        );
+        if self.k == 0 {
+            return;
+        }
+        let row_bytes = self.row_bytes();
+        for (row, dst) in self
+            .data
+            .chunks_exact(row_bytes)
+            .zip(out.chunks_exact_mut(self.k))
+        {
+            for (b, block) in row.chunks_exact(BLOCK_BYTES).enumerate() {
+                let base = b * BLOCK;
+                if base + BLOCK <= self.k {
+                    let dst = &mut dst[base..base + BLOCK];
+                    for (j, &byte) in block.iter().enumerate() {
+                        let t = TRITS_OF_BYTE[byte as usize];
+                        dst[j] = t[0];
+                        dst[32 + j] = t[1];
+                        dst[64 + j] = t[2];
+                        dst[96 + j] = t[3];
+                    }
+                } else {
+                    for (c, d) in dst[base..].iter_mut().enumerate() {
+                        *d = (block[c % 32] >> (2 * (c / 32)) & 3) as i8 - 1;
+                    }
+                }
+            }
+        }
+    }
 }

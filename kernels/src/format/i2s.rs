@@ -163,3 +163,59 @@ pub fn encode_i2_s(codes: &[i8], n: usize, k: usize, scale: f32, out: &mut [u8])
     trailer[..4].copy_from_slice(&scale.to_le_bytes());
     Ok(())
 }
+
+/// A byte with its four 2-bit lanes in reverse order: I2's lane `l` is I2_S's lane `3 − l`.
+/// Reversing twice is the identity.
+const REVERSED_LANES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let v = b as u8;
+        t[b] = (v & 3) << 6 | ((v >> 2) & 3) << 4 | ((v >> 4) & 3) << 2 | v >> 6;
+        b += 1;
+    }
+    t
+};
+
+/// Writes an `I2_S` tensor straight from [`crate::PackedI2`] rows of a matrix whose row
+/// length is a multiple of 128 (no padding, rows back to back): the two layouts differ only in
+/// the order of the four lanes of each byte.
+///
+/// `i2`: `n·k/4` bytes ([`crate::PackedI2::data`]); `out`: `n·k/4 + 32` bytes.
+///
+/// # Errors
+/// [`KernelError::Length`] when `out` is not `i2.len() + 32` bytes.
+pub fn i2_s_from_i2(i2: &[u8], scale: f32, out: &mut [u8]) -> Result<()> {
+    check_output("I2_S output", out.len(), i2.len() + TRAILER_BYTES)?;
+    let (codes, trailer) = out.split_at_mut(i2.len());
+    for (d, &s) in codes.iter_mut().zip(i2) {
+        *d = REVERSED_LANES[s as usize];
+    }
+    trailer.fill(0);
+    trailer[..4].copy_from_slice(&scale.to_le_bytes());
+    Ok(())
+}
+
+/// Reads an `I2_S` tensor straight into [`crate::PackedI2`] rows (the inverse of
+/// [`i2_s_from_i2`]) and returns its scale.
+///
+/// # Errors
+/// [`KernelError::Truncated`] / [`KernelError::TrailingBytes`] when `bytes` is not
+/// `i2.len() + 32` long; [`KernelError::BadCode`] for a code 3, at its byte offset.
+pub fn i2_s_to_i2(bytes: &[u8], i2: &mut [u8]) -> Result<f32> {
+    check_payload("I2_S tensor", bytes.len(), i2.len() + TRAILER_BYTES)?;
+    let (codes, trailer) = bytes.split_at(i2.len());
+    if codes
+        .iter()
+        .fold(0u8, |acc, &q| acc | (q & (q >> 1) & 0x55))
+        != 0
+    {
+        return Err(first_code3(codes, 0));
+    }
+    for (d, &s) in i2.iter_mut().zip(codes) {
+        *d = REVERSED_LANES[s as usize];
+    }
+    Ok(f32::from_le_bytes([
+        trailer[0], trailer[1], trailer[2], trailer[3],
+    ]))
+}

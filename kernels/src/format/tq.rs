@@ -353,3 +353,60 @@ pub(crate) fn first_non_ternary(c: &[i8], base: usize) -> KernelError {
         value,
     }
 }
+
+/// Bytes of 2-bit codes per `TQ2_0` block.
+const TQ2_0_QS: usize = QK_K / 4;
+
+/// Writes `TQ2_0` blocks straight from [`crate::PackedI2`] rows of a matrix whose row length
+/// is a multiple of 256 (so its rows have no padding and lie back to back). The two layouts
+/// agree byte for byte — byte `32h + m` of a 256-weight block holds weight `128h + 32l + m` in
+/// lane `l` in both — so each block is its 64 code bytes and its scale bits.
+///
+/// `i2`: `blocks · 64` bytes ([`crate::PackedI2::data`]); `scales`: one f16 bit pattern per
+/// block; `out`: `blocks · 66` bytes.
+///
+/// # Errors
+/// [`KernelError::Length`] when the three lengths disagree.
+pub fn tq2_0_from_i2(i2: &[u8], scales: &[u16], out: &mut [u8]) -> Result<()> {
+    check_output("I2 rows for TQ2_0", i2.len(), scales.len() * TQ2_0_QS)?;
+    check_output("TQ2_0 output", out.len(), scales.len() * TQ2_0_BLOCK_BYTES)?;
+    for ((src, &d), dst) in i2
+        .chunks_exact(TQ2_0_QS)
+        .zip(scales)
+        .zip(out.chunks_exact_mut(TQ2_0_BLOCK_BYTES))
+    {
+        dst[..TQ2_0_QS].copy_from_slice(src);
+        dst[TQ2_0_QS..].copy_from_slice(&d.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// Reads `TQ2_0` blocks straight into [`crate::PackedI2`] rows (the inverse of
+/// [`tq2_0_from_i2`]): code bytes copied, scale bits to `scales`.
+///
+/// # Errors
+/// [`KernelError::Length`] / [`KernelError::Truncated`] / [`KernelError::TrailingBytes`] for
+/// mismatched lengths; [`KernelError::BadCode`] for a code 3, at its byte offset in `bytes`.
+pub fn tq2_0_to_i2(bytes: &[u8], i2: &mut [u8], scales: &mut [u16]) -> Result<()> {
+    check_output("I2 rows from TQ2_0", i2.len(), scales.len() * TQ2_0_QS)?;
+    check_payload(
+        "TQ2_0 blocks",
+        bytes.len(),
+        scales.len() * TQ2_0_BLOCK_BYTES,
+    )?;
+    for (b, ((src, dst), d)) in bytes
+        .chunks_exact(TQ2_0_BLOCK_BYTES)
+        .zip(i2.chunks_exact_mut(TQ2_0_QS))
+        .zip(scales.iter_mut())
+        .enumerate()
+    {
+        let qs = &src[..TQ2_0_QS];
+        // A lane holds code 3 exactly when both of its bits are set.
+        if qs.iter().fold(0u8, |acc, &q| acc | (q & (q >> 1) & 0x55)) != 0 {
+            return Err(first_code3(qs, b * TQ2_0_BLOCK_BYTES));
+        }
+        dst.copy_from_slice(qs);
+        *d = u16::from_le_bytes([src[TQ2_0_QS], src[TQ2_0_QS + 1]]);
+    }
+    Ok(())
+}
