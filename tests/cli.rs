@@ -131,7 +131,7 @@ fn verify_says_whether_two_files_hold_the_same_weights() {
         (file.data_offset + t.offset) as usize + 66
     };
     let lane0 = bytes[at] & 3;
-    bytes[at] = (bytes[at] & !3) | (lane0 + 1) % 3;
+    bytes[at] = (bytes[at] & !3) | ((lane0 + 1) % 3);
     let changed = dir.join("changed.gguf");
     std::fs::write(&changed, bytes).unwrap();
     let differ = verify(&back, &changed);

@@ -429,3 +429,33 @@ proptest! {
         std::fs::remove_dir_all(tmp).ok();
     }
 }
+
+/// Dense targets: f32 is exact; a 16-bit target rounds `code × scale`, and the report says
+/// which tensor and by how much.
+#[test]
+fn dense_targets_are_exact_or_report_their_rounding() {
+    let tmp = temp_dir("dense");
+    let src = tmp.join("src.gguf");
+    let file = one_tensor("w", packed(2, 256, Scales::PerRow(vec![0.1, 1.0]), 11));
+    // TQ2_0 rounds 0.1 to its f16 neighbour; that value is what the file holds from now on.
+    gguf::write(&src, &file, GgufTernary::Tq2_0).unwrap();
+    let read = gguf::read(&src).unwrap();
+    for (dtype, exact) in [
+        (safetensors::tensor::Dtype::F32, true),
+        (safetensors::tensor::Dtype::F16, true),
+        (safetensors::tensor::Dtype::BF16, false),
+    ] {
+        let out = tmp.join(format!("{dtype:?}.safetensors"));
+        let report = convert_to(&src, &out, Target::Dense(dtype));
+        let back = model_file::read(&out, &ImportOptions::new()).unwrap();
+        let same =
+            model_file::compare(&read.tensors["w"], &back.tensors["w"]) == Comparison::Identical;
+        assert_eq!(same, exact, "{dtype:?}");
+        let note = report.tensors[0].note.clone();
+        assert_eq!(note.is_none(), exact, "{dtype:?}: {note:?}");
+        if let Some(note) = note {
+            assert!(note.contains("rounded to BF16"), "{note}");
+        }
+    }
+    std::fs::remove_dir_all(tmp).ok();
+}

@@ -171,6 +171,10 @@ pub struct ConvertReport {
     pub ternary_weights: usize,
     /// Wall seconds spent quantizing and packing.
     pub quantize_seconds: f64,
+    /// Wall seconds reading and decoding the input (container, packed and ternary payloads).
+    pub read_seconds: f64,
+    /// Wall seconds encoding and writing the output, fsync included.
+    pub write_seconds: f64,
 }
 
 impl ConvertReport {
@@ -334,7 +338,9 @@ pub fn convert(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<ConvertReport, ImportError> {
     let chooser = Chooser::new(options)?;
+    let clock = Instant::now();
     let source = model_file::read(input, &options.import)?;
+    let read_seconds = clock.elapsed().as_secs_f64();
     let mut tensors = source.tensors;
     let total = tensors.len();
     fn plain(t: &Stored) -> Option<&RawTensor> {
@@ -505,6 +511,7 @@ pub fn convert(
         progress(i + 1, total);
     }
 
+    let clock = Instant::now();
     let (sizes, notes) = match options.target {
         Target::Packed => (write_packed(output, &file)?, BTreeMap::new()),
         Target::Gguf(ty) => {
@@ -523,6 +530,7 @@ pub fn convert(
         }
         Target::Dense(dtype) => write_dense(output, &file, dtype)?,
     };
+    let write_seconds = clock.elapsed().as_secs_f64();
     for r in &mut reports {
         r.output_bytes = sizes.get(&r.name).copied().unwrap_or(0);
         r.note = notes.get(&r.name).cloned();
@@ -538,6 +546,8 @@ pub fn convert(
         file_bytes,
         ternary_weights,
         quantize_seconds,
+        read_seconds,
+        write_seconds,
     })
 }
 
@@ -606,9 +616,8 @@ fn write_dense(
     for (name, t) in &file.tensors {
         let o = match t {
             Stored::Packed(p) => {
-                let v = p.packed.dequantize();
                 let (bytes, changed, max_abs) =
-                    encode_floats(&v, dtype).ok_or_else(|| ImportError::BadTensor {
+                    encode_dense(&p.packed, dtype).ok_or_else(|| ImportError::BadTensor {
                         tensor: name.clone(),
                         what: format!("{dtype:?} is not a dense float target (F32, F16, BF16)"),
                     })?;
@@ -642,41 +651,68 @@ fn write_dense(
     Ok((sizes, notes))
 }
 
-/// f32 values as little-endian `dtype` bytes, with how many changed and the largest change.
-fn encode_floats(v: &[f32], dtype: Dtype) -> Option<(Vec<u8>, usize, f32)> {
+/// A packed matrix's effective weights (`code × scale`) as little-endian `dtype` bytes
+/// (F32, F16 or BF16), row by row, with how many values the 16-bit types rounded and the
+/// largest change; `None` for another dtype.
+fn encode_dense(p: &PackedI2, dtype: Dtype) -> Option<(Vec<u8>, usize, f32)> {
     use half::slice::HalfFloatSliceExt;
-    fn rounded<H: bytemuck::Pod + Default>(
-        v: &[f32],
-        to: impl Fn(&mut [H], &[f32]),
-        back: impl Fn(&[H], &mut [f32]),
-    ) -> (Vec<u8>, usize, f32) {
-        let mut h = vec![H::default(); v.len()];
-        to(&mut h, v);
-        let mut wide = vec![0f32; v.len()];
-        back(&h, &mut wide);
-        let (mut changed, mut max_abs) = (0usize, 0f32);
-        for (&x, &y) in v.iter().zip(&wide) {
-            let d = (x - y).abs();
-            changed += usize::from(d > 0.0);
-            max_abs = max_abs.max(d);
-        }
-        (bytemuck::cast_slice(&h).to_vec(), changed, max_abs)
-    }
-    // Little-endian hosts only (as every safetensors writer here assumes).
-    Some(match dtype {
-        Dtype::F32 => (bytemuck::cast_slice(v).to_vec(), 0, 0.0),
-        Dtype::F16 => rounded::<half::f16>(
-            v,
-            |h, v| h.convert_from_f32_slice(v),
-            |h, w| h.convert_to_f32_slice(w),
-        ),
-        Dtype::BF16 => rounded::<half::bf16>(
-            v,
-            |h, v| h.convert_from_f32_slice(v),
-            |h, w| h.convert_to_f32_slice(w),
-        ),
+    let width = match dtype {
+        Dtype::F32 => 4,
+        Dtype::F16 | Dtype::BF16 => 2,
         _ => return None,
-    })
+    };
+    let (n, k) = (p.n(), p.k());
+    let mut out = Vec::with_capacity(n * k * width);
+    if k == 0 {
+        return Some((out, 0, 0.0));
+    }
+    let mut codes = vec![0i8; n * k];
+    p.write_ternary(&mut codes);
+    let run = p.scales().group_size().unwrap_or(k);
+    let (mut row, mut back) = (vec![0f32; k], vec![0f32; k]);
+    let mut f16s = vec![half::f16::ZERO; k];
+    let mut bf16s = vec![half::bf16::ZERO; k];
+    let (mut changed, mut max_abs) = (0usize, 0f32);
+    for (r, c) in codes.chunks_exact(k).enumerate() {
+        for (g, (c, d)) in c.chunks(run).zip(row.chunks_mut(run)).enumerate() {
+            let s = p.scales().at(r, g * run, k);
+            for (d, &w) in d.iter_mut().zip(c) {
+                *d = f32::from(w) * s;
+            }
+        }
+        let bytes: &[u8] = match dtype {
+            Dtype::F16 => {
+                f16s.convert_from_f32_slice(&row);
+                f16s.convert_to_f32_slice(&mut back);
+                bytemuck::cast_slice(&f16s)
+            }
+            Dtype::BF16 => {
+                bf16s.convert_from_f32_slice(&row);
+                bf16s.convert_to_f32_slice(&mut back);
+                bytemuck::cast_slice(&bf16s)
+            }
+            _ => bytemuck::cast_slice(&row),
+        };
+        // Little-endian hosts (as every safetensors writer here assumes).
+        out.extend_from_slice(bytes);
+        // A bitwise pass (it vectorizes) finds the rows rounding changed; only those are
+        // measured.
+        let differs = row
+            .iter()
+            .zip(&back)
+            .fold(0u32, |acc, (x, y)| acc | (x.to_bits() ^ y.to_bits()));
+        if width == 2 && differs != 0 {
+            let (mut row_changed, mut row_max) = (0u32, 0f32);
+            for (&x, &y) in row.iter().zip(&back) {
+                let d = (x - y).abs();
+                row_changed += u32::from(d > 0.0);
+                row_max = if d > row_max { d } else { row_max };
+            }
+            changed += row_changed as usize;
+            max_abs = if row_max > max_abs { row_max } else { max_abs };
+        }
+    }
+    Some((out, changed, max_abs))
 }
 
 /// The scales of a BitNet-style `<weight>_scale` tensor: 1 (per tensor) or `rows` (per

@@ -58,6 +58,15 @@ pub(crate) fn to_tensors(
         .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
     let w = row_words(packed.k());
+    // The layers' scale tensor is per tensor ([1]) or per row ([n]); a group-scaled matrix
+    // (read from GGUF, say) would be misread as one of those, so it is refused here.
+    assert!(
+        packed.scales().group_size().is_none(),
+        "a {}x{} matrix with {}-column group scales cannot be held by a Burn ternary layer (per-tensor or per-row scales only)",
+        packed.n(),
+        packed.k(),
+        packed.scales().group_size().unwrap_or(0)
+    );
     let scales = packed.scales().as_slice().to_vec();
     let ns = scales.len();
     (

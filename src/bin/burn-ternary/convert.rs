@@ -129,6 +129,22 @@ pub(crate) fn run(cmd: Command) -> Result<(), ImportError> {
             report.ternary_weights as f64 / report.quantize_seconds.max(1e-9) / 1e6
         );
     }
+    let weights: usize = report
+        .tensors
+        .iter()
+        .filter(|t| t.ternary)
+        .map(|t| t.shape.iter().product::<usize>())
+        .sum();
+    if weights > 0 {
+        let total = report.read_seconds + report.quantize_seconds + report.write_seconds;
+        println!(
+            "{weights} ternary weights: read {:.1} ms, quantize {:.1} ms, write {:.1} ms ({:.0} M weights/s end to end, one thread)",
+            1e3 * report.read_seconds,
+            1e3 * report.quantize_seconds,
+            1e3 * report.write_seconds,
+            weights as f64 / total.max(1e-9) / 1e6
+        );
+    }
     println!("wrote {}", output.display());
     Ok(())
 }
