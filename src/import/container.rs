@@ -33,6 +33,7 @@ use ternary_kernels::quant::{Granularity, Method};
 use ternary_kernels::{PackedI2, Scales};
 
 use super::gguf::GgufTernary;
+use super::hf_bitnet::LinearClass;
 use super::model_file::{self, ModelFile, PackedTensor, Stored, scale_kind};
 use super::raw::{self, RawTensor};
 use super::{ImportError, ImportOptions};
@@ -87,6 +88,9 @@ pub enum Target {
     /// Plain safetensors: packed tensors dequantized (`code × scale`) to `F32`, `F16` or
     /// `BF16`. `F32` is exact; the 16-bit types round, and the report says by how much.
     Dense(Dtype),
+    /// A Hugging Face BitNet checkpoint directory (`config.json` + `model.safetensors`) with
+    /// the given `linear_class` (see [`super::hf_bitnet::write`]).
+    HfBitnet(LinearClass),
 }
 
 impl Default for ConvertOptions {
@@ -313,10 +317,10 @@ fn is_float(d: Dtype) -> bool {
 }
 
 /// One output tensor.
-struct Out {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
+pub(crate) struct Out {
+    pub(crate) dtype: Dtype,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) bytes: Vec<u8>,
 }
 
 /// Converts a model file of any supported format (safetensors, PyTorch, burn-ternary packed,
@@ -529,13 +533,19 @@ pub fn convert(
             (sizes, notes)
         }
         Target::Dense(dtype) => write_dense(output, &file, dtype)?,
+        Target::HfBitnet(class) => super::hf_bitnet::write(output, &file, class)?,
     };
     let write_seconds = clock.elapsed().as_secs_f64();
     for r in &mut reports {
         r.output_bytes = sizes.get(&r.name).copied().unwrap_or(0);
         r.note = notes.get(&r.name).cloned();
     }
-    let file_bytes = std::fs::metadata(output)
+    let written = if output.is_dir() {
+        output.join("model.safetensors")
+    } else {
+        output.to_path_buf()
+    };
+    let file_bytes = std::fs::metadata(&written)
         .map_err(|source| ImportError::Io {
             path: output.to_path_buf(),
             source,
@@ -736,7 +746,7 @@ fn scales_of(name: &str, t: &RawTensor, rows: usize) -> Result<Scales, ImportErr
 /// crate writes its metadata map in hash order, which would make identical conversions
 /// differ byte-wise). Tensors are laid out by descending dtype alignment, then name, so
 /// every tensor's data is aligned to its element size.
-fn write_safetensors(
+pub(crate) fn write_safetensors(
     w: &mut dyn Write,
     tensors: &BTreeMap<String, Out>,
     meta: &BTreeMap<String, String>,
@@ -914,6 +924,34 @@ pub(crate) fn decode_packed(
 /// Lists the tensors of a packed file (validating every packed tensor completely), or of any
 /// safetensors / PyTorch checkpoint (recognised by content), in name order.
 pub fn inspect(path: &Path) -> Result<Vec<InspectedTensor>, ImportError> {
+    if path.is_dir() {
+        let file = model_file::read(path, &ImportOptions::default())?;
+        return Ok(file
+            .tensors
+            .into_iter()
+            .map(|(name, t)| match t {
+                Stored::Packed(p) => {
+                    let numel: usize = p.info.shape.iter().product();
+                    InspectedTensor {
+                        name,
+                        format: p.info.source_dtype.clone(),
+                        bits_per_weight: 8.0 * p.source_bytes as f64 / numel.max(1) as f64,
+                        scale_kind: scale_kind(p.packed.scales()),
+                        bytes: p.source_bytes,
+                        shape: p.info.shape,
+                    }
+                }
+                Stored::Plain(r) => InspectedTensor {
+                    name,
+                    format: format!("{:?}", r.dtype),
+                    bits_per_weight: f64::from(r.dtype.bitsize() as u32),
+                    scale_kind: String::new(),
+                    bytes: r.bytes.len() as u64,
+                    shape: r.shape,
+                },
+            })
+            .collect());
+    }
     if model_file::detect(path)? == model_file::FileFormat::Gguf {
         return super::gguf::inspect(path);
     }

@@ -35,6 +35,7 @@ use crate::quant::{Granularity, TernaryQuantizer};
 
 pub mod container;
 pub mod gguf;
+pub mod hf_bitnet;
 pub mod model_file;
 pub mod raw;
 

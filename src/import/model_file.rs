@@ -10,6 +10,7 @@
 //! | burn-ternary packed safetensors | `U8` tensors with a [`PackedInfo`] entry | every other tensor |
 //! | GGUF (llama.cpp, bitnet.cpp) | `TQ1_0`, `TQ2_0`, `I2_S` | `F32`, `F16`, `BF16`, `F64`, `I8`–`I64` |
 //! | safetensors, PyTorch | — | every tensor |
+//! | Hugging Face BitNet (a directory) | packed `uint8` weights + `weight_scale` | every other tensor |
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -88,6 +89,9 @@ pub fn detect(path: &Path) -> Result<FileFormat, ImportError> {
 /// [`ImportError::Format`] for a packed entry that does not parse; [`ImportError::BadTensor`]
 /// / [`ImportError::ShapeMismatch`] for a packed tensor whose bytes are invalid.
 pub fn read(path: &Path, options: &ImportOptions) -> Result<ModelFile, ImportError> {
+    if path.is_dir() {
+        return rename(super::hf_bitnet::read(path)?, options);
+    }
     if detect(path)? == FileFormat::Gguf {
         let file = super::gguf::read(path)?;
         return rename(file, options);

@@ -181,7 +181,7 @@ pub(crate) fn map_file(path: &Path) -> Result<memmap2::Mmap, ImportError> {
     unsafe { memmap2::Mmap::map(&file) }.map_err(io)
 }
 
-fn read_safetensors(path: &Path) -> Result<Vec<(String, RawTensor)>, ImportError> {
+pub(crate) fn read_safetensors(path: &Path) -> Result<Vec<(String, RawTensor)>, ImportError> {
     let map = map_file(path)?;
     guarded(path, || {
         let st = SafeTensors::deserialize(&map).map_err(|e| e.to_string())?;

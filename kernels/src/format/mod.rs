@@ -2,6 +2,7 @@
 
 pub mod gguf;
 mod header;
+pub mod hf_bitnet;
 pub mod i2;
 pub mod i2s;
 mod scales;

@@ -2,6 +2,7 @@
 
 use burn_ternary::import::container::{self, Action, ConvertOptions, DEFAULT_EXCLUDE, Target};
 use burn_ternary::import::gguf::GgufTernary;
+use burn_ternary::import::hf_bitnet::LinearClass;
 use burn_ternary::import::{ImportError, ImportOptions};
 use burn_ternary::kernels::quant::{Granularity, Method};
 use safetensors::tensor::Dtype;
@@ -51,6 +52,8 @@ pub(crate) fn run(cmd: Command) -> Result<(), ImportError> {
             To::GgufTq1_0 => Target::Gguf(GgufTernary::Tq1_0),
             To::GgufTq2_0 => Target::Gguf(GgufTernary::Tq2_0),
             To::GgufI2S => Target::Gguf(GgufTernary::I2S),
+            To::HfBitnet => Target::HfBitnet(LinearClass::BitLinear),
+            To::HfAutobitlinear => Target::HfBitnet(LinearClass::AutoBitLinear),
             To::F32 => Target::Dense(Dtype::F32),
             To::F16 => Target::Dense(Dtype::F16),
             To::Bf16 => Target::Dense(Dtype::BF16),

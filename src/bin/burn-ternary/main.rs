@@ -58,6 +58,12 @@ pub(crate) enum To {
     /// GGUF, ternary tensors as bitnet.cpp's I2_S (2 bits/weight, one f32 scale per tensor).
     #[value(name = "gguf-i2_s")]
     GgufI2S,
+    /// A Hugging Face BitNet checkpoint directory, linear_class bitlinear (transformers'
+    /// default: weight_scale holds 1/scale); needs a BitNet checkpoint as the source.
+    HfBitnet,
+    /// A Hugging Face BitNet checkpoint directory, linear_class autobitlinear (weight_scale
+    /// holds the scale).
+    HfAutobitlinear,
     /// Plain safetensors, ternary tensors dequantized to f32 (exact).
     F32,
     /// Plain safetensors, ternary tensors dequantized to f16 (rounding reported).
@@ -69,8 +75,8 @@ pub(crate) enum To {
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Convert a model file between formats. The input's format is recognised by content:
-    /// safetensors, PyTorch, burn-ternary packed safetensors, or GGUF (TQ1_0, TQ2_0, I2_S
-    /// tensors are read as ternary). Float weights of plain checkpoints are ternarized (weights
+    /// safetensors, PyTorch, burn-ternary packed safetensors, GGUF (TQ1_0, TQ2_0, I2_S
+    /// tensors are read as ternary), or a Hugging Face BitNet checkpoint directory. Float weights of plain checkpoints are ternarized (weights
     /// already in {-1, 0, 1} without loss, with their `<name>_scale` when present; embeddings
     /// and LM heads kept by default); tensors that are already ternary are carried over
     /// unchanged. Names, dtypes and bytes of every other tensor are kept exactly. Whatever the
@@ -185,6 +191,21 @@ pub(crate) fn progress_bar() -> impl FnMut(usize, usize) {
 }
 
 fn main() -> ExitCode {
+    // `burn-ternary inspect FILE | head` closes stdout early: end as a program killed by
+    // SIGPIPE would (status 141), without a panic message.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info)
+    }));
     let result = match Cli::parse().command {
         cmd @ Command::Convert { .. } => convert::run(cmd).map(|()| ExitCode::SUCCESS),
         Command::Inspect { file } => inspect::run(file).map(|()| ExitCode::SUCCESS),
