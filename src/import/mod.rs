@@ -33,6 +33,7 @@ use crate::error::TernaryError;
 use crate::nn::{freeze_with, freeze_with_scales, scheme_from_codes, to_tensors};
 use crate::quant::{Granularity, TernaryQuantizer};
 
+pub mod burn_q2s;
 pub mod container;
 pub mod gguf;
 pub mod hf_bitnet;
