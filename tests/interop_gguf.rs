@@ -42,6 +42,28 @@ fn assert_identical(a: &ModelFile, b: &ModelFile) {
     }
 }
 
+/// Two packed tensors hold the same codes and the same scale kind with the same scale *bits*
+/// (`PackedI2`'s `==` compares scales as floats, where −0 equals +0).
+fn assert_same_bits(a: &Stored, b: &Stored, what: &str) {
+    let (Stored::Packed(a), Stored::Packed(b)) = (a, b) else {
+        panic!("{what}: not both packed");
+    };
+    assert_eq!(a.packed.data(), b.packed.data(), "{what}: codes");
+    assert_eq!(
+        model_file::scale_kind(a.packed.scales()),
+        model_file::scale_kind(b.packed.scales()),
+        "{what}: scale kind"
+    );
+    let bits = |p: &PackedI2| {
+        p.scales()
+            .as_slice()
+            .iter()
+            .map(|s| s.to_bits())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bits(&a.packed), bits(&b.packed), "{what}: scale bits");
+}
+
 /// The packed matrix of an `[n, k]` tensor with the given scales and random codes (some rows
 /// all zero).
 fn packed(n: usize, k: usize, scales: Scales, seed: u64) -> Stored {
@@ -197,6 +219,7 @@ fn packed_matrices_round_trip_through_every_ternary_type() {
             assert!(notes.is_empty(), "{label} {ty:?}: {notes:?}");
             let back = gguf::read(&out).unwrap();
             assert_identical(&file, &back);
+            assert_same_bits(&file.tensors["w"], &back.tensors["w"], label);
         }
     }
     // I2_S: one scale per tensor.
@@ -406,7 +429,7 @@ proptest! {
         n in 0usize..4,
         blocks in 1usize..3,
         kind in 0u8..3,
-        bits in proptest::collection::vec(0u16..0x7c00, 12),
+        bits in proptest::collection::vec(prop_oneof![Just(0x8000u16), 0u16..0x7c00], 12),
         seed in any::<u64>(),
     ) {
         let k = 256 * blocks;
@@ -425,6 +448,11 @@ proptest! {
             let back = gguf::read(&out).unwrap();
             let (a, b) = (&file.tensors["w"], &back.tensors["w"]);
             prop_assert_eq!(model_file::compare(a, b), Comparison::Identical);
+            let bits = |t: &Stored| match t {
+                Stored::Packed(p) => (p.packed.to_ternary(), p.packed.dequantize().iter().map(|v| v.to_bits()).collect::<Vec<_>>()),
+                Stored::Plain(_) => unreachable!("read as packed"),
+            };
+            prop_assert_eq!(bits(a), bits(b));
         }
         std::fs::remove_dir_all(tmp).ok();
     }
@@ -456,6 +484,59 @@ fn dense_targets_are_exact_or_report_their_rounding() {
         if let Some(note) = note {
             assert!(note.contains("rounded to BF16"), "{note}");
         }
+    }
+    std::fs::remove_dir_all(tmp).ok();
+}
+
+/// An expert stack `[E, out, in]` reads as E rows of out·in weights (the convention of every
+/// packed tensor here), converts to packed safetensors and back, and writes to GGUF again.
+#[test]
+fn expert_stacks_keep_their_shape_through_every_format() {
+    let tmp = temp_dir("experts");
+    let mut tq = Vec::new();
+    for b in 0..6u8 {
+        tq.extend(std::iter::repeat_n(0x55 ^ (b & 1), 64));
+        tq.extend_from_slice(&half::f16::from_f32(0.5 + f32::from(b)).to_le_bytes());
+    }
+    let mut w = GgufWriter::new();
+    w.add_tensor(
+        "blk.0.ffn_up_exps.weight",
+        GgmlType::TQ2_0,
+        &[256, 2, 3],
+        &tq,
+    )
+    .unwrap();
+    let src = tmp.join("moe.gguf");
+    std::fs::write(&src, w.to_bytes()).unwrap();
+    let packed = tmp.join("moe.safetensors");
+    convert_to(&src, &packed, Target::Packed);
+    let read = model_file::read(&packed, &ImportOptions::new()).unwrap();
+    assert_eq!(
+        read.tensors["blk.0.ffn_up_exps.weight"].shape(),
+        [3, 2, 256]
+    );
+    let back = tmp.join("back.gguf");
+    convert_to(&packed, &back, Target::Gguf(GgufTernary::Tq2_0));
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&src).unwrap());
+    std::fs::remove_dir_all(tmp).ok();
+}
+
+/// Scales f16 cannot hold at all (beyond 65504, or non-zero below its smallest subnormal) are
+/// refused by name, never written as ±Inf or 0.
+#[test]
+fn scales_beyond_f16_are_refused_not_written() {
+    let tmp = temp_dir("f16range");
+    let out = tmp.join("x.gguf");
+    for s in [1.0e5f32, 1.0e-9] {
+        let file = one_tensor("w", packed(1, 256, Scales::PerTensor(s), 5));
+        match gguf::write(&out, &file, GgufTernary::Tq2_0) {
+            Err(ImportError::BadTensor { tensor, what }) => {
+                assert_eq!(tensor, "w");
+                assert!(what.contains("f16"), "{what}");
+            }
+            other => panic!("scale {s}: {other:?}"),
+        }
+        assert!(!out.exists());
     }
     std::fs::remove_dir_all(tmp).ok();
 }

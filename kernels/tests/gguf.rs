@@ -4,7 +4,8 @@
 
 use proptest::prelude::*;
 use ternary_kernels::format::gguf::{
-    GgmlType, GgufError, GgufFile, GgufWriter, MAX_ARRAY_DEPTH, MetadataValue, ValueType,
+    GgmlType, GgufError, GgufFile, GgufWriter, MAX_ALIGNMENT, MAX_ARRAY_DEPTH, MetadataValue,
+    ValueType,
 };
 
 /// One value of every metadata type, arrays of numbers, strings and arrays.
@@ -163,6 +164,25 @@ fn custom_alignment_is_honoured() {
     assert!(matches!(
         GgufWriter::new().add_metadata("general.alignment", MetadataValue::U64(64)),
         Err(GgufError::Alignment { .. })
+    ));
+    // A huge alignment would make any writer pad every tensor with that many zeros.
+    let mut w = GgufWriter::new();
+    w.add_metadata("general.alignment", MetadataValue::U32(MAX_ALIGNMENT))
+        .unwrap();
+    assert_eq!(w.to_bytes().len(), MAX_ALIGNMENT as usize);
+    assert!(matches!(
+        GgufWriter::new().add_metadata("general.alignment", MetadataValue::U32(MAX_ALIGNMENT * 2)),
+        Err(GgufError::Alignment { .. })
+    ));
+    let f = handmade(
+        1,
+        &kv("general.alignment", 4, &(1u32 << 31).to_le_bytes()),
+        &[],
+        &[],
+    );
+    assert!(matches!(
+        GgufFile::parse(&f).unwrap_err(),
+        GgufError::Alignment { .. }
     ));
 }
 

@@ -62,7 +62,7 @@ pub fn from_q2s(name: &str, data: &TensorData) -> Result<PackedI2, ImportError> 
     let shape = data.shape().as_slice().to_vec();
     let n = shape.first().copied().unwrap_or(1);
     let numel: usize = shape.iter().product();
-    let k = if n == 0 { 0 } else { numel / n };
+    let k = numel.checked_div(n).unwrap_or(0);
     let group = match scheme.block_size() {
         None => None,
         Some(block) => {

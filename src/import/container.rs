@@ -53,7 +53,10 @@ pub const DEFAULT_EXCLUDE: &str =
 /// A tensor is *chosen* for ternarization when it is a float (F64/F32/F16/BF16) of rank 2–4
 /// with at least `min_elements` elements, its name matches one of `include` (by default:
 /// ends with `weight`), and it matches none of `exclude` (plus [`DEFAULT_EXCLUDE`] unless
-/// `default_exclude` is off).
+/// `default_exclude` is off). Without `include`, nothing is chosen when the source already
+/// holds ternary tensors (a GGUF, packed or BitNet file: its float tensors are deliberate) or
+/// the target is dense; for a GGUF target, a weight whose last axis is not a whole number of
+/// the type's blocks is kept (as llama.cpp keeps such tensors in a float type).
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
     /// Quantizer for weights that are not already ternary.
@@ -243,10 +246,16 @@ struct Chooser {
     include: Vec<regex::Regex>,
     exclude: Vec<(regex::Regex, String)>,
     min_elements: usize,
+    /// Without `--include`, nothing is chosen: the source already holds ternary tensors, or
+    /// the target is dense. The reason says which.
+    none_by_default: Option<String>,
+    /// A GGUF target's block length (TQ 256, I2_S 128): a weight whose last axis is not a
+    /// multiple of it is kept as it is (llama.cpp keeps such tensors in a float type too).
+    block: Option<usize>,
 }
 
 impl Chooser {
-    fn new(o: &ConvertOptions) -> Result<Self, ImportError> {
+    fn new(o: &ConvertOptions, source_ternary: bool) -> Result<Self, ImportError> {
         let mut exclude: Vec<(regex::Regex, String)> = compile(&o.exclude)?
             .into_iter()
             .zip(
@@ -261,10 +270,29 @@ impl Chooser {
                 "embedding / LM head: kept by the default exclusion".into(),
             ));
         }
+        let none_by_default = if !o.include.is_empty() {
+            None
+        } else if source_ternary {
+            Some("the source is already ternary: its float tensors are kept (--include REGEX ternarizes them)".to_string())
+        } else if matches!(o.target, Target::Dense(_)) {
+            Some(
+                "dense target: float tensors are kept (--include REGEX ternarizes them)"
+                    .to_string(),
+            )
+        } else {
+            None
+        };
+        let block = match o.target {
+            Target::Gguf(GgufTernary::I2S) => Some(128),
+            Target::Gguf(_) => Some(256),
+            _ => None,
+        };
         Ok(Self {
             include: compile(&o.include)?,
             exclude,
             min_elements: o.min_elements.max(1),
+            none_by_default,
+            block,
         })
     }
 
@@ -281,6 +309,17 @@ impl Chooser {
         }
         if t.numel() < self.min_elements {
             return Some(format!("< {} elements", self.min_elements));
+        }
+        if let Some(why) = &self.none_by_default {
+            return Some(why.clone());
+        }
+        if let Some(block) = self.block
+            && !t.shape.last().is_some_and(|&k| k.is_multiple_of(block))
+        {
+            return Some(format!(
+                "rows of {} weights are not whole blocks of {block} (the GGUF ternary types need them)",
+                t.shape.last().copied().unwrap_or(0)
+            ));
         }
         let included = if self.include.is_empty() {
             name.ends_with("weight")
@@ -341,10 +380,14 @@ pub fn convert(
     options: &ConvertOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<ConvertReport, ImportError> {
-    let chooser = Chooser::new(options)?;
     let clock = Instant::now();
     let source = model_file::read(input, &options.import)?;
     let read_seconds = clock.elapsed().as_secs_f64();
+    let source_ternary = source
+        .tensors
+        .values()
+        .any(|t| matches!(t, Stored::Packed(_)));
+    let chooser = Chooser::new(options, source_ternary)?;
     let mut tensors = source.tensors;
     let total = tensors.len();
     fn plain(t: &Stored) -> Option<&RawTensor> {

@@ -87,11 +87,9 @@ fn format_error(path: &Path, what: impl std::fmt::Display) -> ImportError {
     }
 }
 
-/// GGUF dims (contiguous axis first) as a row-major shape, and the `[n, k]` matrix it packs
-/// to (`k = dims[0]`).
+/// GGUF dims (contiguous axis first) as a row-major shape. Dims are `u64`, as usize on the
+/// 64-bit hosts this crate supports; products are computed checked where they are used.
 fn shape_of(t: &TensorInfo) -> Vec<usize> {
-    // Every dim fits usize: `parse` checked the byte size is addressable and no dim is 0
-    // unless the product is.
     t.shape().into_iter().map(|d| d as usize).collect()
 }
 
@@ -170,9 +168,15 @@ fn read_ternary(name: &str, t: &TensorInfo, data: &[u8]) -> Result<PackedTensor,
             ),
         ));
     }
-    // Rows are the contiguous axis; every other axis stacks rows.
-    let k = shape[shape.len() - 1];
-    let n = shape[..shape.len() - 1].iter().product::<usize>();
+    // As everywhere in burn-ternary: `[shape[0], rest]` (an `[E, out, in]` expert stack is E
+    // rows of out·in weights). A block never crosses GGUF's contiguous row, whose length is a
+    // multiple of the block, so the blocks tile these rows too.
+    let n = shape[0];
+    let k = shape[1..]
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|k| n.checked_mul(*k).is_some())
+        .ok_or_else(|| bad(name, format!("shape {shape:?} overflows")))?;
     // Rows are whole blocks of 256 (TQ) or 128 (I2_S) weights — the container checked — so
     // packed rows have no padding. TQ2_0 and I2_S share the 2-bit layout and move whole bytes;
     // TQ1_0 goes through the trits.
@@ -451,6 +455,14 @@ fn block_scale_bits(name: &str, p: &PackedI2) -> Result<(Vec<u16>, Option<GgufNo
             }
         };
         let back = half::f16::from_bits(b).to_f32();
+        if !back.is_finite() || (back == 0.0 && s != 0.0) {
+            return Err(bad(
+                name,
+                format!(
+                    "row {r}, block {blk}: scale {s:e} has no f16 form (f16 holds 6.0e-8 ..= 65504); TQ block scales are f16"
+                ),
+            ));
+        }
         if back != s {
             rounded += 1;
             let rel = f64::from((back - s).abs()) / f64::from(s.abs()).max(f64::MIN_POSITIVE);
@@ -472,12 +484,19 @@ fn encode_ternary(
     ty: GgufTernary,
 ) -> Result<(Vec<u8>, Option<GgufNote>), ImportError> {
     let (n, k) = (p.packed.n(), p.packed.k());
-    if p.info.shape.last() != Some(&k) || p.info.shape.len() > 4 {
+    let block = if ty == GgufTernary::I2S {
+        128
+    } else {
+        tq::QK_K
+    };
+    let last = p.info.shape.last().copied().unwrap_or(0);
+    if p.info.shape.len() > 4 || !last.is_multiple_of(block) || last == 0 {
         return Err(bad(
             name,
             format!(
-                "shape {:?}: GGUF's ternary types pack rows along the last axis, but this tensor's packed rows hold {k} weights (a convolution kernel?); writing it would change its shape",
-                p.info.shape
+                "shape {:?}: {} packs blocks of {block} weights along the last axis, whose length is not a multiple of {block} (a convolution kernel?)",
+                p.info.shape,
+                ty.ggml().name()
             ),
         ));
     }
@@ -491,7 +510,7 @@ fn encode_ternary(
                         return Err(bad(
                             name,
                             format!(
-                                "{} scales that differ: I2_S holds one scale per tensor",
+                                "{} scales that differ: I2_S holds one scale per tensor (convert with --scale per-tensor)",
                                 scale_kind(other)
                             ),
                         ));

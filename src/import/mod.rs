@@ -370,11 +370,22 @@ pub fn load<M: Module>(model: &M, path: &Path, options: &ImportOptions) -> Resul
 /// fused quantize-and-pack — no latent copy, no transpose — and every other parameter is
 /// loaded as by [`load`]. The result equals `freeze(load(..))` up to the summation order of
 /// the per-channel means.
+///
+/// A file whose weights are already ternary (GGUF `TQ1_0`/`TQ2_0`/`I2_S`) is refused with
+/// [`ImportError::Format`]: quantizing its effective weights again would keep the codes but
+/// replace each scale by `mean|W|` (and drop group scales). Use [`load`] for their exact f32
+/// values, or `convert` them.
 pub fn load_packed<M: Module>(
     model: &M,
     path: &Path,
     options: &ImportOptions,
 ) -> Result<M, ImportError> {
+    if raw::detect(path)? == raw::Container::Gguf {
+        return Err(ImportError::Format {
+            path: path.to_path_buf(),
+            what: "a GGUF file's ternary weights are already quantized: quantizing them again on load would change their scales; use import::load (exact f32 weights) or burn-ternary convert".into(),
+        });
+    }
     let mut tensors = read_tensors(path, options)?;
     let device = model_device(model)?;
     let mut finder = TernaryLayers::default();

@@ -3,7 +3,8 @@
 //!
 //! * The container is recognised by its **content**, never by its extension or its case:
 //!   a GGUF file opens with `GGUF` (its ternary tensors are read as their effective f32
-//!   weights here; [`super::model_file`] keeps them packed); a safetensors file opens with a little-endian `u64` header length followed by `{`;
+//!   weights here; [`super::model_file`] keeps them packed); a safetensors file opens with
+//!   a little-endian `u64` header length followed by `{`;
 //!   anything else is handed to the PyTorch reader (ZIP archives of PyTorch ≥ 1.6, the legacy
 //!   pickle format, the TAR format, plain pickles), which refuses what it cannot read.
 //! * Names are kept exactly as stored. Unlike burn-store's `PytorchStore`, nothing renumbers

@@ -31,7 +31,7 @@
 //! Reference: the GGUF specification in ggml's `docs/gguf.md`, and the `gguf` Python package's
 //! reader and writer (the fixtures under `fixtures/gguf/` were written by it).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use thiserror::Error;
 
@@ -45,6 +45,10 @@ pub const DEFAULT_ALIGNMENT: u64 = 32;
 pub const ALIGNMENT_KEY: &str = "general.alignment";
 /// ggml's `GGML_MAX_DIMS`: the most dimensions a tensor may have.
 pub const MAX_DIMS: usize = 4;
+/// The largest `general.alignment` accepted (1 MiB). The specification allows any power of
+/// two, but every file seen uses 32; a larger claim would make the writer pad with that many
+/// zero bytes per tensor, so a tiny hostile file could demand gigabytes.
+pub const MAX_ALIGNMENT: u32 = 1 << 20;
 /// How deeply metadata arrays may nest (arrays of arrays of …); deeper files are refused so that
 /// a hostile file cannot exhaust the stack.
 pub const MAX_ARRAY_DEPTH: usize = 8;
@@ -144,8 +148,8 @@ pub enum GgufError {
         /// The key.
         key: String,
     },
-    /// `general.alignment` is not a `u32` non-zero power of two.
-    #[error("general.alignment must be a u32 non-zero power of two, found {value}")]
+    /// `general.alignment` is not a `u32` non-zero power of two of at most [`MAX_ALIGNMENT`].
+    #[error("general.alignment must be a u32 power of two from 1 to 1 MiB, found {value}")]
     Alignment {
         /// The value, as written.
         value: String,
@@ -764,7 +768,9 @@ impl<'a> GgufFile<'a> {
         }
         let alignment = match metadata.iter().find(|(k, _)| k == ALIGNMENT_KEY) {
             None => DEFAULT_ALIGNMENT,
-            Some((_, MetadataValue::U32(a))) if a.is_power_of_two() => u64::from(*a),
+            Some((_, MetadataValue::U32(a))) if a.is_power_of_two() && *a <= MAX_ALIGNMENT => {
+                u64::from(*a)
+            }
             Some((_, v)) => {
                 return Err(GgufError::Alignment {
                     value: format!("{v:?}"),
@@ -922,7 +928,9 @@ impl<'d> GgufWriter<'d> {
         if self.metadata.iter().any(|(k, _)| *k == key) {
             return Err(GgufError::DuplicateKey { key });
         }
-        if key == ALIGNMENT_KEY && !matches!(value, MetadataValue::U32(a) if a.is_power_of_two()) {
+        if key == ALIGNMENT_KEY
+            && !matches!(value, MetadataValue::U32(a) if a.is_power_of_two() && a <= MAX_ALIGNMENT)
+        {
             return Err(GgufError::Alignment {
                 value: format!("{value:?}"),
             });
@@ -1010,15 +1018,18 @@ impl<'d> GgufWriter<'d> {
             offset = (offset + data.len() as u64).next_multiple_of(alignment);
         }
         let data_offset = (header.len() as u64).next_multiple_of(alignment);
-        header.resize(data_offset as usize, 0);
         w.write_all(&header)?;
-        let mut written = data_offset;
-        let zeros = vec![0u8; alignment as usize];
+        let mut written = header.len() as u64;
         for ((_, _, _, data), &start) in self.tensors.iter().zip(&offsets) {
-            let pad = data_offset + start - written;
-            w.write_all(&zeros[..pad as usize])?;
+            // Padding is streamed, never allocated.
+            io::copy(&mut io::repeat(0).take(data_offset + start - written), w)?;
             w.write_all(data)?;
-            written += pad + data.len() as u64;
+            written = data_offset + start + data.len() as u64;
+        }
+        // A file without tensor data still ends at the aligned data offset.
+        if written < data_offset {
+            io::copy(&mut io::repeat(0).take(data_offset - written), w)?;
+            written = data_offset;
         }
         Ok(written)
     }
