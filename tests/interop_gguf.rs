@@ -330,15 +330,6 @@ fn hostile_ternary_payloads_are_named() {
         read(gguf_with("neg", GgmlType::TQ2_0, &[256, 1], &block)),
         ImportError::BadScale { tensor, .. } if tensor == "neg"
     ));
-    // A ggml type that is neither ternary nor plain.
-    let q4k = GgmlType::from_id(12).unwrap();
-    match read(gguf_with("blk.0.attn_k.weight", q4k, &[256, 1], &[0; 144])) {
-        ImportError::BadTensor { tensor, what } => {
-            assert_eq!(tensor, "blk.0.attn_k.weight");
-            assert!(what.contains("Q4_K"), "{what}");
-        }
-        other => panic!("{other:?}"),
-    }
     // A container fault (unknown type id) names the tensor and the id.
     let mut bytes = gguf_with("w", GgmlType::F32, &[1], &[0; 4]);
     let pos = bytes
@@ -450,7 +441,7 @@ proptest! {
             prop_assert_eq!(model_file::compare(a, b), Comparison::Identical);
             let bits = |t: &Stored| match t {
                 Stored::Packed(p) => (p.packed.to_ternary(), p.packed.dequantize().iter().map(|v| v.to_bits()).collect::<Vec<_>>()),
-                Stored::Plain(_) => unreachable!("read as packed"),
+                _ => unreachable!("read as packed"),
             };
             prop_assert_eq!(bits(a), bits(b));
         }
@@ -537,6 +528,53 @@ fn scales_beyond_f16_are_refused_not_written() {
             other => panic!("scale {s}: {other:?}"),
         }
         assert!(!out.exists());
+    }
+    std::fs::remove_dir_all(tmp).ok();
+}
+
+/// Tensors of ggml types burn-ternary does not decode (llama.cpp keeps `token_embd` and
+/// `output` of its ternary files in Q4_K / Q6_K) are carried byte for byte: GGUF → packed →
+/// GGUF gives the source's bytes, `verify` compares them by bytes, and a target that needs
+/// their values refuses them by name.
+#[test]
+fn undecoded_ggml_types_are_carried_byte_for_byte() {
+    let tmp = temp_dir("opaque");
+    let q4k = GgmlType::from_id(12).unwrap();
+    let q4k_bytes: Vec<u8> = (0..144 * 2).map(|i| (i * 7) as u8).collect();
+    let mut tq = vec![0x55u8; 64];
+    tq.extend_from_slice(&half::f16::from_f32(0.5).to_le_bytes());
+    let mut w = GgufWriter::new();
+    w.add_tensor("blk.0.attn_q.weight", GgmlType::TQ2_0, &[256, 1], &tq)
+        .unwrap();
+    w.add_tensor("token_embd.weight", q4k, &[256, 2], &q4k_bytes)
+        .unwrap();
+    let src = tmp.join("llama.gguf");
+    std::fs::write(&src, w.to_bytes()).unwrap();
+
+    let file = model_file::read(&src, &ImportOptions::new()).unwrap();
+    assert!(
+        matches!(&file.tensors["token_embd.weight"], Stored::Opaque(o) if o.type_name == "Q4_K" && o.shape == [2, 256])
+    );
+    let packed = tmp.join("p.safetensors");
+    convert_to(&src, &packed, Target::Packed);
+    assert_identical(
+        &file,
+        &model_file::read(&packed, &ImportOptions::new()).unwrap(),
+    );
+    let back = tmp.join("back.gguf");
+    convert_to(&packed, &back, Target::Gguf(GgufTernary::Tq2_0));
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&src).unwrap());
+
+    let options = ConvertOptions {
+        target: Target::Dense(safetensors::tensor::Dtype::F32),
+        ..ConvertOptions::default()
+    };
+    match container::convert(&src, &tmp.join("d.safetensors"), &options, |_, _| {}) {
+        Err(ImportError::BadTensor { tensor, what }) => {
+            assert_eq!(tensor, "token_embd.weight");
+            assert!(what.contains("Q4_K"), "{what}");
+        }
+        other => panic!("{other:?}"),
     }
     std::fs::remove_dir_all(tmp).ok();
 }

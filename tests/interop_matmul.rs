@@ -24,7 +24,7 @@ fn packed_tensors(path: &Path) -> Vec<(String, PackedI2)> {
         .into_iter()
         .filter_map(|(name, t)| match t {
             Stored::Packed(p) => Some((name, p.packed)),
-            Stored::Plain(_) => None,
+            _ => None,
         })
         .collect()
 }

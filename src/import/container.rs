@@ -393,7 +393,7 @@ pub fn convert(
     fn plain(t: &Stored) -> Option<&RawTensor> {
         match t {
             Stored::Plain(r) => Some(r),
-            Stored::Packed(_) => None,
+            Stored::Packed(_) | Stored::Opaque(_) => None,
         }
     }
     // Decide first, so a scale folded into its weight is known before either is written.
@@ -460,6 +460,24 @@ pub fn convert(
                     note: None,
                 });
                 file.tensors.insert(name, Stored::Packed(p));
+                progress(i + 1, total);
+                continue;
+            }
+            Stored::Opaque(o) => {
+                reports.push(TensorReport {
+                    name: name.clone(),
+                    shape: o.shape.clone(),
+                    source_dtype: o.type_name.clone(),
+                    ternary: false,
+                    action: Action::Kept {
+                        reason: format!("GGML {}: carried byte for byte", o.type_name),
+                    },
+                    source_bytes: o.bytes.len() as u64,
+                    f16_bytes: 2 * o.shape.iter().product::<usize>() as u64,
+                    output_bytes: 0,
+                    note: None,
+                });
+                file.tensors.insert(name, Stored::Opaque(o));
                 progress(i + 1, total);
                 continue;
             }
@@ -643,6 +661,32 @@ fn write_packed(output: &Path, file: &ModelFile) -> Result<BTreeMap<String, u64>
                     },
                 );
             }
+            Stored::Opaque(o) => {
+                if meta.contains_key(name) {
+                    return Err(ImportError::BadTensor {
+                        tensor: name.clone(),
+                        what: "the source's metadata has an entry of this name; recording the tensor's GGML type would overwrite it".into(),
+                    });
+                }
+                let info = model_file::OpaqueInfo {
+                    format: model_file::OPAQUE_FORMAT.into(),
+                    ggml_type: o.type_name.clone(),
+                    type_id: o.type_id,
+                    shape: o.shape.clone(),
+                };
+                meta.insert(
+                    name.clone(),
+                    serde_json::to_string(&info).expect("plain struct"),
+                );
+                out.insert(
+                    name.clone(),
+                    Out {
+                        dtype: Dtype::U8,
+                        shape: vec![o.bytes.len()],
+                        bytes: o.bytes.clone(),
+                    },
+                );
+            }
         }
     }
     let sizes = out
@@ -693,6 +737,7 @@ fn write_dense(
                 shape: r.shape.clone(),
                 bytes: r.bytes.clone(),
             },
+            Stored::Opaque(o) => return Err(opaque_refused(name, o)),
         };
         out.insert(name.clone(), o);
     }
@@ -702,6 +747,17 @@ fn write_dense(
         .collect();
     write_file_atomically(output, |w| write_safetensors(w, &out, meta))?;
     Ok((sizes, notes))
+}
+
+/// The refusal for a carried GGML tensor in a target that would need its values.
+pub(crate) fn opaque_refused(name: &str, o: &model_file::OpaqueTensor) -> ImportError {
+    ImportError::BadTensor {
+        tensor: name.to_string(),
+        what: format!(
+            "GGML type {} is carried byte for byte, not decoded: write GGUF or packed safetensors to keep it",
+            o.type_name
+        ),
+    }
 }
 
 /// A packed matrix's effective weights (`code × scale`) as little-endian `dtype` bytes
@@ -991,6 +1047,15 @@ pub fn inspect(path: &Path) -> Result<Vec<InspectedTensor>, ImportError> {
                     scale_kind: String::new(),
                     bytes: r.bytes.len() as u64,
                     shape: r.shape,
+                },
+                Stored::Opaque(o) => InspectedTensor {
+                    name,
+                    format: format!("GGML {}", o.type_name),
+                    bits_per_weight: 8.0 * o.bytes.len() as f64
+                        / o.shape.iter().product::<usize>().max(1) as f64,
+                    scale_kind: String::new(),
+                    bytes: o.bytes.len() as u64,
+                    shape: o.shape,
                 },
             })
             .collect());

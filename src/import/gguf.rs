@@ -6,7 +6,9 @@
 //!   when every block has the same `d` bit pattern, one per row when every row's blocks do,
 //!   else one per 256-column group. `I2_S` (one f32 scale per tensor) becomes a per-tensor
 //!   scale. `F32`, `F16`, `BF16`, `F64` and `I8`–`I64` tensors are kept as they are. Other
-//!   ggml types (`Q4_K`, …) are refused by name: they are neither ternary nor plain.
+//!   ggml types (`Q4_K`, `Q6_K`, … — llama.cpp's ternary files keep embeddings and the output
+//!   layer in them) are carried byte for byte as [`Stored::Opaque`]: GGUF to GGUF and through
+//!   packed safetensors, compared by bytes in `verify`; a dense target refuses them by name.
 //!   Dims are reversed into row-major shapes (ggml's `[in, out]` is PyTorch's `[out, in]`);
 //!   names are kept. The metadata key/values, in order, are kept under [`METADATA_KEY`] as
 //!   JSON so that a GGUF → safetensors → GGUF round trip restores them.
@@ -33,7 +35,7 @@ use ternary_kernels::{PackedI2, Scales};
 
 use super::ImportError;
 use super::container::{FORMAT, PackedInfo};
-use super::model_file::{ModelFile, PackedTensor, Stored, scale_kind};
+use super::model_file::{ModelFile, OpaqueTensor, PackedTensor, Stored, scale_kind};
 use super::raw::{self, RawTensor};
 
 /// Metadata key under which a GGUF file's key/values travel through other formats (a JSON
@@ -244,13 +246,13 @@ pub fn read(path: &Path) -> Result<ModelFile, ImportError> {
                 bytes: data.to_vec(),
             })
         } else {
-            return Err(bad(
-                &t.name,
-                format!(
-                    "GGML type {} is neither ternary (TQ1_0, TQ2_0, I2_S) nor a plain float or integer type; it cannot be converted",
-                    t.ty.name()
-                ),
-            ));
+            // Q4_K, Q6_K, …: carried byte for byte (GGUF to GGUF, through packed safetensors).
+            Stored::Opaque(OpaqueTensor {
+                type_id: t.ty.id(),
+                type_name: t.ty.name().into(),
+                shape: shape_of(t),
+                bytes: data.to_vec(),
+            })
         };
         file.tensors.insert(t.name.clone(), entry);
     }
@@ -577,6 +579,12 @@ pub fn write(
                 })?;
                 let dims = r.shape.iter().rev().map(|&d| d as u64).collect();
                 encoded.push((name.clone(), ty, dims, r.bytes.clone()));
+            }
+            Stored::Opaque(o) => {
+                let ty = GgmlType::from_id(o.type_id)
+                    .ok_or_else(|| bad(name, format!("unknown GGML type id {}", o.type_id)))?;
+                let dims = o.shape.iter().rev().map(|&d| d as u64).collect();
+                encoded.push((name.clone(), ty, dims, o.bytes.clone()));
             }
         }
     }

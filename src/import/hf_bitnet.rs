@@ -380,6 +380,7 @@ pub fn write(
     let mut notes = BTreeMap::new();
     for (name, t) in &file.tensors {
         match t {
+            Stored::Opaque(o) => return Err(super::container::opaque_refused(name, o)),
             Stored::Plain(r) => {
                 out.insert(
                     name.clone(),

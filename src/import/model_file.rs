@@ -33,6 +33,23 @@ pub struct PackedTensor {
     pub source_bytes: u64,
 }
 
+/// A GGUF tensor of a ggml type burn-ternary does not decode (`Q4_K`, `Q6_K`, … — what
+/// llama.cpp keeps embeddings and output layers in), carried byte for byte.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpaqueTensor {
+    /// ggml's type id.
+    pub type_id: u32,
+    /// ggml's type name (`Q4_K`).
+    pub type_name: String,
+    /// Row-major shape (GGUF dims reversed).
+    pub shape: Vec<usize>,
+    /// The tensor's bytes as stored.
+    pub bytes: Vec<u8>,
+}
+
+/// Value of the `format` field of an opaque tensor's metadata entry in packed safetensors.
+pub const OPAQUE_FORMAT: &str = "burn-ternary/ggml/1";
+
 /// One tensor of a model file.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stored {
@@ -40,6 +57,8 @@ pub enum Stored {
     Packed(PackedTensor),
     /// Anything else, exactly as stored.
     Plain(RawTensor),
+    /// A GGUF tensor of a type that is carried, not decoded.
+    Opaque(OpaqueTensor),
 }
 
 impl Stored {
@@ -48,8 +67,18 @@ impl Stored {
         match self {
             Stored::Packed(p) => &p.info.shape,
             Stored::Plain(t) => &t.shape,
+            Stored::Opaque(o) => &o.shape,
         }
     }
+}
+
+/// The metadata entry recording an opaque tensor in packed safetensors (a `U8` blob).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub(crate) struct OpaqueInfo {
+    pub(crate) format: String,
+    pub(crate) ggml_type: String,
+    pub(crate) type_id: u32,
+    pub(crate) shape: Vec<usize>,
 }
 
 /// Which format a file is in.
@@ -105,19 +134,35 @@ pub fn read(path: &Path, options: &ImportOptions) -> Result<ModelFile, ImportErr
     let raw_tensors = raw::read_checkpoint(path, &unmapped)?;
     let mut file = ModelFile::default();
     for (name, t) in raw_tensors {
-        let entry = match packed_info(path, &meta, &name, t.dtype)? {
-            Some(info) => Stored::Packed(PackedTensor {
+        let opaque = meta
+            .get(&name)
+            .filter(|_| t.dtype == Dtype::U8)
+            .and_then(|json| serde_json::from_str::<OpaqueInfo>(json).ok())
+            .filter(|o| o.format == OPAQUE_FORMAT);
+        let entry = match (opaque, packed_info(path, &meta, &name, t.dtype)?) {
+            (Some(o), _) => Stored::Opaque(OpaqueTensor {
+                type_id: o.type_id,
+                type_name: o.ggml_type,
+                shape: o.shape,
+                bytes: t.bytes,
+            }),
+            (None, Some(info)) => Stored::Packed(PackedTensor {
                 packed: decode_packed(&name, &info, &t.bytes)?,
                 info,
                 source_bytes: t.bytes.len() as u64,
             }),
-            None => Stored::Plain(t),
+            (None, None) => Stored::Plain(t),
         };
         file.tensors.insert(name, entry);
     }
     file.metadata = meta
         .into_iter()
-        .filter(|(k, _)| !matches!(file.tensors.get(k), Some(Stored::Packed(_))))
+        .filter(|(k, _)| {
+            !matches!(
+                file.tensors.get(k),
+                Some(Stored::Packed(_) | Stored::Opaque(_))
+            )
+        })
         .collect();
     rename(file, options)
 }
@@ -159,6 +204,8 @@ pub enum Effective {
     Values(Vec<f32>),
     /// Any other tensor: dtype and bytes.
     Bytes(Dtype, Vec<u8>),
+    /// A carried GGUF tensor: its ggml type id and bytes.
+    Ggml(u32, Vec<u8>),
 }
 
 /// The effective content of a tensor (see [`Effective`]).
@@ -183,6 +230,7 @@ pub fn effective(t: &Stored) -> Effective {
             }
             other => Effective::Bytes(other, r.bytes.clone()),
         },
+        Stored::Opaque(o) => Effective::Ggml(o.type_id, o.bytes.clone()),
     }
 }
 
@@ -240,6 +288,9 @@ pub fn compare(a: &Stored, b: &Stored) -> Comparison {
             }
         }
         (Effective::Bytes(da, ba), Effective::Bytes(db, bb)) if da == db && ba == bb => {
+            Comparison::Identical
+        }
+        (Effective::Ggml(ta, ba), Effective::Ggml(tb, bb)) if ta == tb && ba == bb => {
             Comparison::Identical
         }
         _ => Comparison::Bytes,

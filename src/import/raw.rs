@@ -147,8 +147,7 @@ fn remap(
 fn read_gguf_dequantized(path: &Path) -> Result<Vec<(String, RawTensor)>, ImportError> {
     use super::model_file::Stored;
     let file = super::gguf::read(path)?;
-    Ok(file
-        .tensors
+    file.tensors
         .into_iter()
         .map(|(name, t)| {
             let raw = match t {
@@ -163,10 +162,19 @@ fn read_gguf_dequantized(path: &Path) -> Result<Vec<(String, RawTensor)>, Import
                         .flat_map(|x| x.to_le_bytes())
                         .collect(),
                 },
+                Stored::Opaque(o) => {
+                    return Err(ImportError::BadTensor {
+                        tensor: name,
+                        what: format!(
+                            "GGML type {} is carried, not decoded, by burn-ternary: it cannot be loaded as f32",
+                            o.type_name
+                        ),
+                    });
+                }
             };
-            (name, raw)
+            Ok((name, raw))
         })
-        .collect())
+        .collect()
 }
 
 /// A read-only mapping of the file.
