@@ -376,6 +376,23 @@ fn metadata_and_plain_tensors_survive_every_hop() {
         ),
     )
     .unwrap();
+    w.add_metadata(
+        "nested",
+        MetadataValue::Array(
+            burn_ternary::kernels::format::gguf::ValueType::Array,
+            vec![
+                MetadataValue::Array(
+                    burn_ternary::kernels::format::gguf::ValueType::F64,
+                    vec![
+                        MetadataValue::F64(f64::from_bits(0x7ff8_0000_0000_0001)),
+                        MetadataValue::F64(-0.0),
+                    ],
+                ),
+                MetadataValue::Array(burn_ternary::kernels::format::gguf::ValueType::Bool, vec![]),
+            ],
+        ),
+    )
+    .unwrap();
     let norm: Vec<u8> = (0..256u16)
         .flat_map(|i| half::f16::from_f32(f32::from(i) / 7.0).to_le_bytes())
         .collect();

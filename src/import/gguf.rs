@@ -318,11 +318,29 @@ fn value_type_of(name: &str) -> Option<ValueType> {
     .find(|&t| value_type_name(t) == name)
 }
 
-/// A metadata value as typed JSON (floats by their bits, so every value survives exactly;
-/// strings that are not UTF-8 as `{"bytes": [...]}`).
+/// A metadata value as typed JSON: `{"<type>": value}` (floats by their bits, so every value
+/// survives exactly; a string that is not UTF-8 as `{"bytes": [...]}`), an array as
+/// `{"array": "<element type>", "values": [...]}` with untagged scalar elements (a tokenizer's
+/// 150k strings stay 150k JSON strings).
 fn encode_value(v: &MetadataValue) -> Value {
-    let tag = value_type_name(v.value_type());
-    let inner = match v {
+    match v {
+        MetadataValue::Array(elem, values) => json!({
+            "array": value_type_name(*elem),
+            "values": values
+                .iter()
+                .map(|e| match e {
+                    MetadataValue::Array(..) => encode_value(e),
+                    scalar => encode_scalar(scalar),
+                })
+                .collect::<Vec<_>>(),
+        }),
+        scalar => json!({ value_type_name(scalar.value_type()): encode_scalar(scalar) }),
+    }
+}
+
+/// A scalar's JSON value without its type tag.
+fn encode_scalar(v: &MetadataValue) -> Value {
+    match v {
         MetadataValue::U8(x) => json!(x),
         MetadataValue::I8(x) => json!(x),
         MetadataValue::U16(x) => json!(x),
@@ -333,19 +351,13 @@ fn encode_value(v: &MetadataValue) -> Value {
         MetadataValue::Bool(x) => json!(x),
         MetadataValue::String(b) => match std::str::from_utf8(b) {
             Ok(s) => json!(s),
-            Err(_) => return json!({ "bytes": b }),
+            Err(_) => json!({ "bytes": b }),
         },
-        MetadataValue::Array(elem, values) => {
-            return json!({
-                "array": value_type_name(*elem),
-                "values": values.iter().map(encode_value).collect::<Vec<_>>(),
-            });
-        }
         MetadataValue::U64(x) => json!(x),
         MetadataValue::I64(x) => json!(x),
         MetadataValue::F64(x) => json!(x.to_bits()),
-    };
-    json!({ tag: inner })
+        MetadataValue::Array(..) => encode_value(v),
+    }
 }
 
 fn decode_value(v: &Value) -> Option<MetadataValue> {
@@ -356,21 +368,24 @@ fn decode_value(v: &Value) -> Option<MetadataValue> {
             .get("values")?
             .as_array()?
             .iter()
-            .map(decode_value)
+            .map(|x| {
+                if elem == ValueType::Array {
+                    decode_value(x)
+                } else {
+                    decode_scalar(elem, x)
+                }
+            })
             .collect::<Option<Vec<_>>>()?;
         return Some(MetadataValue::Array(elem, values));
     }
     let (tag, x) = obj.iter().next().filter(|_| obj.len() == 1)?;
-    if tag == "bytes" {
-        let bytes = x
-            .as_array()?
-            .iter()
-            .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-            .collect::<Option<Vec<u8>>>()?;
-        return Some(MetadataValue::String(bytes));
-    }
+    decode_scalar(value_type_of(tag)?, x)
+}
+
+/// A scalar of type `ty` from its untagged JSON value.
+fn decode_scalar(ty: ValueType, x: &Value) -> Option<MetadataValue> {
     let int = |x: &Value| x.as_i64().map(i128::from).or(x.as_u64().map(i128::from));
-    Some(match value_type_of(tag)? {
+    Some(match ty {
         ValueType::U8 => MetadataValue::U8(int(x)?.try_into().ok()?),
         ValueType::I8 => MetadataValue::I8(int(x)?.try_into().ok()?),
         ValueType::U16 => MetadataValue::U16(int(x)?.try_into().ok()?),
@@ -382,8 +397,18 @@ fn decode_value(v: &Value) -> Option<MetadataValue> {
         ValueType::F32 => MetadataValue::F32(f32::from_bits(int(x)?.try_into().ok()?)),
         ValueType::F64 => MetadataValue::F64(f64::from_bits(int(x)?.try_into().ok()?)),
         ValueType::Bool => MetadataValue::Bool(x.as_bool()?),
-        ValueType::String => MetadataValue::String(x.as_str()?.as_bytes().to_vec()),
-        ValueType::Array => return None,
+        ValueType::String => match x {
+            Value::String(s) => MetadataValue::String(s.as_bytes().to_vec()),
+            Value::Object(o) if o.len() == 1 => MetadataValue::String(
+                o.get("bytes")?
+                    .as_array()?
+                    .iter()
+                    .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                    .collect::<Option<Vec<u8>>>()?,
+            ),
+            _ => return None,
+        },
+        ValueType::Array => return decode_value(x),
     })
 }
 
