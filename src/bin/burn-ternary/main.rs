@@ -79,7 +79,8 @@ pub(crate) enum Command {
     /// tensors are read as ternary), or a Hugging Face BitNet checkpoint directory. Float weights of plain checkpoints are ternarized (weights
     /// already in {-1, 0, 1} without loss, with their `<name>_scale` when present; embeddings
     /// and LM heads kept by default); tensors that are already ternary are carried over
-    /// unchanged. Names, dtypes and bytes of every other tensor are kept exactly. Whatever the
+    /// unchanged, and then (as for dense targets) float tensors are kept unless --include names
+    /// them. Names, dtypes and bytes of every other tensor are kept exactly. Whatever the
     /// target format cannot hold exactly is either refused (naming the tensor) or reported.
     Convert {
         /// Input file.
