@@ -248,13 +248,22 @@ fn what_a_target_cannot_hold_is_refused_by_name() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     };
-    // Rows that are not whole blocks.
-    let (t, what) = refused(
-        &one_tensor("ragged", packed(2, 300, Scales::PerTensor(1.0), 1)),
-        GgufTernary::Tq2_0,
+    // Rows that are not whole blocks are written as F32 (exact), as llama.cpp keeps such
+    // tensors in a float type, and the note says so.
+    let ragged = one_tensor("ragged", packed(2, 300, Scales::PerTensor(0.5), 1));
+    let (_, notes) = gguf::write(&out, &ragged, GgufTernary::Tq2_0).unwrap();
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].what.contains("F32") && notes[0].what.contains("300"),
+        "{:?}",
+        notes[0]
     );
-    assert_eq!(t, "ragged");
-    assert!(what.contains("300"), "{what}");
+    let back = gguf::read(&out).unwrap();
+    assert!(
+        matches!(&back.tensors["ragged"], Stored::Plain(r) if r.dtype == safetensors::tensor::Dtype::F32)
+    );
+    assert_identical(&ragged, &back);
+    std::fs::remove_file(&out).unwrap();
     // I2_S with differing row scales.
     let (t, _) = refused(
         &one_tensor("rows", packed(2, 128, Scales::PerRow(vec![1.0, 2.0]), 2)),
@@ -593,5 +602,85 @@ fn undecoded_ggml_types_are_carried_byte_for_byte() {
         }
         other => panic!("{other:?}"),
     }
+    std::fs::remove_dir_all(tmp).ok();
+}
+
+/// A dense export of ternary weights (`code × scale` in f32, one scale per row or tensor)
+/// converts back to packed exactly: the scales are recovered, not re-estimated.
+#[test]
+fn dense_exports_of_ternary_weights_convert_back_exactly() {
+    let tmp = temp_dir("dense-back");
+    let file = one_tensor(
+        "blk.0.ffn_up.weight",
+        packed(4, 256, Scales::PerRow(vec![0.03, 0.5, 0.0, 7.25]), 21),
+    );
+    let gguf_path = tmp.join("w.gguf");
+    gguf::write(&gguf_path, &file, GgufTernary::Tq2_0).unwrap();
+    let dense = tmp.join("w.f32.safetensors");
+    convert_to(
+        &gguf_path,
+        &dense,
+        Target::Dense(safetensors::tensor::Dtype::F32),
+    );
+    let again = tmp.join("w.packed.safetensors");
+    let report = convert_to(&dense, &again, Target::Packed);
+    assert!(
+        report.tensors[0]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("exactly")),
+        "{:?}",
+        report.tensors[0]
+    );
+    assert_identical(
+        &gguf::read(&gguf_path).unwrap(),
+        &model_file::read(&again, &ImportOptions::new()).unwrap(),
+    );
+    std::fs::remove_dir_all(tmp).ok();
+}
+
+/// The output path is never replaced by something else than what was there: a FIFO (or
+/// device) is refused, a read-only file is not overwritten, a symlink is written through.
+#[test]
+fn outputs_that_are_not_plain_writable_files_are_left_alone() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let tmp = temp_dir("outputs");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/gguf/ternary.gguf");
+    let fifo = tmp.join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let options = ConvertOptions::default();
+    assert!(matches!(
+        container::convert(&src, &fifo, &options, |_, _| {}),
+        Err(ImportError::Io { .. })
+    ));
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    let ro = tmp.join("ro.safetensors");
+    std::fs::write(&ro, b"keep").unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o444)).unwrap();
+    assert!(container::convert(&src, &ro, &options, |_, _| {}).is_err());
+    assert_eq!(std::fs::read(&ro).unwrap(), b"keep");
+    let target = tmp.join("target.safetensors");
+    std::fs::write(&target, b"old").unwrap();
+    let link = tmp.join("link.safetensors");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    container::convert(&src, &link, &options, |_, _| {}).unwrap();
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_ne!(std::fs::read(&target).unwrap(), b"old");
     std::fs::remove_dir_all(tmp).ok();
 }

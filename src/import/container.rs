@@ -511,13 +511,18 @@ pub fn convert(
                 Some(v) => v,
                 None => raw::to_f32(&name, &t)?,
             };
-            // Values already in {-1, 0, 1} without a scale tensor keep magnitude 1.
-            let given = given.remove(&name).or_else(|| {
-                super::first_non_ternary(&v)
-                    .is_none()
-                    .then_some((Scales::PerTensor(1.0), None))
-            });
             let (n, k) = (t.shape[0], numel / t.shape[0].max(1));
+            // Values already in {-1, 0, 1} without a scale tensor keep magnitude 1; values that
+            // are 0 or ±s in every row (a dequantized ternary export) keep exactly those scales.
+            let given = given.remove(&name).or_else(|| {
+                if super::first_non_ternary(&v).is_none() {
+                    return Some((Scales::PerTensor(1.0), None));
+                }
+                let scales = row_scaled_ternary(&v, n, k)?;
+                report.note =
+                    Some("values are 0 or ±s in each row: packed exactly with those scales".into());
+                Some((scales, None))
+            });
             let clock = Instant::now();
             let bad = |e: ternary_kernels::KernelError| ImportError::BadTensor {
                 tensor: name.clone(),
@@ -525,7 +530,11 @@ pub fn convert(
             };
             let (packed, info) = match given {
                 Some((scales, scale_from)) => {
-                    let codes: Vec<i8> = v.iter().map(|&x| x as i8).collect();
+                    // The sign: the code of ±1 and of ±s alike (−0 is 0).
+                    let codes: Vec<i8> = v
+                        .iter()
+                        .map(|&x| i8::from(x > 0.0) - i8::from(x < 0.0))
+                        .collect();
                     let granularity = scale_kind(&scales);
                     let p = PackedI2::from_ternary(&codes, n, k, scales).map_err(bad)?;
                     report.action = Action::Lossless {
@@ -581,16 +590,7 @@ pub fn convert(
         Target::Packed => (write_packed(output, &file)?, BTreeMap::new()),
         Target::Gguf(ty) => {
             let (sizes, notes) = super::gguf::write(output, &file, ty)?;
-            let notes = notes
-                .into_iter()
-                .map(|n| {
-                    let what = format!(
-                        "{} block scale(s) rounded to f16 (largest relative change {:.2e})",
-                        n.rounded, n.max_relative
-                    );
-                    (n.tensor, what)
-                })
-                .collect();
+            let notes = notes.into_iter().map(|n| (n.tensor, n.what)).collect();
             (sizes, notes)
         }
         Target::Dense(dtype) => write_dense(output, &file, dtype)?,
@@ -599,7 +599,12 @@ pub fn convert(
     let write_seconds = clock.elapsed().as_secs_f64();
     for r in &mut reports {
         r.output_bytes = sizes.get(&r.name).copied().unwrap_or(0);
-        r.note = notes.get(&r.name).cloned();
+        if let Some(n) = notes.get(&r.name) {
+            r.note = Some(match r.note.take() {
+                Some(earlier) => format!("{earlier}; {n}"),
+                None => n.clone(),
+            });
+        }
     }
     let written = if output.is_dir() {
         output.join("model.safetensors")
@@ -824,6 +829,30 @@ fn encode_dense(p: &PackedI2, dtype: Dtype) -> Option<(Vec<u8>, usize, f32)> {
     Some((out, changed, max_abs))
 }
 
+/// The per-row (or per-tensor, when every row agrees) scales of `n × k` values that are all 0
+/// or ±s_r in each row `r`; `None` when any row holds another magnitude.
+fn row_scaled_ternary(v: &[f32], n: usize, k: usize) -> Option<Scales> {
+    if k == 0 || v.len() != n * k {
+        return None;
+    }
+    let mut scales = Vec::with_capacity(n);
+    for row in v.chunks_exact(k) {
+        let s = row.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let bits = s.to_bits();
+        if row.iter().any(|x| x.abs().to_bits() != bits && *x != 0.0) {
+            return None;
+        }
+        scales.push(s);
+    }
+    Some(
+        if scales.windows(2).all(|w| w[0].to_bits() == w[1].to_bits()) {
+            Scales::PerTensor(scales[0])
+        } else {
+            Scales::PerRow(scales)
+        },
+    )
+}
+
 /// The scales of a BitNet-style `<weight>_scale` tensor: 1 (per tensor) or `rows` (per
 /// output channel) finite values ≥ 0.
 fn scales_of(name: &str, t: &RawTensor, rows: usize) -> Result<Scales, ImportError> {
@@ -920,6 +949,33 @@ pub(crate) fn write_file_atomically(
     output: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), ImportError> {
+    // A symlink is written through (its target is replaced); a device, FIFO or directory at
+    // the path is never replaced by a regular file; a read-only file is not overwritten.
+    let resolved;
+    let output = match std::fs::symlink_metadata(output) {
+        Ok(m) if m.file_type().is_symlink() => {
+            resolved = std::fs::canonicalize(output).map_err(|source| ImportError::Io {
+                path: output.to_path_buf(),
+                source,
+            })?;
+            resolved.as_path()
+        }
+        _ => output,
+    };
+    if let Ok(m) = std::fs::metadata(output) {
+        let refuse = |what: &str| ImportError::Io {
+            path: output.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, what.to_string()),
+        };
+        if !m.is_file() {
+            return Err(refuse(
+                "exists and is not a regular file; refusing to replace it",
+            ));
+        }
+        if m.permissions().readonly() {
+            return Err(refuse("is read-only; refusing to overwrite it"));
+        }
+    }
     let tmp = temp_path(output);
     let io = |source: std::io::Error| match source
         .get_ref()

@@ -69,10 +69,12 @@ impl GgufTernary {
 pub struct GgufNote {
     /// The tensor.
     pub tensor: String,
-    /// How many of its block scales were rounded.
+    /// How many of its block scales were rounded (0 for a tensor written as F32 instead).
     pub rounded: usize,
     /// Largest relative change of a rounded scale.
     pub max_relative: f64,
+    /// What was done, for the report.
+    pub what: String,
 }
 
 fn bad(tensor: &str, what: impl std::fmt::Display) -> ImportError {
@@ -500,6 +502,9 @@ fn block_scale_bits(name: &str, p: &PackedI2) -> Result<(Vec<u16>, Option<GgufNo
         tensor: name.to_string(),
         rounded,
         max_relative,
+        what: format!(
+            "{rounded} block scale(s) rounded to f16 (largest relative change {max_relative:.2e})"
+        ),
     });
     Ok((bits, note))
 }
@@ -537,7 +542,7 @@ fn encode_ternary(
                         return Err(bad(
                             name,
                             format!(
-                                "{} scales that differ: I2_S holds one scale per tensor (convert with --scale per-tensor)",
+                                "{} scales that differ: I2_S holds one scale per tensor (convert the float source with --scale per-tensor; a tensor that is already ternary is never re-quantized)",
                                 scale_kind(other)
                             ),
                         ));
@@ -593,9 +598,36 @@ pub fn write(
     for (name, t) in &file.tensors {
         match t {
             Stored::Packed(p) => {
+                let dims: Vec<u64> = p.info.shape.iter().rev().map(|&d| d as u64).collect();
+                let block = if ternary == GgufTernary::I2S {
+                    128
+                } else {
+                    tq::QK_K
+                };
+                let last = p.info.shape.last().copied().unwrap_or(0);
+                if p.info.shape.len() <= 4 && last > 0 && !last.is_multiple_of(block) {
+                    // As llama.cpp does for such rows: a float type. F32 holds code × scale
+                    // exactly.
+                    let bytes = p
+                        .packed
+                        .dequantize()
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .collect();
+                    notes.push(GgufNote {
+                        tensor: name.clone(),
+                        rounded: 0,
+                        max_relative: 0.0,
+                        what: format!(
+                            "written as F32 (exact): rows of {last} weights are not whole {} blocks of {block}",
+                            ternary.ggml().name()
+                        ),
+                    });
+                    encoded.push((name.clone(), GgmlType::F32, dims, bytes));
+                    continue;
+                }
                 let (bytes, note) = encode_ternary(name, p, ternary)?;
                 notes.extend(note);
-                let dims = p.info.shape.iter().rev().map(|&d| d as u64).collect();
                 encoded.push((name.clone(), ternary.ggml(), dims, bytes));
             }
             Stored::Plain(r) => {
