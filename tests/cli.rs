@@ -150,3 +150,25 @@ fn verify_says_whether_two_files_hold_the_same_weights() {
     assert!(line("blk.0.tq2_0.weight").contains("identical"), "{text}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// An output named .gguf without --to is not silently written as safetensors.
+#[test]
+fn a_gguf_name_without_a_gguf_type_is_refused() {
+    let dir = std::env::temp_dir().join(format!("bt-cli-gguf-name-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/gguf/ternary.gguf");
+    let out = dir.join("model.GGUF");
+    let run = bin()
+        .args([
+            "convert",
+            fixture.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--to gguf-tq2_0"));
+    assert!(!out.exists());
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -9,6 +9,20 @@ use safetensors::tensor::Dtype;
 
 use crate::{Command, Quantizer, Scale, To, human, progress_bar, quantizer_name, scale_name};
 
+/// `packed` unless the output's name says GGUF, which has three ternary types to choose from.
+fn default_target(output: &std::path::Path) -> Result<To, ImportError> {
+    let gguf = output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    if gguf {
+        return Err(ImportError::Format {
+            path: output.to_path_buf(),
+            what: "the output is named .gguf: say which ternary type to write with --to gguf-tq2_0, gguf-tq1_0 or gguf-i2_s (without --to, convert writes packed safetensors)".into(),
+        });
+    }
+    Ok(To::Packed)
+}
+
 pub(crate) fn run(cmd: Command) -> Result<(), ImportError> {
     let Command::Convert {
         input,
@@ -47,7 +61,7 @@ pub(crate) fn run(cmd: Command) -> Result<(), ImportError> {
         exclude,
         default_exclude: !no_default_exclude,
         import,
-        target: match to {
+        target: match to.map_or_else(|| default_target(&output), Ok)? {
             To::Packed => Target::Packed,
             To::GgufTq1_0 => Target::Gguf(GgufTernary::Tq1_0),
             To::GgufTq2_0 => Target::Gguf(GgufTernary::Tq2_0),

@@ -88,9 +88,9 @@ pub(crate) enum Command {
         /// Output file.
         #[arg(short, long)]
         output: PathBuf,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "packed")]
-        to: To,
+        /// Output format [default: packed; an output named *.gguf needs an explicit GGUF type].
+        #[arg(long, value_enum)]
+        to: Option<To>,
         /// Quantizer.
         #[arg(long, value_enum, default_value = "absmean")]
         quantizer: Quantizer,
