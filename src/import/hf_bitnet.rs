@@ -168,8 +168,12 @@ pub fn read(dir: &Path) -> Result<ModelFile, ImportError> {
     let cfg_path = dir.join("config.json");
     let cfg = config(dir)?.ok_or_else(|| {
         format_error(
-            &cfg_path,
-            "not a Hugging Face BitNet checkpoint (config.json with quantization_config.quant_method \"bitnet\")",
+            dir,
+            if cfg_path.exists() {
+                "a directory whose config.json has no quantization_config.quant_method \"bitnet\": not a Hugging Face BitNet checkpoint"
+            } else {
+                "a directory without config.json: expected a model file or a Hugging Face BitNet checkpoint directory"
+            },
         )
     })?;
     let q = &cfg["quantization_config"];

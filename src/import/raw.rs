@@ -76,6 +76,12 @@ pub fn detect(path: &Path) -> Result<Container, ImportError> {
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
+    if len == 0 {
+        return Err(ImportError::Format {
+            path: path.to_path_buf(),
+            what: "empty file (0 bytes)".into(),
+        });
+    }
     let mut head = [0u8; 9];
     let mut got = 0;
     while got < head.len() {

@@ -130,13 +130,22 @@ pub(crate) fn run(cmd: Command) -> Result<(), ImportError> {
         );
     }
     let f16 = report.f16_bytes();
+    // "3.40x larger" rather than "0.29x smaller".
+    let versus = |reference: u64| {
+        let (file, reference) = (report.file_bytes.max(1) as f64, reference.max(1) as f64);
+        if file <= reference {
+            format!("{:.2}x smaller", reference / file)
+        } else {
+            format!("{:.2}x larger", file / reference)
+        }
+    };
     println!(
-        "total: {} ({}) -> {} file ({:.2}x smaller than f16, {:.2}x smaller than the source)",
+        "total: {} in the source ({} in f16) -> {} file ({} than f16, {} than the source)",
         human(report.source_bytes()),
         human(f16),
         human(report.file_bytes),
-        f16 as f64 / report.file_bytes.max(1) as f64,
-        report.source_bytes() as f64 / report.file_bytes.max(1) as f64
+        versus(f16),
+        versus(report.source_bytes())
     );
     if report.ternary_weights > 0 {
         println!(

@@ -43,7 +43,15 @@ pub(crate) fn run(a: &Path, b: &Path) -> Result<ExitCode, ImportError> {
         println!("{} tensors: identical effective weights", names.len());
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("{differ} of {} tensors differ", names.len());
+        let alone = names
+            .iter()
+            .filter(|n| fa.tensors.contains_key(**n) != fb.tensors.contains_key(**n))
+            .count();
+        println!(
+            "{} of {} tensors differ, {alone} are in one file only",
+            differ - alone,
+            names.len()
+        );
         Ok(ExitCode::from(1))
     }
 }
