@@ -25,13 +25,6 @@ use ternary_kernels::{PackedI2, Scales};
 
 use super::ImportError;
 
-fn bad(tensor: &str, what: impl std::fmt::Display) -> ImportError {
-    ImportError::BadTensor {
-        tensor: tensor.to_string(),
-        what: what.to_string(),
-    }
-}
-
 /// A Burn Q2S tensor's data (`[n, …]`, flattened to `[n, rest]`) as a packed matrix.
 ///
 /// Errors: [`ImportError::BadTensor`] naming `name` for data that is not Q2S symmetric, a
@@ -39,13 +32,13 @@ fn bad(tensor: &str, what: impl std::fmt::Display) -> ImportError {
 /// [`ImportError::NotTernary`] for a value outside {−1, 0, +1} (Q2S can hold −2).
 pub fn from_q2s(name: &str, data: &TensorData) -> Result<PackedI2, ImportError> {
     let DType::QFloat(scheme) = data.dtype() else {
-        return Err(bad(
+        return Err(ImportError::tensor(
             name,
             format!("dtype {:?} is not a quantized tensor", data.dtype()),
         ));
     };
     if scheme.value != QuantValue::Q2S || scheme.mode != QuantMode::Symmetric {
-        return Err(bad(
+        return Err(ImportError::tensor(
             name,
             format!(
                 "{:?} {:?} is not Burn's ternary Q2S (symmetric)",
@@ -54,7 +47,7 @@ pub fn from_q2s(name: &str, data: &TensorData) -> Result<PackedI2, ImportError> 
         ));
     }
     if scheme.block_scale().is_some() && scheme.tensor_scale().is_some() {
-        return Err(bad(
+        return Err(ImportError::tensor(
             name,
             "a two-level Q2S scheme (block scales over a per-tensor scale) is not supported",
         ));
@@ -69,7 +62,7 @@ pub fn from_q2s(name: &str, data: &TensorData) -> Result<PackedI2, ImportError> 
             let dims = block.to_dim_vec(shape.len());
             let g = *dims.last().unwrap_or(&1) as usize;
             if dims[..dims.len().saturating_sub(1)].iter().any(|&d| d != 1) || shape.len() != 2 {
-                return Err(bad(
+                return Err(ImportError::tensor(
                     name,
                     format!(
                         "Q2S blocks {dims:?} on shape {shape:?}: only one-row blocks of a matrix map to group scales"
@@ -85,8 +78,8 @@ pub fn from_q2s(name: &str, data: &TensorData) -> Result<PackedI2, ImportError> 
         shape: data.shape().clone(),
     };
     let guarded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bytes.into_vec_i8()));
-    let (values, scales) =
-        guarded.map_err(|_| bad(name, "Burn could not decode the quantized bytes"))?;
+    let (values, scales) = guarded
+        .map_err(|_| ImportError::tensor(name, "Burn could not decode the quantized bytes"))?;
     if let Some((index, &value)) = values
         .iter()
         .enumerate()
@@ -105,7 +98,7 @@ pub fn from_q2s(name: &str, data: &TensorData) -> Result<PackedI2, ImportError> 
             scales: scales.block,
         },
     };
-    PackedI2::from_ternary(&values, n, k, scales).map_err(|e| bad(name, e))
+    PackedI2::from_ternary(&values, n, k, scales).map_err(|e| ImportError::tensor(name, e))
 }
 
 /// A packed matrix as a Burn Q2S tensor of `shape` (`shape[0] = n`, the rest multiplying to
@@ -119,7 +112,7 @@ pub fn from_q2s(name: &str, data: &TensorData) -> Result<PackedI2, ImportError> 
 pub fn to_q2s(name: &str, p: &PackedI2, shape: &[usize]) -> Result<TensorData, ImportError> {
     let numel: usize = shape.iter().product();
     if shape.first() != Some(&p.n()) || numel != p.n() * p.k() {
-        return Err(bad(
+        return Err(ImportError::tensor(
             name,
             format!("shape {shape:?} does not hold a {}x{} matrix", p.n(), p.k()),
         ));
@@ -141,7 +134,7 @@ pub fn to_q2s(name: &str, p: &PackedI2, shape: &[usize]) -> Result<TensorData, I
             v.clone(),
         ),
         other => {
-            return Err(bad(
+            return Err(ImportError::tensor(
                 name,
                 format!(
                     "{} scales on shape {shape:?} have no Q2S form (per tensor, or one-row blocks of at most 255 columns)",

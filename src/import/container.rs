@@ -362,6 +362,17 @@ pub(crate) struct Out {
     pub(crate) bytes: Vec<u8>,
 }
 
+impl Out {
+    /// A plain tensor written as stored.
+    pub(crate) fn of(r: &RawTensor) -> Self {
+        Out {
+            dtype: r.dtype,
+            shape: r.shape.clone(),
+            bytes: r.bytes.clone(),
+        }
+    }
+}
+
 /// Converts a model file of any supported format (safetensors, PyTorch, burn-ternary packed,
 /// GGUF; recognised by content) into `options.target` at `output` (see the module docs for
 /// what happens to each tensor). The file is written to a temporary name, synced and renamed:
@@ -518,7 +529,7 @@ pub fn convert(
                 if super::first_non_ternary(&v).is_none() {
                     return Some((Scales::PerTensor(1.0), None));
                 }
-                let scales = row_scaled_ternary(&v, n, k)?;
+                let scales = row_scaled_ternary(&v, n, k, options.granularity)?;
                 report.note =
                     Some("values are 0 or ±s in each row: packed exactly with those scales".into());
                 Some((scales, None))
@@ -657,14 +668,7 @@ fn write_packed(output: &Path, file: &ModelFile) -> Result<BTreeMap<String, u64>
                 );
             }
             Stored::Plain(r) => {
-                out.insert(
-                    name.clone(),
-                    Out {
-                        dtype: r.dtype,
-                        shape: r.shape.clone(),
-                        bytes: r.bytes.clone(),
-                    },
-                );
+                out.insert(name.clone(), Out::of(r));
             }
             Stored::Opaque(o) => {
                 if meta.contains_key(name) {
@@ -737,11 +741,7 @@ fn write_dense(
                     bytes,
                 }
             }
-            Stored::Plain(r) => Out {
-                dtype: r.dtype,
-                shape: r.shape.clone(),
-                bytes: r.bytes.clone(),
-            },
+            Stored::Plain(r) => Out::of(r),
             Stored::Opaque(o) => return Err(opaque_refused(name, o)),
         };
         out.insert(name.clone(), o);
@@ -829,9 +829,10 @@ fn encode_dense(p: &PackedI2, dtype: Dtype) -> Option<(Vec<u8>, usize, f32)> {
     Some((out, changed, max_abs))
 }
 
-/// The per-row (or per-tensor, when every row agrees) scales of `n × k` values that are all 0
-/// or ±s_r in each row `r`; `None` when any row holds another magnitude.
-fn row_scaled_ternary(v: &[f32], n: usize, k: usize) -> Option<Scales> {
+/// The scales of `n × k` values that are all 0 or ±s_r in each row `r` (`None` when a row
+/// holds another magnitude), in the requested granularity — per tensor only when every row
+/// agrees, since packing them exactly comes first.
+fn row_scaled_ternary(v: &[f32], n: usize, k: usize, granularity: Granularity) -> Option<Scales> {
     if k == 0 || v.len() != n * k {
         return None;
     }
@@ -844,13 +845,11 @@ fn row_scaled_ternary(v: &[f32], n: usize, k: usize) -> Option<Scales> {
         }
         scales.push(s);
     }
-    Some(
-        if scales.windows(2).all(|w| w[0].to_bits() == w[1].to_bits()) {
-            Scales::PerTensor(scales[0])
-        } else {
-            Scales::PerRow(scales)
-        },
-    )
+    let rows = Scales::PerRow(scales);
+    Some(match (granularity, rows.uniform()) {
+        (Granularity::PerTensor, Some(s)) => Scales::PerTensor(s),
+        _ => rows,
+    })
 }
 
 /// The scales of a BitNet-style `<weight>_scale` tensor: 1 (per tensor) or `rows` (per

@@ -77,20 +77,6 @@ pub struct GgufNote {
     pub what: String,
 }
 
-fn bad(tensor: &str, what: impl std::fmt::Display) -> ImportError {
-    ImportError::BadTensor {
-        tensor: tensor.to_string(),
-        what: what.to_string(),
-    }
-}
-
-fn format_error(path: &Path, what: impl std::fmt::Display) -> ImportError {
-    ImportError::Format {
-        path: path.to_path_buf(),
-        what: what.to_string(),
-    }
-}
-
 /// GGUF dims (contiguous axis first) as a row-major shape. Dims are `u64`, as usize on the
 /// 64-bit hosts this crate supports; products are computed checked where they are used.
 fn shape_of(t: &TensorInfo) -> Vec<usize> {
@@ -164,7 +150,7 @@ fn block_scales(name: &str, d: &[u16], blocks_per_row: usize) -> Result<Scales, 
 fn read_ternary(name: &str, t: &TensorInfo, data: &[u8]) -> Result<PackedTensor, ImportError> {
     let shape = shape_of(t);
     if shape.len() < 2 {
-        return Err(bad(
+        return Err(ImportError::tensor(
             name,
             format!(
                 "a {} tensor of shape {shape:?}: ternary tensors are matrices (or stacks of them)",
@@ -180,11 +166,11 @@ fn read_ternary(name: &str, t: &TensorInfo, data: &[u8]) -> Result<PackedTensor,
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .filter(|k| n.checked_mul(*k).is_some())
-        .ok_or_else(|| bad(name, format!("shape {shape:?} overflows")))?;
+        .ok_or_else(|| ImportError::tensor(name, format!("shape {shape:?} overflows")))?;
     // Rows are whole blocks of 256 (TQ) or 128 (I2_S) weights — the container checked — so
     // packed rows have no padding. TQ2_0 and I2_S share the 2-bit layout and move whole bytes;
     // TQ1_0 goes through the trits.
-    let bad_code = |e| bad(name, e);
+    let bad_code = |e| ImportError::tensor(name, e);
     let (scales, packed) = if t.ty == GgmlType::TQ1_0 {
         let mut codes = vec![0i8; n * k];
         let mut d = vec![0u16; n * k / tq::QK_K];
@@ -219,7 +205,7 @@ fn read_ternary(name: &str, t: &TensorInfo, data: &[u8]) -> Result<PackedTensor,
         source_dtype: t.ty.name().into(),
         scale_from: None,
     };
-    let packed = packed.map_err(|e| bad(name, e))?;
+    let packed = packed.map_err(|e| ImportError::tensor(name, e))?;
     Ok(PackedTensor {
         packed,
         info,
@@ -235,7 +221,7 @@ fn read_ternary(name: &str, t: &TensorInfo, data: &[u8]) -> Result<PackedTensor,
 /// [`ImportError::BadScale`] for a negative or non-finite block scale.
 pub fn read(path: &Path) -> Result<ModelFile, ImportError> {
     let map = raw::map_file(path)?;
-    let gguf = GgufFile::parse(&map).map_err(|e| format_error(path, e))?;
+    let gguf = GgufFile::parse(&map).map_err(|e| ImportError::format(path, e))?;
     let mut file = ModelFile::default();
     for t in &gguf.tensors {
         let data = gguf.data(t);
@@ -273,7 +259,7 @@ pub fn read(path: &Path) -> Result<ModelFile, ImportError> {
 /// invalid one is reported here too.
 pub fn inspect(path: &Path) -> Result<Vec<super::container::InspectedTensor>, ImportError> {
     let map = raw::map_file(path)?;
-    let gguf = GgufFile::parse(&map).map_err(|e| format_error(path, e))?;
+    let gguf = GgufFile::parse(&map).map_err(|e| ImportError::format(path, e))?;
     let mut out = Vec::with_capacity(gguf.tensors.len());
     for t in &gguf.tensors {
         let scale = if [GgmlType::TQ1_0, GgmlType::TQ2_0, GgmlType::I2_S].contains(&t.ty) {
@@ -441,61 +427,43 @@ fn metadata_of(file: &ModelFile) -> Result<Vec<(String, MetadataValue)>, ImportE
 
 /// Per-256-block f16 scale bits of a packed matrix, and what rounding changed.
 fn block_scale_bits(name: &str, p: &PackedI2) -> Result<(Vec<u16>, Option<GgufNote>), ImportError> {
-    let (n, k) = (p.n(), p.k());
+    let (n, k, scales) = (p.n(), p.k(), p.scales());
     let per_row = k / tq::QK_K;
     let mut bits = Vec::with_capacity(n * per_row);
-    for r in 0..n {
-        for b in 0..per_row {
-            let cols = b * tq::QK_K..(b + 1) * tq::QK_K;
-            let s = match p.scales() {
-                Scales::PerTensor(s) => *s,
-                Scales::PerRow(v) => v[r],
-                Scales::PerGroup { group_size, scales } => {
-                    let groups = k.div_ceil(*group_size);
-                    let first = cols.start / group_size;
-                    let last = (cols.end - 1) / group_size;
-                    let row = &scales[r * groups..(r + 1) * groups];
-                    if row[first..=last]
-                        .iter()
-                        .any(|x| x.to_bits() != row[first].to_bits())
-                    {
-                        return Err(bad(
-                            name,
-                            format!(
-                                "row {r}, columns {}..{}: {group_size}-column group scales differ inside one 256-weight block; TQ1_0/TQ2_0 hold one scale per block",
-                                cols.start, cols.end
-                            ),
-                        ));
-                    }
-                    row[first]
-                }
-            };
-            bits.push(half::f16::from_f32(s).to_bits());
-        }
-    }
     let (mut rounded, mut max_relative) = (0usize, 0f64);
-    for (i, &b) in bits.iter().enumerate() {
-        let (r, blk) = (i / per_row.max(1), i % per_row.max(1));
-        let s = match p.scales() {
-            Scales::PerTensor(s) => *s,
-            Scales::PerRow(v) => v[r],
-            Scales::PerGroup { group_size, scales } => {
-                scales[r * k.div_ceil(*group_size) + blk * tq::QK_K / group_size]
+    for r in 0..n {
+        for blk in 0..per_row {
+            let start = blk * tq::QK_K;
+            let s = scales.at(r, start, k);
+            if let Some(g) = scales.group_size()
+                && (start..start + tq::QK_K)
+                    .step_by(g)
+                    .any(|c| scales.at(r, c, k).to_bits() != s.to_bits())
+            {
+                return Err(ImportError::tensor(
+                    name,
+                    format!(
+                        "row {r}, columns {start}..{}: {g}-column group scales differ inside one 256-weight block; TQ1_0/TQ2_0 hold one scale per block",
+                        start + tq::QK_K
+                    ),
+                ));
             }
-        };
-        let back = half::f16::from_bits(b).to_f32();
-        if !back.is_finite() || (back == 0.0 && s != 0.0) {
-            return Err(bad(
-                name,
-                format!(
-                    "row {r}, block {blk}: scale {s:e} has no f16 form (f16 holds 6.0e-8 ..= 65504); TQ block scales are f16"
-                ),
-            ));
-        }
-        if back != s {
-            rounded += 1;
-            let rel = f64::from((back - s).abs()) / f64::from(s.abs()).max(f64::MIN_POSITIVE);
-            max_relative = max_relative.max(rel);
+            let h = half::f16::from_f32(s);
+            let back = h.to_f32();
+            if !back.is_finite() || (back == 0.0 && s != 0.0) {
+                return Err(ImportError::tensor(
+                    name,
+                    format!(
+                        "row {r}, block {blk}: scale {s:e} has no f16 form (f16 holds 6.0e-8 ..= 65504); TQ block scales are f16"
+                    ),
+                ));
+            }
+            if back != s {
+                rounded += 1;
+                let rel = f64::from((back - s).abs()) / f64::from(s.abs()).max(f64::MIN_POSITIVE);
+                max_relative = max_relative.max(rel);
+            }
+            bits.push(h.to_bits());
         }
     }
     let note = (rounded > 0).then(|| GgufNote {
@@ -523,7 +491,7 @@ fn encode_ternary(
     };
     let last = p.info.shape.last().copied().unwrap_or(0);
     if p.info.shape.len() > 4 || !last.is_multiple_of(block) || last == 0 {
-        return Err(bad(
+        return Err(ImportError::tensor(
             name,
             format!(
                 "shape {:?}: {} packs blocks of {block} weights along the last axis, whose length is not a multiple of {block} (a convolution kernel?)",
@@ -534,31 +502,25 @@ fn encode_ternary(
     }
     match ty {
         GgufTernary::I2S => {
-            let scale = match p.packed.scales() {
-                Scales::PerTensor(s) => *s,
-                other => {
-                    let v = other.as_slice();
-                    if v.windows(2).any(|w| w[0].to_bits() != w[1].to_bits()) || v.is_empty() {
-                        return Err(bad(
-                            name,
-                            format!(
-                                "{} scales that differ: I2_S holds one scale per tensor (convert the float source with --scale per-tensor; a tensor that is already ternary is never re-quantized)",
-                                scale_kind(other)
-                            ),
-                        ));
-                    }
-                    v[0]
-                }
-            };
+            let scale = p.packed.scales().uniform().ok_or_else(|| {
+                ImportError::tensor(
+                    name,
+                    format!(
+                        "{} scales that differ: I2_S holds one scale per tensor (convert the float source with --scale per-tensor; a tensor that is already ternary is never re-quantized)",
+                        scale_kind(p.packed.scales())
+                    ),
+                )
+            })?;
             // Rows of whole 128-weight blocks have no padding: lanes are reordered byte by byte.
-            let size = i2s::i2_s_bytes(n, k).map_err(|e| bad(name, e))?;
+            let size = i2s::i2_s_bytes(n, k).map_err(|e| ImportError::tensor(name, e))?;
             let mut out = vec![0u8; size];
-            i2s::i2_s_from_i2(p.packed.data(), scale, &mut out).map_err(|e| bad(name, e))?;
+            i2s::i2_s_from_i2(p.packed.data(), scale, &mut out)
+                .map_err(|e| ImportError::tensor(name, e))?;
             Ok((out, None))
         }
         GgufTernary::Tq1_0 | GgufTernary::Tq2_0 => {
             if k % tq::QK_K != 0 {
-                return Err(bad(
+                return Err(ImportError::tensor(
                     name,
                     format!(
                         "rows of {k} weights: {} needs whole 256-weight blocks",
@@ -576,7 +538,7 @@ fn encode_ternary(
                 let mut out = vec![0u8; bits.len() * tq::TQ1_0_BLOCK_BYTES];
                 tq::encode_tq1_0(&codes, &bits, &mut out).map(|()| out)
             };
-            Ok((written.map_err(|e| bad(name, e))?, note))
+            Ok((written.map_err(|e| ImportError::tensor(name, e))?, note))
         }
     }
 }
@@ -632,14 +594,18 @@ pub fn write(
             }
             Stored::Plain(r) => {
                 let ty = ggml_of(r.dtype).ok_or_else(|| {
-                    bad(name, format!("dtype {:?} has no GGUF tensor type", r.dtype))
+                    ImportError::tensor(
+                        name,
+                        format!("dtype {:?} has no GGUF tensor type", r.dtype),
+                    )
                 })?;
                 let dims = r.shape.iter().rev().map(|&d| d as u64).collect();
                 encoded.push((name.clone(), ty, dims, r.bytes.clone()));
             }
             Stored::Opaque(o) => {
-                let ty = GgmlType::from_id(o.type_id)
-                    .ok_or_else(|| bad(name, format!("unknown GGML type id {}", o.type_id)))?;
+                let ty = GgmlType::from_id(o.type_id).ok_or_else(|| {
+                    ImportError::tensor(name, format!("unknown GGML type id {}", o.type_id))
+                })?;
                 let dims = o.shape.iter().rev().map(|&d| d as u64).collect();
                 encoded.push((name.clone(), ty, dims, o.bytes.clone()));
             }
@@ -647,12 +613,13 @@ pub fn write(
     }
     let mut w = GgufWriter::new();
     for (k, v) in metadata_of(file)? {
-        w.add_metadata(k.clone(), v).map_err(|e| bad(&k, e))?;
+        w.add_metadata(k.clone(), v)
+            .map_err(|e| ImportError::tensor(&k, e))?;
     }
     let mut sizes = BTreeMap::new();
     for (name, ty, dims, bytes) in &encoded {
         w.add_tensor(name.clone(), *ty, dims, bytes)
-            .map_err(|e| bad(name, e))?;
+            .map_err(|e| ImportError::tensor(name, e))?;
         sizes.insert(name.clone(), bytes.len() as u64);
     }
     super::container::write_file_atomically(path, |out| w.write_to(out).map(|_| ()))?;

@@ -48,27 +48,13 @@ pub enum LinearClass {
     AutoBitLinear,
 }
 
-fn format_error(path: &Path, what: impl std::fmt::Display) -> ImportError {
-    ImportError::Format {
-        path: path.to_path_buf(),
-        what: what.to_string(),
-    }
-}
-
-fn bad(tensor: &str, what: impl std::fmt::Display) -> ImportError {
-    ImportError::BadTensor {
-        tensor: tensor.to_string(),
-        what: what.to_string(),
-    }
-}
-
 /// The parsed `config.json` of a BitNet checkpoint, when `dir` is one.
 fn config(dir: &Path) -> Result<Option<Value>, ImportError> {
     let path = dir.join("config.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };
-    let v: Value = serde_json::from_str(&text).map_err(|e| format_error(&path, e))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| ImportError::format(&path, e))?;
     let is_bitnet = v
         .pointer("/quantization_config/quant_method")
         .and_then(Value::as_str)
@@ -114,18 +100,18 @@ fn shards(dir: &Path) -> Result<Vec<Shard>, ImportError> {
         path: index.clone(),
         source,
     })?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| format_error(&index, e))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| ImportError::format(&index, e))?;
     let map = v
         .get("weight_map")
         .and_then(Value::as_object)
-        .ok_or_else(|| format_error(&index, "no weight_map object"))?;
+        .ok_or_else(|| ImportError::format(&index, "no weight_map object"))?;
     let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, file) in map {
         let file = file
             .as_str()
             .filter(|f| !f.contains('/') && !f.contains('\\') && !f.starts_with('.'))
             .ok_or_else(|| {
-                format_error(
+                ImportError::format(
                     &index,
                     format!("weight_map entry of {name} is not a file name in the directory"),
                 )
@@ -167,7 +153,7 @@ fn scale_value(name: &str, t: &RawTensor) -> Result<f32, ImportError> {
 pub fn read(dir: &Path) -> Result<ModelFile, ImportError> {
     let cfg_path = dir.join("config.json");
     let cfg = config(dir)?.ok_or_else(|| {
-        format_error(
+        ImportError::format(
             dir,
             if cfg_path.exists() {
                 "a directory whose config.json has no quantization_config.quant_method \"bitnet\": not a Hugging Face BitNet checkpoint"
@@ -185,7 +171,7 @@ pub fn read(dir: &Path) -> Result<ModelFile, ImportError> {
         "bitlinear" => LinearClass::BitLinear,
         "autobitlinear" => LinearClass::AutoBitLinear,
         other => {
-            return Err(format_error(
+            return Err(ImportError::format(
                 &cfg_path,
                 format!("unknown linear_class {other:?}"),
             ));
@@ -199,7 +185,7 @@ pub fn read(dir: &Path) -> Result<ModelFile, ImportError> {
         "offline" => false,
         "online" => class == LinearClass::AutoBitLinear,
         other => {
-            return Err(format_error(
+            return Err(ImportError::format(
                 &cfg_path,
                 format!("unknown quantization_mode {other:?}"),
             ));
@@ -214,14 +200,14 @@ pub fn read(dir: &Path) -> Result<ModelFile, ImportError> {
             .flatten()
             .find(|n| !read.iter().any(|(r, _)| r == *n))
         {
-            return Err(format_error(
+            return Err(ImportError::format(
                 &shard,
                 format!("the index places {missing} in this shard, which does not hold it"),
             ));
         }
         for (name, t) in read {
             if tensors.insert(name.clone(), t).is_some() {
-                return Err(format_error(
+                return Err(ImportError::format(
                     &shard,
                     format!("tensor {name} is in two shards"),
                 ));
@@ -268,7 +254,8 @@ pub fn read(dir: &Path) -> Result<ModelFile, ImportError> {
         }
         let codes = if packed {
             let mut codes = vec![0i8; out * cols];
-            hf_bitnet::unpack(&t.bytes, out, cols, &mut codes).map_err(|e| bad(name, e))?;
+            hf_bitnet::unpack(&t.bytes, out, cols, &mut codes)
+                .map_err(|e| ImportError::tensor(name, e))?;
             codes
         } else {
             let v = raw::to_f32(name, t)?;
@@ -294,7 +281,7 @@ pub fn read(dir: &Path) -> Result<ModelFile, ImportError> {
             });
         }
         let packed_matrix = PackedI2::from_ternary(&codes, out, cols, Scales::PerTensor(scale))
-            .map_err(|e| bad(name, e))?;
+            .map_err(|e| ImportError::tensor(name, e))?;
         let info = PackedInfo {
             format: FORMAT.into(),
             shape: vec![out, cols],
@@ -350,15 +337,15 @@ pub fn write(
 ) -> Result<(BTreeMap<String, u64>, BTreeMap<String, String>), ImportError> {
     use super::container::{Out, write_file_atomically, write_safetensors};
     let text = file.metadata.get(CONFIG_KEY).ok_or_else(|| {
-        format_error(
+        ImportError::format(
             dir,
             "a Hugging Face BitNet checkpoint needs its config.json: convert from a BitNet checkpoint directory (its config is carried in the metadata)",
         )
     })?;
-    let mut cfg: Value = serde_json::from_str(text).map_err(|e| format_error(dir, e))?;
+    let mut cfg: Value = serde_json::from_str(text).map_err(|e| ImportError::format(dir, e))?;
     let q = cfg
         .as_object_mut()
-        .ok_or_else(|| format_error(dir, "config.json is not an object"))?
+        .ok_or_else(|| ImportError::format(dir, "config.json is not an object"))?
         .entry("quantization_config")
         .or_insert_with(|| Value::Object(Default::default()));
     if let Some(q) = q.as_object_mut() {
@@ -374,7 +361,7 @@ pub fn write(
         q.insert("quantization_mode".into(), "offline".into());
     }
     if dir.join("model.safetensors.index.json").exists() {
-        return Err(format_error(
+        return Err(ImportError::format(
             dir,
             "already holds a sharded checkpoint (model.safetensors.index.json); write to an empty directory",
         ));
@@ -386,19 +373,12 @@ pub fn write(
         match t {
             Stored::Opaque(o) => return Err(super::container::opaque_refused(name, o)),
             Stored::Plain(r) => {
-                out.insert(
-                    name.clone(),
-                    Out {
-                        dtype: r.dtype,
-                        shape: r.shape.clone(),
-                        bytes: r.bytes.clone(),
-                    },
-                );
+                out.insert(name.clone(), Out::of(r));
             }
             Stored::Packed(p) => {
                 let (n, k) = (p.packed.n(), p.packed.k());
                 if p.info.shape != [n, k] {
-                    return Err(bad(
+                    return Err(ImportError::tensor(
                         name,
                         format!(
                             "shape {:?}: BitNet packs linear weights (matrices)",
@@ -406,14 +386,12 @@ pub fn write(
                         ),
                     ));
                 }
-                let v = p.packed.scales().as_slice();
-                if v.is_empty() || v.windows(2).any(|w| w[0].to_bits() != w[1].to_bits()) {
-                    return Err(bad(
+                let s = p.packed.scales().uniform().ok_or_else(|| {
+                    ImportError::tensor(
                         name,
                         "scales differ between rows or groups: a BitNet weight_scale is one value per tensor",
-                    ));
-                }
-                let s = v[0];
+                    )
+                })?;
                 let stored = match class {
                     LinearClass::AutoBitLinear => s,
                     LinearClass::BitLinear if s > 0.0 => {
@@ -430,7 +408,7 @@ pub fn write(
                         inv
                     }
                     LinearClass::BitLinear => {
-                        return Err(bad(
+                        return Err(ImportError::tensor(
                             name,
                             "scale 0: bitlinear stores 1/scale, which 0 does not have",
                         ));
@@ -438,14 +416,14 @@ pub fn write(
                 };
                 let scale_name = format!("{name}_scale");
                 if file.tensors.contains_key(&scale_name) {
-                    return Err(bad(
+                    return Err(ImportError::tensor(
                         name,
                         format!("{scale_name} already exists as a tensor"),
                     ));
                 }
                 let mut packed = vec![0u8; hf_bitnet::packed_rows(n) * k];
                 hf_bitnet::pack(&p.packed.to_ternary(), n, k, &mut packed)
-                    .map_err(|e| bad(name, e))?;
+                    .map_err(|e| ImportError::tensor(name, e))?;
                 out.insert(
                     name.clone(),
                     Out {

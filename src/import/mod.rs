@@ -160,6 +160,24 @@ pub enum ImportError {
     Pack(#[from] TernaryError),
 }
 
+impl ImportError {
+    /// [`ImportError::BadTensor`] naming `tensor`.
+    pub(crate) fn tensor(tensor: &str, what: impl std::fmt::Display) -> Self {
+        ImportError::BadTensor {
+            tensor: tensor.to_string(),
+            what: what.to_string(),
+        }
+    }
+
+    /// [`ImportError::Format`] naming `path`.
+    pub(crate) fn format(path: &Path, what: impl std::fmt::Display) -> Self {
+        ImportError::Format {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+        }
+    }
+}
+
 /// How to read a checkpoint.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {

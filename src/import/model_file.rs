@@ -173,24 +173,8 @@ fn rename(file: ModelFile, options: &ImportOptions) -> Result<ModelFile, ImportE
     if patterns.is_empty() {
         return Ok(file);
     }
-    let mut tensors: BTreeMap<String, (String, Stored)> = BTreeMap::new();
-    for (source, t) in file.tensors {
-        let mut name = source.clone();
-        for (re, to) in &patterns {
-            name = re.replace_all(&name, to.as_str()).into_owned();
-        }
-        if let Some((other, _)) = tensors.get(&name) {
-            let mut sources = [other.clone(), source];
-            sources.sort();
-            return Err(ImportError::NameCollision {
-                target: name,
-                sources,
-            });
-        }
-        tensors.insert(name, (source, t));
-    }
     Ok(ModelFile {
-        tensors: tensors.into_iter().map(|(k, (_, t))| (k, t)).collect(),
+        tensors: raw::remap(file.tensors, &patterns)?,
         metadata: file.metadata,
     })
 }

@@ -123,11 +123,11 @@ pub fn read_checkpoint(
 
 /// Applies the remapping rules to every name; two tensors that end up with one name are an
 /// error naming both sources and the target.
-fn remap(
-    tensors: Vec<(String, RawTensor)>,
+pub(crate) fn remap<T>(
+    tensors: impl IntoIterator<Item = (String, T)>,
     patterns: &[(regex::Regex, String)],
-) -> Result<BTreeMap<String, RawTensor>, ImportError> {
-    let mut out: BTreeMap<String, (String, RawTensor)> = BTreeMap::new();
+) -> Result<BTreeMap<String, T>, ImportError> {
+    let mut out: BTreeMap<String, (String, T)> = BTreeMap::new();
     for (source, tensor) in tensors {
         let mut name = source.clone();
         for (re, to) in patterns {
@@ -397,10 +397,7 @@ mod tests {
             vec![("fc.weight", 1), ("module.fc.weight", 2)],
             vec![("module.fc.weight", 2), ("fc.weight", 1)],
         ] {
-            let input = order
-                .into_iter()
-                .map(|(n, v)| (n.to_string(), t(v)))
-                .collect();
+            let input = order.into_iter().map(|(n, v)| (n.to_string(), t(v)));
             match remap(input, &re) {
                 Err(ImportError::NameCollision { target, sources }) => {
                     assert_eq!(target, "fc.weight");

@@ -17,11 +17,26 @@
 //!
 //! Verified against fixtures written by transformers 5.24 itself (`fixtures/hf_bitnet/`).
 
+use super::tq::check_output;
 use crate::error::{KernelError, Result};
 
 /// Packed rows of an `out`-row weight: `⌈out / 4⌉`.
 pub fn packed_rows(out: usize) -> usize {
     out.div_ceil(4)
+}
+
+/// Checks a packed buffer of `packed` bytes and a code buffer of `codes` values against an
+/// `out × cols` weight; returns the packed row count `⌈out/4⌉`.
+fn check_lengths(packed: usize, codes: usize, out: usize, cols: usize) -> Result<usize> {
+    let r = packed_rows(out);
+    let overflow = KernelError::ShapeOverflow {
+        n: out as u64,
+        k: cols as u64,
+    };
+    let expected = r.checked_mul(cols).ok_or(overflow.clone())?;
+    check_output("packed Hugging Face BitNet weight", packed, expected)?;
+    check_output("codes", codes, out.checked_mul(cols).ok_or(overflow)?)?;
+    Ok(r)
 }
 
 /// Decodes a packed `uint8 [⌈out/4⌉, cols]` weight into `out × cols` codes in {−1, 0, +1}.
@@ -31,27 +46,7 @@ pub fn packed_rows(out: usize) -> usize {
 /// [`KernelError::BadCode`] for a code 3 (its byte offset); [`KernelError::BadPadding`] for a
 /// non-zero field of a row past `out` (`row` is the unpacked row index).
 pub fn unpack(packed: &[u8], out: usize, cols: usize, codes: &mut [i8]) -> Result<()> {
-    let r = packed_rows(out);
-    let overflow = KernelError::ShapeOverflow {
-        n: out as u64,
-        k: cols as u64,
-    };
-    let expected = r.checked_mul(cols).ok_or(overflow.clone())?;
-    if packed.len() != expected {
-        return Err(KernelError::Length {
-            what: "packed Hugging Face BitNet weight",
-            expected,
-            actual: packed.len(),
-        });
-    }
-    let len = out.checked_mul(cols).ok_or(overflow)?;
-    if codes.len() != len {
-        return Err(KernelError::Length {
-            what: "unpacked codes",
-            expected: len,
-            actual: codes.len(),
-        });
-    }
+    let r = check_lengths(packed.len(), codes.len(), out, cols)?;
     if let Some(offset) = packed.iter().position(|&b| b & (b >> 1) & 0x55 != 0) {
         return Err(KernelError::BadCode { offset, code: 3 });
     }
@@ -82,27 +77,7 @@ pub fn unpack(packed: &[u8], out: usize, cols: usize, codes: &mut [i8]) -> Resul
 /// [`KernelError::Length`] for wrong lengths; [`KernelError::NotTernary`] naming the first
 /// code outside {−1, 0, +1}.
 pub fn pack(codes: &[i8], out: usize, cols: usize, packed: &mut [u8]) -> Result<()> {
-    let r = packed_rows(out);
-    let overflow = KernelError::ShapeOverflow {
-        n: out as u64,
-        k: cols as u64,
-    };
-    let len = out.checked_mul(cols).ok_or(overflow.clone())?;
-    if codes.len() != len {
-        return Err(KernelError::Length {
-            what: "codes to pack",
-            expected: len,
-            actual: codes.len(),
-        });
-    }
-    let expected = r.checked_mul(cols).ok_or(overflow)?;
-    if packed.len() != expected {
-        return Err(KernelError::Length {
-            what: "packed Hugging Face BitNet weight",
-            expected,
-            actual: packed.len(),
-        });
-    }
+    let r = check_lengths(packed.len(), codes.len(), out, cols)?;
     if let Some((index, &value)) = codes
         .iter()
         .enumerate()

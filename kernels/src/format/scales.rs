@@ -85,6 +85,17 @@ impl Scales {
         }
     }
 
+    /// The one scale every weight has, when there is one: the per-tensor scale, or the value
+    /// of per-row / per-group scales whose bits all agree (`None` when they differ or none is
+    /// stored). Formats with one scale per tensor (`I2_S`, BitNet's `weight_scale`) take this.
+    pub fn uniform(&self) -> Option<f32> {
+        let v = self.as_slice();
+        let first = *v.first()?;
+        v.iter()
+            .all(|s| s.to_bits() == first.to_bits())
+            .then_some(first)
+    }
+
     /// Columns per group for [`Scales::PerGroup`], `None` otherwise.
     pub fn group_size(&self) -> Option<usize> {
         match self {
