@@ -1,5 +1,6 @@
 //! A CNN imported from ONNX (`fixtures/cnn.onnx`, exported by `fixtures/make_fixtures.py`)
-//! with its weighted layers generated as burn-ternary layers by the build script: `conv2d2`
+//! with its weighted layers generated as burn-ternary layers by burn-onnx's `ModelGen` (the
+//! output is committed under `generated/`; `build.rs` says how it is regenerated): `conv2d2`
 //! and `linear1` are `TernaryConv2d` / `TernaryLinear`, `conv2d1` (the first convolution,
 //! PyTorch's batch norm folded into it on export) a stock full-precision `Conv2d`.
 
@@ -14,31 +15,31 @@ use burn_ternary::import::{ImportOptions, read_tensors};
 /// The generated model with ternary layers.
 #[allow(clippy::all, missing_docs, unused)]
 pub mod cnn {
-    include!(concat!(env!("OUT_DIR"), "/model/cnn.rs"));
+    include!("../generated/model/cnn.rs");
 }
 
 /// The same ONNX file generated with every layer stock (the filter selects nothing).
 #[allow(clippy::all, missing_docs, unused)]
 pub mod cnn_f32 {
-    include!(concat!(env!("OUT_DIR"), "/model_f32/cnn.rs"));
+    include!("../generated/model_f32/cnn.rs");
 }
 
 /// `fixtures/cnn.onnx` with every layer ternary: TWN, per-tensor scales, int8 activations.
 #[allow(clippy::all, missing_docs, unused)]
 pub mod cnn_twn {
-    include!(concat!(env!("OUT_DIR"), "/model_twn/cnn.rs"));
+    include!("../generated/model_twn/cnn.rs");
 }
 
 /// `fixtures/seq.onnx` (linear layers on a 3-D input) with ternary layers.
 #[allow(clippy::all, missing_docs, unused)]
 pub mod seq {
-    include!(concat!(env!("OUT_DIR"), "/model_seq/seq.rs"));
+    include!("../generated/model_seq/seq.rs");
 }
 
 /// `fixtures/seq.onnx` with every layer stock.
 #[allow(clippy::all, missing_docs, unused)]
 pub mod seq_f32 {
-    include!(concat!(env!("OUT_DIR"), "/model_seq_f32/seq.rs"));
+    include!("../generated/model_seq_f32/seq.rs");
 }
 
 pub use cnn::Model;
@@ -48,13 +49,16 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
 }
 
-/// A file the build script wrote, e.g. `generated("model_seq/seq.bpk")`.
+/// A file the ONNX generator wrote (committed under `generated/`, see `build.rs`), e.g.
+/// `generated("model_seq/seq.bpk")`.
 pub fn generated(path: &str) -> PathBuf {
-    Path::new(env!("OUT_DIR")).join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("generated")
+        .join(path)
 }
 
-/// The weights the build script converted from the ONNX file.
-pub const WEIGHTS: &str = concat!(env!("OUT_DIR"), "/model/cnn.bpk");
+/// The weights the generator converted from the ONNX file.
+pub const WEIGHTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/generated/model/cnn.bpk");
 
 /// The imported model on `device`, weights read from `path` (a `.bpk` written by the build
 /// script). Unlike the generated `Model::from_file`, a missing or corrupt file is an error,
@@ -79,7 +83,7 @@ pub fn load(device: &Device) -> Result<Model, Box<dyn Error>> {
 
 /// The all-stock f32 model on `device`.
 pub fn load_f32(device: &Device) -> Result<cnn_f32::Model, Box<dyn Error>> {
-    let path = concat!(env!("OUT_DIR"), "/model_f32/cnn.bpk");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/generated/model_f32/cnn.bpk");
     load_into(cnn_f32::Model::new(device), path)
 }
 

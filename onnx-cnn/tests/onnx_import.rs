@@ -53,7 +53,7 @@ fn ternary_import_in_training_state_matches_pytorch_ternarized() {
 #[test]
 fn generated_layers_are_ternary_where_selected() {
     let model = load(&Device::flex()).unwrap();
-    // The build script's filter kept the first convolution stock and routed the rest.
+    // The generator's filter (build.rs) kept the first convolution stock and routed the rest.
     let expect = [
         ("conv2d1", "Conv2d"),
         ("conv2d2", "TernaryConv2d"),
