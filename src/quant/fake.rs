@@ -85,7 +85,8 @@ pub fn fake_quantize_activations<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let q = {
         let x = x.clone().detach();
         let amax = x.clone().abs().max_dim(D - 1).clamp_min(f32::MIN_POSITIVE);
-        let inv = amax.clone().recip() * 127.0;
+        // 127 / max|x| as one division, as the int8 kernels compute it (not (1/max)·127).
+        let inv = amax.ones_like().mul_scalar(127.0) / amax.clone();
         (x * inv).round().clamp(-127.0, 127.0) * (amax / 127.0)
     };
     x.clone() + (q - x).detach()
