@@ -831,8 +831,14 @@ fn encode_dense(p: &PackedI2, dtype: Dtype) -> Option<(Vec<u8>, usize, f32)> {
 
 /// The scales of `n × k` values that are all 0 or ±s_r in each row `r` (`None` when a row
 /// holds another magnitude), in the requested granularity — per tensor only when every row
-/// agrees, since packing them exactly comes first.
-fn row_scaled_ternary(v: &[f32], n: usize, k: usize, granularity: Granularity) -> Option<Scales> {
+/// agrees, since packing them exactly comes first. This is how a dequantized ternary weight
+/// (a dense export, a GGUF `F32` fallback) is recognised and packed back without a change.
+pub fn row_scaled_ternary(
+    v: &[f32],
+    n: usize,
+    k: usize,
+    granularity: Granularity,
+) -> Option<Scales> {
     if k == 0 || v.len() != n * k {
         return None;
     }

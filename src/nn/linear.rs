@@ -124,6 +124,45 @@ impl TernaryLinearConfig {
 }
 
 impl TernaryLinear {
+    /// A layer in the packed state holding `packed` (`n = d_output` rows of `k = d_input`
+    /// codes) with per-tensor or per-row scales: how a checkpoint read by
+    /// [`crate::import`] (GGUF, Hugging Face BitNet, packed safetensors) becomes a layer.
+    /// `bias` is `[n]`; `activation` chooses exact f32 or int8 (W2A8) inputs.
+    ///
+    /// # Panics
+    /// When `packed` has group scales (a Burn layer holds one scale per tensor or per row;
+    /// the message names the shape and group size) or `bias` is not `[n]`.
+    pub fn from_packed(
+        packed: &ternary_kernels::PackedI2,
+        bias: Option<Tensor<1>>,
+        activation: ActivationQuant,
+        device: &Device,
+    ) -> Self {
+        let (n, k) = (packed.n(), packed.k());
+        if let Some(b) = &bias {
+            assert_eq!(
+                b.dims(),
+                [n],
+                "TernaryLinear::from_packed: bias {:?} for {n} output features",
+                b.dims()
+            );
+        }
+        let granularity = match packed.scales() {
+            ternary_kernels::Scales::PerTensor(_) => Granularity::PerTensor,
+            _ => Granularity::PerChannel,
+        };
+        let (words, scales) = packing::to_tensors(packed, device);
+        let config = TernaryLinearConfig::new(k, n)
+            .with_bias(false)
+            .with_granularity(granularity)
+            .with_activation(activation);
+        let mut layer = config.init_packed(device);
+        layer.packed = int_param(words);
+        layer.scales = Param::from_tensor(scales).set_require_grad(false);
+        layer.bias = bias.map(Param::from_tensor);
+        layer
+    }
+
     /// True once the layer holds packed weights.
     pub fn is_packed(&self) -> bool {
         self.packed.val().dims()[0] > 0

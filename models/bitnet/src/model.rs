@@ -1,0 +1,430 @@
+//! The BitNet b1.58 decoder (`transformers`' `BitNetForCausalLM`) and its KV cache.
+//!
+//! Per layer, with `x` the residual stream `[batch, tokens, hidden]`:
+//!
+//! ```text
+//! h   = x + o_proj(attn_sub_norm(attention(rope(q_proj(n)), rope(k_proj(n)), v_proj(n))))
+//!       where n = input_layernorm(x)
+//! out = h + down_proj(ffn_sub_norm(relu(gate_proj(m))² ⊙ up_proj(m)))
+//!       where m = post_attention_layernorm(h)
+//! ```
+//!
+//! then `logits = lm_head(norm(out))`. Every projection is a [`TernaryLinear`] with per-token
+//! int8 activations: in the packed state its forward is the W2A8 GEMM/GEMV of the backend
+//! extension, in the training state the straight-through fake quantization that computes the
+//! same values (QAT trains what inference runs).
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::{relu, softmax};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn_ternary::nn::{TernaryLinear, TernaryLinearConfig};
+use burn_ternary::quant::{ActivationQuant, Granularity, TernaryQuantizer};
+
+use crate::config::BitNetConfig;
+
+/// Root-mean-square layer norm: `x · rsqrt(mean(x²) + ε) · weight` over the last dimension
+/// (`BitNetRMSNorm`, computed in f32).
+#[derive(Module, Debug)]
+pub struct RmsNorm {
+    /// Gain `[width]`.
+    pub weight: Param<Tensor<1>>,
+    /// ε added to the mean square.
+    #[module(skip)]
+    pub eps: f64,
+}
+
+impl RmsNorm {
+    /// A norm with unit gain.
+    pub fn new(width: usize, eps: f64, device: &Device) -> Self {
+        Self::from_weight(Tensor::ones([width], device), eps)
+    }
+
+    /// A norm with the given gain `[width]`.
+    pub fn from_weight(weight: Tensor<1>, eps: f64) -> Self {
+        Self {
+            weight: Param::from_tensor(weight),
+            eps,
+        }
+    }
+
+    /// `[..., width]` → `[..., width]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let ms = x.clone().square().mean_dim(D - 1);
+        let inv = (ms + self.eps).sqrt().recip();
+        x * inv * self.weight.val().unsqueeze::<D>()
+    }
+}
+
+/// Rotary position embedding tables (`rotate_half` convention: dimension `i` is paired with
+/// `i + head_dim/2`), `inv_freq[i] = θ^(−2i/head_dim)` in f32 as transformers computes it.
+#[derive(Debug, Clone)]
+pub struct Rope {
+    /// `cos(p · inv_freq)` for every position, both halves: `[max_positions, head_dim]`.
+    pub cos: Tensor<2>,
+    /// `sin(p · inv_freq)`, same layout.
+    pub sin: Tensor<2>,
+}
+
+impl Rope {
+    /// Tables for `positions` positions of `head_dim` (even) with base `theta`.
+    pub fn new(head_dim: usize, positions: usize, theta: f64, device: &Device) -> Self {
+        let half = head_dim / 2;
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32))
+            .collect();
+        let mut cos = Vec::with_capacity(positions * head_dim);
+        let mut sin = Vec::with_capacity(positions * head_dim);
+        for p in 0..positions {
+            for h in 0..head_dim {
+                // f32 product and f32 cos/sin, as transformers (its `freqs` is an f32 matmul).
+                let angle = p as f32 * inv_freq[h % half];
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        Self {
+            cos: Tensor::from_data(TensorData::new(cos, [positions, head_dim]), device),
+            sin: Tensor::from_data(TensorData::new(sin, [positions, head_dim]), device),
+        }
+    }
+
+    /// Rotates `x` `[batch, heads, tokens, head_dim]` whose first token is at position `start`.
+    pub fn apply(&self, x: Tensor<4>, start: usize) -> Tensor<4> {
+        let [_, _, t, d] = x.dims();
+        let cos = self.cos.clone().narrow(0, start, t).unsqueeze::<4>();
+        let sin = self.sin.clone().narrow(0, start, t).unsqueeze::<4>();
+        let x1 = x.clone().narrow(3, 0, d / 2);
+        let x2 = x.clone().narrow(3, d / 2, d / 2);
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+        x * cos + rotated * sin
+    }
+}
+
+/// One BitLinear projection: a [`TernaryLinear`] without bias, absmean weights with one scale
+/// per tensor, per-token int8 activations.
+pub fn bitlinear(d_input: usize, d_output: usize, device: &Device) -> TernaryLinear {
+    TernaryLinearConfig::new(d_input, d_output)
+        .with_bias(false)
+        .with_quantizer(TernaryQuantizer::AbsMean)
+        .with_granularity(Granularity::PerTensor)
+        .with_activation(ActivationQuant::Int8PerToken)
+        .with_initializer(burn::module::Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
+        })
+        .init(device)
+}
+
+/// Grouped-query self-attention with the BitNet sub-norm before `o_proj`.
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// `[hidden] → [heads · head_dim]`.
+    pub q_proj: TernaryLinear,
+    /// `[hidden] → [kv_heads · head_dim]`.
+    pub k_proj: TernaryLinear,
+    /// `[hidden] → [kv_heads · head_dim]`.
+    pub v_proj: TernaryLinear,
+    /// `[heads · head_dim] → [hidden]`.
+    pub o_proj: TernaryLinear,
+    /// RMSNorm of the attention output, before `o_proj`.
+    pub attn_sub_norm: RmsNorm,
+    /// Query heads.
+    #[module(skip)]
+    pub heads: usize,
+    /// Key/value heads.
+    #[module(skip)]
+    pub kv_heads: usize,
+    /// Width of a head.
+    #[module(skip)]
+    pub head_dim: usize,
+}
+
+impl Attention {
+    /// `x` `[b, t, hidden]` at positions `start..start + t`, reading and extending `cache`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        rope: &Rope,
+        start: usize,
+        cache: Option<&mut LayerCache>,
+    ) -> Tensor<3> {
+        let [b, t, _] = x.dims();
+        let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
+        let split = |y: Tensor<3>, heads: usize| y.reshape([b, t, heads, hd]).swap_dims(1, 2);
+        let q = rope.apply(split(self.q_proj.forward(x.clone()), h), start);
+        let k = rope.apply(split(self.k_proj.forward(x.clone()), kvh), start);
+        let v = split(self.v_proj.forward(x), kvh);
+        let (k, v) = match cache {
+            Some(cache) => cache.append(k, v),
+            None => (k, v),
+        };
+        let total = k.dims()[2];
+        // Query head j uses key/value head j / rep: group the queries of one kv head into
+        // one matrix of rep·t rows instead of repeating the keys and values.
+        let rep = h / kvh;
+        let q = q.reshape([b, kvh, rep * t, hd]);
+        let scale = (hd as f64).powf(-0.5);
+        let mut scores = q.matmul(k.swap_dims(2, 3)) * scale;
+        if t > 1 {
+            // Row i (query at position start + i) may see keys 0..=start + i.
+            let mask = Tensor::<2, Bool>::tril_mask([t, total], start as i64, &scores.device());
+            let mask = mask
+                .unsqueeze_dim::<3>(0)
+                .repeat_dim(0, rep)
+                .reshape([1, 1, rep * t, total])
+                .expand([b, kvh, rep * t, total]);
+            scores = scores.mask_fill(mask, f32::NEG_INFINITY);
+        }
+        let out = softmax(scores, 3).matmul(v);
+        let out = out
+            .reshape([b, h, t, hd])
+            .swap_dims(1, 2)
+            .reshape([b, t, h * hd]);
+        self.o_proj.forward(self.attn_sub_norm.forward(out))
+    }
+}
+
+/// The squared-ReLU gated FFN with the BitNet sub-norm before `down_proj`.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// `[hidden] → [intermediate]`, through relu².
+    pub gate_proj: TernaryLinear,
+    /// `[hidden] → [intermediate]`.
+    pub up_proj: TernaryLinear,
+    /// `[intermediate] → [hidden]`.
+    pub down_proj: TernaryLinear,
+    /// RMSNorm before `down_proj`.
+    pub ffn_sub_norm: RmsNorm,
+}
+
+impl Mlp {
+    /// `[b, t, hidden]` → `[b, t, hidden]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let gate = relu(self.gate_proj.forward(x.clone())).square();
+        let h = gate * self.up_proj.forward(x);
+        self.down_proj.forward(self.ffn_sub_norm.forward(h))
+    }
+}
+
+/// One decoder layer.
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    /// Norm before attention.
+    pub input_layernorm: RmsNorm,
+    /// Self-attention.
+    pub self_attn: Attention,
+    /// Norm before the FFN.
+    pub post_attention_layernorm: RmsNorm,
+    /// FFN.
+    pub mlp: Mlp,
+}
+
+impl DecoderLayer {
+    /// `[b, t, hidden]` → `[b, t, hidden]`.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        rope: &Rope,
+        start: usize,
+        cache: Option<&mut LayerCache>,
+    ) -> Tensor<3> {
+        let h = x.clone()
+            + self
+                .self_attn
+                .forward(self.input_layernorm.forward(x), rope, start, cache);
+        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+    }
+}
+
+/// Keys and values of one layer for the positions seen so far: `[b, kv_heads, len, head_dim]`.
+#[derive(Debug, Clone, Default)]
+pub struct LayerCache {
+    kv: Option<(Tensor<4>, Tensor<4>)>,
+}
+
+impl LayerCache {
+    /// Appends new keys/values and returns all of them.
+    fn append(&mut self, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let (k, v) = match self.kv.take() {
+            Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
+            None => (k, v),
+        };
+        self.kv = Some((k.clone(), v.clone()));
+        (k, v)
+    }
+}
+
+/// The KV cache of a whole model: keys (after RoPE) and values of every layer for the
+/// positions processed so far.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+    len: usize,
+}
+
+impl KvCache {
+    /// An empty cache for `layers` decoder layers.
+    pub fn new(layers: usize) -> Self {
+        Self {
+            layers: vec![LayerCache::default(); layers],
+            len: 0,
+        }
+    }
+
+    /// Positions cached (the position of the next token).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A BitNet b1.58 causal language model.
+#[derive(Module, Debug)]
+pub struct BitNet {
+    /// Token embeddings `[vocab, hidden]`.
+    pub embed_tokens: Param<Tensor<2>>,
+    /// Decoder layers.
+    pub layers: Vec<DecoderLayer>,
+    /// Final norm.
+    pub norm: RmsNorm,
+    /// LM head `[vocab, hidden]` (as stored by transformers); `None` when tied to the
+    /// embeddings.
+    pub lm_head: Option<Param<Tensor<2>>>,
+    /// RoPE tables (derived from the config, not saved).
+    #[module(skip)]
+    pub rope: Rope,
+    /// The hyper-parameters.
+    #[module(skip)]
+    pub config: BitNetConfig,
+}
+
+impl BitNet {
+    /// A model with random weights in the training state (latent f32 weights, N(0, 0.02²) as
+    /// transformers initialises; norms at 1): for training from scratch and benchmarks.
+    pub fn init(config: &BitNetConfig, device: &Device) -> Self {
+        let (d, eps) = (config.hidden_size, config.rms_norm_eps);
+        let layers = (0..config.num_hidden_layers)
+            .map(|_| DecoderLayer {
+                input_layernorm: RmsNorm::new(d, eps, device),
+                self_attn: Attention {
+                    q_proj: bitlinear(d, config.q_dim(), device),
+                    k_proj: bitlinear(d, config.kv_dim(), device),
+                    v_proj: bitlinear(d, config.kv_dim(), device),
+                    o_proj: bitlinear(config.q_dim(), d, device),
+                    attn_sub_norm: RmsNorm::new(config.q_dim(), eps, device),
+                    heads: config.num_attention_heads,
+                    kv_heads: config.num_key_value_heads,
+                    head_dim: config.head_dim,
+                },
+                post_attention_layernorm: RmsNorm::new(d, eps, device),
+                mlp: Mlp {
+                    gate_proj: bitlinear(d, config.intermediate_size, device),
+                    up_proj: bitlinear(d, config.intermediate_size, device),
+                    down_proj: bitlinear(config.intermediate_size, d, device),
+                    ffn_sub_norm: RmsNorm::new(config.intermediate_size, eps, device),
+                },
+            })
+            .collect();
+        let normal = burn::tensor::Distribution::Normal(0.0, 0.02);
+        let embed = Tensor::random([config.vocab_size, d], normal, device);
+        let lm_head = (!config.tie_word_embeddings)
+            .then(|| Param::from_tensor(Tensor::random([config.vocab_size, d], normal, device)));
+        Self::from_parts(config, embed, layers, RmsNorm::new(d, eps, device), lm_head)
+    }
+
+    /// A model from its parts: embeddings `[vocab, hidden]`, the decoder layers, the final
+    /// norm and an untied LM head `[vocab, hidden]` (`None` when tied); the RoPE tables are
+    /// derived from `config` on the embeddings' device.
+    pub fn from_parts(
+        config: &BitNetConfig,
+        embed: Tensor<2>,
+        layers: Vec<DecoderLayer>,
+        norm: RmsNorm,
+        lm_head: Option<Param<Tensor<2>>>,
+    ) -> Self {
+        let rope = Rope::new(
+            config.head_dim,
+            config.max_position_embeddings,
+            config.rope_theta,
+            &embed.device(),
+        );
+        Self {
+            embed_tokens: Param::from_tensor(embed),
+            layers,
+            norm,
+            lm_head,
+            rope,
+            config: config.clone(),
+        }
+    }
+
+    /// A fresh cache for this model.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.layers.len())
+    }
+
+    /// The final hidden states `[b, t, hidden]` (after the last norm) of `ids` `[b, t]`,
+    /// placed after the `cache.len()` positions already cached (positions from 0 without a
+    /// cache), extending the cache.
+    ///
+    /// # Panics
+    /// When the positions run past `max_position_embeddings` (the message names both);
+    /// [`crate::generate`] checks this first and returns a typed error.
+    pub fn hidden(&self, ids: Tensor<2, Int>, cache: Option<&mut KvCache>) -> Tensor<3> {
+        let [_, t] = ids.dims();
+        let start = cache.as_ref().map_or(0, |c| c.len);
+        assert!(
+            start + t <= self.config.max_position_embeddings,
+            "BitNet: positions {start}..{} exceed max_position_embeddings = {}",
+            start + t,
+            self.config.max_position_embeddings
+        );
+        let mut x = burn::tensor::module::embedding(self.embed_tokens.val(), ids);
+        match cache {
+            Some(cache) => {
+                assert_eq!(
+                    cache.layers.len(),
+                    self.layers.len(),
+                    "BitNet: cache of {} layers for a model of {}",
+                    cache.layers.len(),
+                    self.layers.len()
+                );
+                for (layer, c) in self.layers.iter().zip(cache.layers.iter_mut()) {
+                    x = layer.forward(x, &self.rope, start, Some(c));
+                }
+                cache.len += t;
+            }
+            None => {
+                for layer in &self.layers {
+                    x = layer.forward(x, &self.rope, start, None);
+                }
+            }
+        }
+        self.norm.forward(x)
+    }
+
+    /// Logits `[b, t, vocab]` of `ids` `[b, t]` (see [`BitNet::hidden`]).
+    pub fn forward(&self, ids: Tensor<2, Int>, cache: Option<&mut KvCache>) -> Tensor<3> {
+        let h = self.hidden(ids, cache);
+        self.logits(h)
+    }
+
+    /// The LM head: `[b, t, hidden]` → `[b, t, vocab]`.
+    pub fn logits(&self, h: Tensor<3>) -> Tensor<3> {
+        let w = match &self.lm_head {
+            Some(w) => w.val(),
+            None => self.embed_tokens.val(),
+        };
+        h.matmul(w.transpose().unsqueeze::<3>())
+    }
+
+    /// Converts every projection to the packed state (2-bit words, the W2A8 kernels) with
+    /// exactly the ternary values and scales the training forward uses.
+    pub fn freeze(self) -> Result<Self, burn_ternary::TernaryError> {
+        burn_ternary::nn::freeze(self)
+    }
+}
