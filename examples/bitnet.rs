@@ -19,7 +19,7 @@ use clap::Parser;
 /// Generate text with a BitNet b1.58 model (Hugging Face directory) on burn-ternary's packed
 /// ternary kernels: prefill and decode tokens/s are printed at the end.
 #[derive(Parser)]
-#[command(about, long_about = None)]
+#[command(name = "bitnet")]
 struct Args {
     /// Model directory: config.json, model.safetensors (or shards + index), tokenizer.json.
     #[arg(long)]

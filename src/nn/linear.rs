@@ -156,7 +156,7 @@ impl TernaryLinear {
             .with_bias(false)
             .with_granularity(granularity)
             .with_activation(activation);
-        let mut layer = config.init_packed(device);
+        let mut layer = config.build(Param::from_tensor(Tensor::zeros([0, n], device)), device);
         layer.packed = int_param(words);
         layer.scales = Param::from_tensor(scales).set_require_grad(false);
         layer.bias = bias.map(Param::from_tensor);

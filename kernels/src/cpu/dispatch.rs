@@ -8,12 +8,14 @@ pub(crate) type W2a8Fn =
 /// Raw exact-f32 kernel: unscaled ternary × f32 sums. Contract: [`super::scalar`].
 pub(crate) type F32Fn =
     unsafe fn(*const u8, usize, usize, *const f32, usize, usize, *mut f32, usize);
-/// Raw group-scaled W2A8 kernel: scaled f32 results. Contract: [`super::scalar`].
-pub(crate) type W2a8GroupFn =
-    unsafe fn(*const u8, usize, usize, *const i8, usize, usize, *mut f32, usize, &Groups);
-/// Raw group-scaled exact-f32 kernel: scaled f32 results. Contract: [`super::scalar`].
-pub(crate) type F32GroupFn =
-    unsafe fn(*const u8, usize, usize, *const f32, usize, usize, *mut f32, usize, &Groups);
+/// Raw group-scaled kernel on activations of type `T`: scaled f32 results. Contract:
+/// [`super::scalar`].
+pub(crate) type GroupFn<T> =
+    unsafe fn(*const u8, usize, usize, *const T, usize, usize, *mut f32, usize, &Groups);
+/// Raw group-scaled W2A8 kernel (int8 activations).
+pub(crate) type W2a8GroupFn = GroupFn<i8>;
+/// Raw group-scaled exact-f32 kernel.
+pub(crate) type F32GroupFn = GroupFn<f32>;
 
 /// The scale operands of a raw group-scaled kernel call (see [`super::scalar`], "Group
 /// scales"): pointers into the caller's buffers, offset to the call's first weight row and

@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use super::dispatch::{Groups, Kernel, best};
+use super::dispatch::{GroupFn, Groups, Kernel, best};
 use crate::error::{KernelError, Result};
 use crate::format::i2::PackedI2Ref;
 use crate::quant::QuantizedActivations;
@@ -416,40 +416,21 @@ impl Kernel {
         bias: Option<&[f32]>,
         out: &mut [f32],
     ) {
-        let (m, n, rb, kp) = (x.m(), w.n(), w.row_bytes(), x.k_padded());
+        let (m, kp) = (x.m(), x.k_padded());
         let (size, count) = (w.group_size().unwrap_or(1), w.groups());
         let mut xsum = Vec::new();
         group_sums(x.data(), m, kp, size, count, &mut xsum);
-        let (xd, wd, ws, xs) = (x.data(), w.data(), w.scales(), x.scales());
-        let ptr = SendPtr(out.as_mut_ptr());
-        run_tiles(m, n, kp, true, |t| {
-            let gr = Groups {
-                size,
-                count,
-                ws: ws[t.j0 * count..].as_ptr(),
-                xs: xs[t.i0..].as_ptr(),
-                xsum: xsum[t.i0 * count..].as_ptr(),
-            };
-            // SAFETY: `self` exists only for ISAs the host supports; w holds n rows of rb
-            // bytes and ws n rows of `count` scales (checked on construction), x m rows of
-            // kp = 4·rb values, one scale each, and xsum m rows of `count` sums; the tile's
-            // output rows i0..i1, columns j0..j1 belong to this task alone.
-            unsafe {
-                let o = ptr.get().add(t.i0 * n + t.j0);
-                (self.w2a8_group)(
-                    wd.as_ptr().add(t.j0 * rb),
-                    rb,
-                    t.j1 - t.j0,
-                    xd.as_ptr().add(t.i0 * kp),
-                    kp,
-                    t.i1 - t.i0,
-                    o,
-                    n,
-                    &gr,
-                );
-                add_bias(o, n, t.i1 - t.i0, t.j1 - t.j0, bias, t.j0);
-            }
-        });
+        run_grouped(
+            self.w2a8_group,
+            w,
+            x.data(),
+            m,
+            kp,
+            x.scales(),
+            &xsum,
+            bias,
+            out,
+        );
     }
 
     /// [`Kernel::matmul_f32`] for weights with several scale groups per row (operands
@@ -462,8 +443,7 @@ impl Kernel {
         bias: Option<&[f32]>,
         out: &mut [f32],
     ) {
-        let (n, k, kp, rb) = (w.n(), w.k(), w.k_padded(), w.row_bytes());
-        let (size, count) = (w.group_size().unwrap_or(1), w.groups());
+        let (k, kp) = (w.k(), w.k_padded());
         let padded;
         let xp: &[f32] = if k == kp {
             x
@@ -475,34 +455,58 @@ impl Kernel {
             padded = v;
             &padded
         };
-        let (wd, ws) = (w.data(), w.scales());
-        let ptr = SendPtr(out.as_mut_ptr());
-        run_tiles(m, n, kp, true, |t| {
-            let gr = Groups {
-                size,
-                count,
-                ws: ws[t.j0 * count..].as_ptr(),
-                xs: std::ptr::null(),
-                xsum: std::ptr::null(),
-            };
-            // SAFETY: as in `w2a8_grouped`, with f32 activations of row stride kp.
-            unsafe {
-                let o = ptr.get().add(t.i0 * n + t.j0);
-                (self.f32_group)(
-                    wd.as_ptr().add(t.j0 * rb),
-                    rb,
-                    t.j1 - t.j0,
-                    xp.as_ptr().add(t.i0 * kp),
-                    kp,
-                    t.i1 - t.i0,
-                    o,
-                    n,
-                    &gr,
-                );
-                add_bias(o, n, t.i1 - t.i0, t.j1 - t.j0, bias, t.j0);
-            }
-        });
+        run_grouped(self.f32_group, w, xp, m, kp, &[], &[], bias, out);
     }
+}
+
+/// Runs a group-scaled kernel over the output's tiles and adds the bias. `x` holds `m` rows
+/// of `kp` activations; for W2A8, `xs` the rows' scales and `xsum` their per-group sums
+/// (`m × count`); for f32 both are empty (the kernel does not read them).
+#[allow(clippy::too_many_arguments)]
+fn run_grouped<T: Sync>(
+    kernel: GroupFn<T>,
+    w: &PackedI2Ref<'_>,
+    x: &[T],
+    m: usize,
+    kp: usize,
+    xs: &[f32],
+    xsum: &[i32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let (n, rb) = (w.n(), w.row_bytes());
+    let (size, count) = (w.group_size().unwrap_or(1), w.groups());
+    let (wd, ws) = (w.data(), w.scales());
+    let ptr = SendPtr(out.as_mut_ptr());
+    run_tiles(m, n, kp, true, |t| {
+        let gr = Groups {
+            size,
+            count,
+            ws: ws[t.j0 * count..].as_ptr(),
+            // Never dereferenced when empty (f32), hence `wrapping_add`.
+            xs: xs.as_ptr().wrapping_add(t.i0),
+            xsum: xsum.as_ptr().wrapping_add(t.i0 * count),
+        };
+        // SAFETY: the kernel exists only for ISAs the host supports; w holds n rows of rb
+        // bytes and ws n rows of `count` scales (checked on construction), x m rows of
+        // kp = 4·rb values and, for W2A8, xs one scale and xsum `count` sums per row; the
+        // tile's output rows i0..i1, columns j0..j1 belong to this task alone.
+        unsafe {
+            let o = ptr.get().add(t.i0 * n + t.j0);
+            kernel(
+                wd.as_ptr().add(t.j0 * rb),
+                rb,
+                t.j1 - t.j0,
+                x.as_ptr().add(t.i0 * kp),
+                kp,
+                t.i1 - t.i0,
+                o,
+                n,
+                &gr,
+            );
+            add_bias(o, n, t.i1 - t.i0, t.j1 - t.j0, bias, t.j0);
+        }
+    });
 }
 
 /// [`Kernel::matmul_w2a8`] with the host's best kernel.

@@ -194,10 +194,11 @@ pub fn generate(
         let t = input.len();
         let ids: Vec<i32> = input.iter().map(|&id| id as i32).collect();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, t]), &device);
-        let logits = model.forward(ids, Some(&mut cache));
-        let vocab = model.config.vocab_size;
-        let last: Vec<f32> = logits
-            .slice([0..1, t - 1..t, 0..vocab])
+        // Only the last position's logits are needed: the LM head (vocab × hidden, the
+        // largest matrix of the model) runs on one row, not on every prompt token.
+        let hidden = model.hidden(ids, Some(&mut cache)).narrow(1, t - 1, 1);
+        let last: Vec<f32> = model
+            .logits(hidden)
             .into_data()
             .convert::<f32>()
             .try_into_vec()

@@ -140,12 +140,14 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// `x` `[b, t, hidden]` at positions `start..start + t`, reading and extending `cache`.
+    /// `x` `[b, t, hidden]` at positions `start..start + t`, reading and extending `cache`;
+    /// `mask` is [`causal_mask`] (needed when `t > 1`).
     pub fn forward(
         &self,
         x: Tensor<3>,
         rope: &Rope,
         start: usize,
+        mask: Option<&Tensor<4, Bool>>,
         cache: Option<&mut LayerCache>,
     ) -> Tensor<3> {
         let [b, t, _] = x.dims();
@@ -165,15 +167,16 @@ impl Attention {
         let q = q.reshape([b, kvh, rep * t, hd]);
         let scale = (hd as f64).powf(-0.5);
         let mut scores = q.matmul(k.swap_dims(2, 3)) * scale;
-        if t > 1 {
-            // Row i (query at position start + i) may see keys 0..=start + i.
-            let mask = Tensor::<2, Bool>::tril_mask([t, total], start as i64, &scores.device());
-            let mask = mask
-                .unsqueeze_dim::<3>(0)
-                .repeat_dim(0, rep)
-                .reshape([1, 1, rep * t, total])
-                .expand([b, kvh, rep * t, total]);
-            scores = scores.mask_fill(mask, f32::NEG_INFINITY);
+        if let Some(mask) = mask {
+            assert_eq!(
+                mask.dims(),
+                [1, 1, rep * t, total],
+                "Attention: causal mask for {t} queries over {total} keys ({rep} query heads per kv head)"
+            );
+            scores = scores.mask_fill(
+                mask.clone().expand([b, kvh, rep * t, total]),
+                f32::NEG_INFINITY,
+            );
         }
         let out = softmax(scores, 3).matmul(v);
         let out = out
@@ -220,20 +223,32 @@ pub struct DecoderLayer {
 }
 
 impl DecoderLayer {
-    /// `[b, t, hidden]` → `[b, t, hidden]`.
+    /// `[b, t, hidden]` → `[b, t, hidden]` (arguments as [`Attention::forward`]).
     pub fn forward(
         &self,
         x: Tensor<3>,
         rope: &Rope,
         start: usize,
+        mask: Option<&Tensor<4, Bool>>,
         cache: Option<&mut LayerCache>,
     ) -> Tensor<3> {
-        let h = x.clone()
-            + self
-                .self_attn
-                .forward(self.input_layernorm.forward(x), rope, start, cache);
+        let normed = self.input_layernorm.forward(x.clone());
+        let h = x + self.self_attn.forward(normed, rope, start, mask, cache);
         h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
     }
+}
+
+/// The causal mask of `t` queries at positions `start..start + t` over keys `0..start + t`
+/// (`true` = hidden), for the `rep` query heads that share a key/value head, stacked as
+/// [`Attention::forward`] groups them: `[1, 1, rep·t, start + t]`. Built once per forward
+/// and shared by every layer.
+pub fn causal_mask(t: usize, start: usize, rep: usize, device: &Device) -> Tensor<4, Bool> {
+    let total = start + t;
+    // Row i (query at position start + i) may see keys 0..=start + i.
+    Tensor::<2, Bool>::tril_mask([t, total], start as i64, device)
+        .unsqueeze_dim::<3>(0)
+        .repeat_dim(0, rep)
+        .reshape([1, 1, rep * t, total])
 }
 
 /// Keys and values of one layer for the positions seen so far: `[b, kv_heads, len, head_dim]`.
@@ -384,6 +399,9 @@ impl BitNet {
             self.config.max_position_embeddings
         );
         let mut x = burn::tensor::module::embedding(self.embed_tokens.val(), ids);
+        let rep = self.config.num_attention_heads / self.config.num_key_value_heads;
+        let mask = (t > 1).then(|| causal_mask(t, start, rep, &x.device()));
+        let mask = mask.as_ref();
         match cache {
             Some(cache) => {
                 assert_eq!(
@@ -394,13 +412,13 @@ impl BitNet {
                     self.layers.len()
                 );
                 for (layer, c) in self.layers.iter().zip(cache.layers.iter_mut()) {
-                    x = layer.forward(x, &self.rope, start, Some(c));
+                    x = layer.forward(x, &self.rope, start, mask, Some(c));
                 }
                 cache.len += t;
             }
             None => {
                 for layer in &self.layers {
-                    x = layer.forward(x, &self.rope, start, None);
+                    x = layer.forward(x, &self.rope, start, mask, None);
                 }
             }
         }

@@ -15,6 +15,7 @@
 
 use std::arch::x86_64::*;
 
+use super::group_ends;
 use crate::cpu::dispatch::Groups;
 use crate::cpu::tiling::drive_tiles;
 
@@ -495,6 +496,57 @@ unsafe fn f32_panels(
     }
 }
 
+/// Step `s` of block `b` of the direct f32 kernels ([`f32_direct`] and its group-scaled
+/// twin): column `c0 + 4d + t` (`c0 = 128b + 32s`) is byte `t` of dword `d` of `dv`, low
+/// bits; adds `w · x` over those 32 columns to `acc` in column order, then moves every dword
+/// of `dv` on by one code.
+///
+/// # Safety
+/// `x` has `MR` rows of stride `ldx` with columns `c0..c0 + 32` readable; the CPU supports
+/// avx2 and fma.
+#[inline(always)]
+unsafe fn f32_direct_step<const MR: usize, const G: usize>(
+    dv: &mut [[__m256i; 8]; G],
+    table: __m256,
+    x: *const f32,
+    ldx: usize,
+    c0: usize,
+    acc: &mut [[__m256; G]; MR],
+) {
+    // SAFETY: the contract's reads of x; everything else is in registers.
+    unsafe {
+        for d in 0..8 {
+            let mut idx = [[_mm256_setzero_si256(); 4]; G];
+            for (ig, dg) in idx.iter_mut().zip(dv.iter()) {
+                *ig = [
+                    dg[d],
+                    _mm256_srli_epi32::<8>(dg[d]),
+                    _mm256_srli_epi32::<16>(dg[d]),
+                    _mm256_srli_epi32::<24>(dg[d]),
+                ];
+            }
+            for t in 0..4 {
+                let c = c0 + 4 * d + t;
+                let mut xb = [_mm256_setzero_ps(); MR];
+                for (i, v) in xb.iter_mut().enumerate() {
+                    *v = _mm256_set1_ps(*x.add(i * ldx + c));
+                }
+                for (g, ig) in idx.iter().enumerate() {
+                    let wv = _mm256_permutevar8x32_ps(table, ig[t]);
+                    for (acc_i, &xi) in acc.iter_mut().zip(&xb) {
+                        acc_i[g] = _mm256_fmadd_ps(wv, xi, acc_i[g]);
+                    }
+                }
+            }
+        }
+        for dg in dv.iter_mut() {
+            for v in dg.iter_mut() {
+                *v = _mm256_srli_epi32::<2>(*v);
+            }
+        }
+    }
+}
+
 /// Exact f32 for a row or two: up to 32 columns decoded in registers, block by block, each
 /// output summed in column order.
 ///
@@ -525,35 +577,7 @@ unsafe fn f32_direct<const MR: usize, const G: usize>(
             // Column 32s + 4d + t is byte t of dword d, bits 2s..: columns in order walk s,
             // then d, then t; after each s every dword moves on by one code.
             for s in 0..4 {
-                for d in 0..8 {
-                    let mut idx = [[_mm256_setzero_si256(); 4]; G];
-                    for (ig, dg) in idx.iter_mut().zip(&dv) {
-                        *ig = [
-                            dg[d],
-                            _mm256_srli_epi32::<8>(dg[d]),
-                            _mm256_srli_epi32::<16>(dg[d]),
-                            _mm256_srli_epi32::<24>(dg[d]),
-                        ];
-                    }
-                    for t in 0..4 {
-                        let c = b * 128 + 32 * s + 4 * d + t;
-                        let mut xb = [_mm256_setzero_ps(); MR];
-                        for (i, v) in xb.iter_mut().enumerate() {
-                            *v = _mm256_set1_ps(*x.add(i * ldx + c));
-                        }
-                        for (g, ig) in idx.iter().enumerate() {
-                            let wv = _mm256_permutevar8x32_ps(table, ig[t]);
-                            for (acc_i, &xi) in acc.iter_mut().zip(&xb) {
-                                acc_i[g] = _mm256_fmadd_ps(wv, xi, acc_i[g]);
-                            }
-                        }
-                    }
-                }
-                for dg in dv.iter_mut() {
-                    for v in dg.iter_mut() {
-                        *v = _mm256_srli_epi32::<2>(*v);
-                    }
-                }
+                f32_direct_step(&mut dv, table, x, ldx, b * 128 + 32 * s, &mut acc);
             }
         }
         let last = last_lanes(cols);
@@ -1257,37 +1281,9 @@ unsafe fn f32_group_direct<const MR: usize, const G: usize>(
                 *v = load_group(w.add(g * LANES * rb), rb, (cols - g * LANES).min(LANES), b);
             }
             for s in 0..4 {
-                for d in 0..8 {
-                    let mut idx = [[_mm256_setzero_si256(); 4]; G];
-                    for (ig, dg) in idx.iter_mut().zip(&dv) {
-                        *ig = [
-                            dg[d],
-                            _mm256_srli_epi32::<8>(dg[d]),
-                            _mm256_srli_epi32::<16>(dg[d]),
-                            _mm256_srli_epi32::<24>(dg[d]),
-                        ];
-                    }
-                    for t in 0..4 {
-                        let c = b * 128 + 32 * s + 4 * d + t;
-                        let mut xb = [_mm256_setzero_ps(); MR];
-                        for (i, v) in xb.iter_mut().enumerate() {
-                            *v = _mm256_set1_ps(*x.add(i * ldx + c));
-                        }
-                        for (g, ig) in idx.iter().enumerate() {
-                            let wv = _mm256_permutevar8x32_ps(table, ig[t]);
-                            for (acc_i, &xi) in acc.iter_mut().zip(&xb) {
-                                acc_i[g] = _mm256_fmadd_ps(wv, xi, acc_i[g]);
-                            }
-                        }
-                    }
-                }
-                for dg in dv.iter_mut() {
-                    for v in dg.iter_mut() {
-                        *v = _mm256_srli_epi32::<2>(*v);
-                    }
-                }
+                f32_direct_step(&mut dv, table, x, ldx, b * 128 + 32 * s, &mut acc);
                 let end = b * 128 + 32 * (s + 1);
-                if end.is_multiple_of(seg.size) || end == kp {
+                if group_ends(end, seg.size, kp) {
                     let g = (end - 1) / seg.size;
                     if g < seg.count {
                         fold_f32::<MR, G>(&acc, seg, g, out, ldo, last);

@@ -28,6 +28,7 @@
 
 use std::arch::x86_64::*;
 
+use super::group_ends;
 use crate::cpu::dispatch::Groups;
 use crate::cpu::tiling::drive_tiles;
 
@@ -929,6 +930,57 @@ unsafe fn f32_panels(
     }
 }
 
+/// Step `s` of block `b` of the direct f32 kernels ([`f32_direct`] and its group-scaled
+/// twin): column `c0 + 4d + t` (`c0 = 128b + 32s`) is byte `t` of dword `d` of `dv`, low
+/// bits; adds `w · x` over those 32 columns to `acc` in column order, then moves every dword
+/// of `dv` on by one code.
+///
+/// # Safety
+/// `x` has `MR` rows of stride `ldx` with columns `c0..c0 + 32` readable; the CPU supports
+/// avx512f.
+#[inline(always)]
+unsafe fn f32_direct_step<const MR: usize, const G: usize>(
+    dv: &mut [[__m512i; 8]; G],
+    table: __m512,
+    x: *const f32,
+    ldx: usize,
+    c0: usize,
+    acc: &mut [[__m512; G]; MR],
+) {
+    // SAFETY: the contract's reads of x; everything else is in registers.
+    unsafe {
+        for d in 0..8 {
+            let mut idx = [[_mm512_setzero_si512(); 4]; G];
+            for (ig, dg) in idx.iter_mut().zip(dv.iter()) {
+                *ig = [
+                    dg[d],
+                    _mm512_srli_epi32::<8>(dg[d]),
+                    _mm512_srli_epi32::<16>(dg[d]),
+                    _mm512_srli_epi32::<24>(dg[d]),
+                ];
+            }
+            for t in 0..4 {
+                let c = c0 + 4 * d + t;
+                let mut xb = [_mm512_setzero_ps(); MR];
+                for (i, v) in xb.iter_mut().enumerate() {
+                    *v = _mm512_set1_ps(*x.add(i * ldx + c));
+                }
+                for (g, ig) in idx.iter().enumerate() {
+                    let wv = _mm512_permutexvar_ps(ig[t], table);
+                    for (acc_i, &xi) in acc.iter_mut().zip(&xb) {
+                        acc_i[g] = _mm512_fmadd_ps(wv, xi, acc_i[g]);
+                    }
+                }
+            }
+        }
+        for dg in dv.iter_mut() {
+            for v in dg.iter_mut() {
+                *v = _mm512_srli_epi32::<2>(*v);
+            }
+        }
+    }
+}
+
 /// Exact f32 for a few rows: up to 64 columns decoded in registers, block by block, each
 /// output summed in column order. `MR` rows × `G` groups of [`LANES`] columns.
 ///
@@ -961,35 +1013,7 @@ unsafe fn f32_direct<const MR: usize, const G: usize>(
             // Column 32s + 4d + t is byte t of dword d, bits 2s..: columns in order walk s,
             // then d, then t; after each s every dword moves on by one code.
             for s in 0..4 {
-                for d in 0..8 {
-                    let mut idx = [[_mm512_setzero_si512(); 4]; G];
-                    for (ig, dg) in idx.iter_mut().zip(&dv) {
-                        *ig = [
-                            dg[d],
-                            _mm512_srli_epi32::<8>(dg[d]),
-                            _mm512_srli_epi32::<16>(dg[d]),
-                            _mm512_srli_epi32::<24>(dg[d]),
-                        ];
-                    }
-                    for t in 0..4 {
-                        let c = b * 128 + 32 * s + 4 * d + t;
-                        let mut xb = [_mm512_setzero_ps(); MR];
-                        for (i, v) in xb.iter_mut().enumerate() {
-                            *v = _mm512_set1_ps(*x.add(i * ldx + c));
-                        }
-                        for (g, ig) in idx.iter().enumerate() {
-                            let wv = _mm512_permutexvar_ps(ig[t], table);
-                            for (acc_i, &xi) in acc.iter_mut().zip(&xb) {
-                                acc_i[g] = _mm512_fmadd_ps(wv, xi, acc_i[g]);
-                            }
-                        }
-                    }
-                }
-                for dg in dv.iter_mut() {
-                    for v in dg.iter_mut() {
-                        *v = _mm512_srli_epi32::<2>(*v);
-                    }
-                }
+                f32_direct_step(&mut dv, table, x, ldx, b * 128 + 32 * s, &mut acc);
             }
         }
         for (i, acc_i) in acc.iter().enumerate() {
@@ -1600,13 +1624,6 @@ const W2A8_GROUP_DIRECT_MAX_M: usize = 4;
 /// registers stay resident).
 const W2A8_GROUP_DIRECT_GROUPS: usize = 2;
 
-/// Whether the scale group being summed ends at column `end` of a row of `kp` columns: at
-/// every multiple of the group size, and at the end of the (ragged) last group.
-#[inline(always)]
-fn group_ends(end: usize, size: usize, kp: usize) -> bool {
-    end.is_multiple_of(size) || end == kp
-}
-
 /// Group-scaled W2A8 for a few rows: up to 32 columns decoded in registers block by block
 /// (the transposed dwords of [`f32_direct`]), `vpdpbusd` against broadcast dwords of four
 /// activations, each group's sums scaled and folded into `out` where the group ends.
@@ -1702,35 +1719,7 @@ unsafe fn f32_group_direct<const MR: usize, const G: usize>(
                 *dg = load_group(w.add(v * LANES * rb), rb, (cols - v * LANES).min(LANES), b);
             }
             for s in 0..4 {
-                for d in 0..8 {
-                    let mut idx = [[_mm512_setzero_si512(); 4]; G];
-                    for (ig, dg) in idx.iter_mut().zip(&dv) {
-                        *ig = [
-                            dg[d],
-                            _mm512_srli_epi32::<8>(dg[d]),
-                            _mm512_srli_epi32::<16>(dg[d]),
-                            _mm512_srli_epi32::<24>(dg[d]),
-                        ];
-                    }
-                    for t in 0..4 {
-                        let c = b * 128 + 32 * s + 4 * d + t;
-                        let mut xb = [_mm512_setzero_ps(); MR];
-                        for (i, v) in xb.iter_mut().enumerate() {
-                            *v = _mm512_set1_ps(*x.add(i * ldx + c));
-                        }
-                        for (v, ig) in idx.iter().enumerate() {
-                            let wv = _mm512_permutexvar_ps(ig[t], table);
-                            for (acc_i, &xi) in acc.iter_mut().zip(&xb) {
-                                acc_i[v] = _mm512_fmadd_ps(wv, xi, acc_i[v]);
-                            }
-                        }
-                    }
-                }
-                for dg in dv.iter_mut() {
-                    for r in dg.iter_mut() {
-                        *r = _mm512_srli_epi32::<2>(*r);
-                    }
-                }
+                f32_direct_step(&mut dv, table, x, ldx, b * 128 + 32 * s, &mut acc);
                 let end = b * 128 + 32 * (s + 1);
                 if group_ends(end, seg.size, kp) {
                     let g = (end - 1) / seg.size;

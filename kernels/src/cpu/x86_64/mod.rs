@@ -3,3 +3,10 @@
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
+
+/// Whether the scale group being summed ends at column `end` of a row of `kp` columns: at
+/// every multiple of the group size, and at the end of the (ragged) last group.
+#[inline(always)]
+fn group_ends(end: usize, size: usize, kp: usize) -> bool {
+    end.is_multiple_of(size) || end == kp
+}
