@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use burn::tensor::{Device, DeviceKind};
 use burn_ternary::quant::ActivationQuant;
 use burn_ternary_bitnet::generate::generate;
 use burn_ternary_bitnet::{LoadOptions, Sampler, SamplingConfig, Tokenizer, load};
@@ -48,7 +47,7 @@ struct Args {
     /// Keep generating after an end-of-sequence token.
     #[arg(long)]
     ignore_eos: bool,
-    /// Device: flex (the CPU kernels) or wgpu (the CubeCL kernels).
+    /// Device: flex (the CPU kernels), wgpu (the CubeCL kernels) or vulkan.
     #[arg(long, default_value = "flex")]
     device: String,
     /// Exact f32 activations instead of BitNet's per-token int8 (W2A8).
@@ -74,11 +73,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if !(args.top_p > 0.0 && args.top_p <= 1.0) {
         return Err(format!("--top-p {} must be in (0, 1]", args.top_p).into());
     }
-    let device = match args.device.as_str() {
-        "flex" | "cpu" => Device::flex(),
-        "wgpu" => Device::wgpu(DeviceKind::DefaultDevice),
-        other => return Err(format!("--device {other:?}: expected flex or wgpu").into()),
-    };
+    let device = training::run::parse_device(&args.device)?;
     let started = Instant::now();
     let activation = if args.f32_activations {
         ActivationQuant::None

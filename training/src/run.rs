@@ -213,17 +213,7 @@ impl Args {
     }
 
     fn device(&self) -> Result<Device, String> {
-        match self.device.as_str() {
-            "flex" | "cpu" => Ok(Device::flex()),
-            "wgpu" => Ok(Device::wgpu(DeviceKind::DefaultDevice)),
-            #[cfg(feature = "vulkan")]
-            "vulkan" => Ok(Device::vulkan(DeviceKind::DefaultDevice)),
-            #[cfg(not(feature = "vulkan"))]
-            "vulkan" => {
-                Err("built without the `vulkan` feature (cargo run --features vulkan)".into())
-            }
-            other => Err(format!("unknown device {other:?} (flex, wgpu, vulkan)")),
-        }
+        parse_device(&self.device)
     }
 
     fn settings<T: Task>(&self) -> Settings {
@@ -420,6 +410,21 @@ fn epoch_seconds(
             Some(next?.duration_since(begin).ok()?.as_secs_f64())
         })
         .collect()
+}
+
+/// The device a `--device` flag names: `flex` (or `cpu`: the CPU kernels), `wgpu` (the
+/// CubeCL kernels through wgpu), `vulkan` (with the `vulkan` feature). The error lists the
+/// accepted names.
+pub fn parse_device(name: &str) -> Result<Device, String> {
+    match name {
+        "flex" | "cpu" => Ok(Device::flex()),
+        "wgpu" => Ok(Device::wgpu(DeviceKind::DefaultDevice)),
+        #[cfg(feature = "vulkan")]
+        "vulkan" => Ok(Device::vulkan(DeviceKind::DefaultDevice)),
+        #[cfg(not(feature = "vulkan"))]
+        "vulkan" => Err("built without the `vulkan` feature (cargo run --features vulkan)".into()),
+        other => Err(format!("unknown device {other:?} (flex, wgpu, vulkan)")),
+    }
 }
 
 /// Runs training (or `--eval`) of task `T` as the arguments say.
