@@ -4,9 +4,10 @@
 //! the ONNX import stack (burn-onnx, onnx-ir, protobuf and a second, host-side Burn) for the
 //! build script: that stack alone is ~180 compilation units, ~16 minutes on 2 cores.
 //!
-//! `cargo test --workspace --release --no-run --features onnx-cnn/regenerate` runs the generator and
-//! rewrites `generated/`; CI runs it and fails when `git diff` then shows a change, so the
-//! committed code is always the generator's output for the current overrides.
+//! `scripts/check-onnx-generated.sh` runs the generator (`--features onnx-cnn/regenerate`),
+//! rewrites `generated/` and the fingerprint of its inputs (`generated/INPUTS`); the test
+//! `generated_code_is_current` fails whenever those inputs (the ONNX fixtures,
+//! burn-ternary-onnx's sources, the burn-onnx version) no longer match the fingerprint.
 //!
 //! * `model/cnn.rs`: `conv2d2` and `linear1` become ternary layers; `conv2d1` (the first
 //!   convolution, with the batch norm PyTorch folded into it on export) stays a stock

@@ -176,3 +176,43 @@ fn other_settings_agree_between_training_state_and_frozen() {
         "TWN per-tensor W2A8 frozen vs training state",
     );
 }
+
+/// The committed models were generated from the current inputs: the ONNX fixtures,
+/// burn-ternary-onnx's sources and the burn-onnx version (`generated/INPUTS`, written by
+/// `scripts/check-onnx-generated.sh`, which regenerates the models). When this fails, run
+/// that script and commit what it writes.
+#[test]
+fn generated_code_is_current() {
+    use md5::{Digest, Md5};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = vec![
+        "fixtures/cnn.onnx".to_string(),
+        "fixtures/seq.onnx".to_string(),
+    ];
+    let mut sources: Vec<String> = std::fs::read_dir(root.join("onnx/src"))
+        .unwrap()
+        .map(|e| format!("onnx/src/{}", e.unwrap().file_name().to_string_lossy()))
+        .filter(|f| f.ends_with(".rs"))
+        .collect();
+    sources.sort();
+    files.extend(sources);
+    let mut expected = String::new();
+    for f in &files {
+        let digest = Md5::digest(std::fs::read(root.join(f)).unwrap());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        expected.push_str(&format!("{hex}  {f}\n"));
+    }
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap();
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains("name = \"burn-onnx\"\n"))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
+        .map(|v| v.trim_end_matches('"').to_string())
+        .expect("burn-onnx in Cargo.lock");
+    expected.push_str(&format!("burn-onnx {version}\n"));
+    let recorded = std::fs::read_to_string(generated("INPUTS")).unwrap();
+    assert_eq!(
+        recorded, expected,
+        "onnx-cnn/generated/ was made from other inputs: run scripts/check-onnx-generated.sh and commit its output"
+    );
+}
