@@ -1,13 +1,16 @@
 //! `cargo run --release --example infer_bench`
 //!
-//! Whole-model inference on the CPU (Flex): the f32 model (stock Burn layers), the packed
-//! ternary model with exact f32 activations, and the packed model with int8 activations
-//! (W2A8, one scale per image), for the MNIST CNN, ResNet-20 and an MLP 784-1024-1024-10, at
-//! batch 1 and batch 128. The three variants of a model are timed **interleaved** (the order
-//! rotates every round), each figure is the median over rounds, and the ratios are against
-//! the f32 model of the same run. Weights are random (speed does not depend on them); the
-//! ternary models are the examples' architectures (hidden layers ternary, first conv and
-//! classifier f32, TWN per channel), frozen with `burn_ternary::nn::freeze`.
+//! Whole-model inference on the CPU (Flex): the f32 model (stock Burn layers), the same f32
+//! model in fused inference form, the packed ternary model with exact f32 activations, and
+//! the packed model with int8 activations (W2A8, one scale per image), for the MNIST CNN,
+//! ResNet-20 and an MLP 784-1024-1024-10, at batch 1 and batch 128. The variants of a model
+//! are timed **interleaved** (the order rotates every round), each figure is the median over
+//! rounds, and the ratios are against the stock f32 model of the same run. Weights are
+//! random (speed does not depend on them); the ternary models are the examples'
+//! architectures (hidden layers ternary, first conv and classifier f32, TWN per channel),
+//! frozen with `burn_ternary::nn::freeze` and put in inference form with
+//! `Classifier::fuse` (batch norms folded into the convs, ReLU and max pooling fused; skip
+//! that with `--no-fuse`).
 //!
 //! Peak memory: a counting global allocator records the bytes the model holds once it has run
 //! (its weights after packing, and buffers kept between calls) plus the highest transient
@@ -99,6 +102,14 @@ struct Args {
     /// One JSON object per line instead of the table.
     #[arg(long)]
     json: bool,
+    /// Only these variants (f32, f32-fused, exact, w2a8; default all), e.g. to profile one.
+    /// Ratios need the f32 baseline in the run.
+    #[arg(long, value_parser = ["f32", "f32-fused", "exact", "w2a8"])]
+    variant: Vec<String>,
+    /// Run the packed models as frozen, without folding batch norms into the packed convs
+    /// and fusing ReLU / max pooling into them (`Classifier::fuse`).
+    #[arg(long)]
+    no_fuse: bool,
 }
 
 /// 784 → 1024 → 1024 → 10 with ReLU; the hidden layers ternary unless full precision.
@@ -129,7 +140,12 @@ impl Classifier for Mlp {
     }
 }
 
-const VARIANTS: [&str; 3] = ["f32", "packed exact-f32", "packed W2A8"];
+/// The variants, in column order: the f32 model with stock Burn layers (the baseline), the
+/// same f32 model in the fused inference form the packed models get (`Classifier::fuse`:
+/// batch norms folded, ReLU / max pooling as one op; shows what fusion alone buys), and the
+/// packed models.
+const VARIANTS: [&str; N] = ["f32", "f32 fused", "packed exact-f32", "packed W2A8"];
+const N: usize = 4;
 
 /// A model as the benchmark runs it.
 type Forward = Box<dyn Fn(Tensor<4>) -> Tensor<2>>;
@@ -137,22 +153,29 @@ type Forward = Box<dyn Fn(Tensor<4>) -> Tensor<2>>;
 /// Builds variant `v` of `model` and runs it once on `x` (Burn initialises parameters
 /// lazily, on first use), returning the forward closure and the bytes it then holds: its
 /// weights and any buffers kept for later calls.
-fn build(model: &str, v: usize, x: &Tensor<4>, device: &Device) -> (Forward, usize) {
+fn build(model: &str, v: usize, x: &Tensor<4>, fuse: bool, device: &Device) -> (Forward, usize) {
     let before = LIVE.load(Ordering::Relaxed);
     let (precision, activation) = match v {
-        0 => (Precision::Full, ActivationQuant::None),
-        1 => (Precision::Ternary, ActivationQuant::None),
+        0 | 1 => (Precision::Full, ActivationQuant::None),
+        2 => (Precision::Ternary, ActivationQuant::None),
         _ => (Precision::Ternary, ActivationQuant::Int8PerImage),
     };
-    fn boxed<M: Classifier + Module + 'static>(m: M, pack: bool) -> Forward {
+    fn boxed<M: Classifier + Module + 'static>(m: M, pack: bool, fuse: bool) -> Forward {
         let m = if pack { freeze(m).expect("freeze") } else { m };
+        let m = if fuse { m.fuse().expect("fuse") } else { m };
         Box::new(move |x| m.forward(x))
     }
-    let pack = v > 0;
+    let pack = v >= 2;
+    // The baseline is never fused; "f32 fused" always is; the packed ones unless --no-fuse.
+    let fuse = v == 1 || (pack && fuse);
     let f = match model {
-        "mnist" => boxed(MnistNet::new(precision, activation, device), pack),
-        "resnet20" => boxed(ResNet20::new(precision, 1, 10, activation, device), pack),
-        "mlp" => boxed(Mlp::new(precision, activation, device), pack),
+        "mnist" => boxed(MnistNet::new(precision, activation, device), pack, fuse),
+        "resnet20" => boxed(
+            ResNet20::new(precision, 1, 10, activation, device),
+            pack,
+            fuse,
+        ),
+        "mlp" => boxed(Mlp::new(precision, activation, device), pack, fuse),
         other => panic!("unknown model {other:?} (mnist, resnet20, mlp)"),
     };
     let _ = f(x.clone()).into_data();
@@ -184,17 +207,31 @@ struct Row {
 fn run(model: &str, batch: usize, args: &Args, device: &Device) -> Vec<Row> {
     let shape = input_shape(model, batch);
     let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), device);
+    let names = ["f32", "f32-fused", "exact", "w2a8"];
+    let selected: Vec<usize> = (0..N)
+        .filter(|&v| args.variant.is_empty() || args.variant.iter().any(|a| a == names[v]))
+        .collect();
     // Build and run each variant once and drop it, so state created lazily on first use and
     // shared by later models (thread pools, thread-local scratch) is not charged to whichever
     // variant happens to be built first.
-    for v in 0..3 {
-        drop(build(model, v, &x, device));
+    for &v in &selected {
+        drop(build(model, v, &x, !args.no_fuse, device));
     }
-    let variants: Vec<(Forward, usize)> = (0..3).map(|v| build(model, v, &x, device)).collect();
+    let variants: Vec<Option<(Forward, usize)>> = (0..N)
+        .map(|v| {
+            selected
+                .contains(&v)
+                .then(|| build(model, v, &x, !args.no_fuse, device))
+        })
+        .collect();
     // Warm up; measure each forward's transient peak on the way.
-    let mut peaks = [0usize; 3];
-    let mut iters = [1usize; 3];
-    for (v, (f, _)) in variants.iter().enumerate() {
+    let mut peaks = [0usize; N];
+    let mut iters = [1usize; N];
+    for (v, (f, _)) in variants
+        .iter()
+        .enumerate()
+        .filter_map(|(v, f)| Some((v, f.as_ref()?)))
+    {
         let _ = f(x.clone()).into_data();
         let base = LIVE.load(Ordering::Relaxed);
         PEAK.store(base, Ordering::Relaxed);
@@ -205,11 +242,11 @@ fn run(model: &str, batch: usize, args: &Args, device: &Device) -> Vec<Row> {
         peaks[v] = PEAK.load(Ordering::Relaxed).saturating_sub(base);
         iters[v] = ((args.min_seconds / dt.max(1e-6)).ceil() as usize).clamp(1, 10_000);
     }
-    let mut times: [Vec<f64>; 3] = Default::default();
+    let mut times: [Vec<f64>; N] = Default::default();
     for round in 0..args.rounds {
-        for i in 0..3 {
-            let v = (round + i) % 3;
-            let f = &variants[v].0;
+        for i in 0..selected.len() {
+            let v = selected[(round + i) % selected.len()];
+            let f = &variants[v].as_ref().expect("selected").0;
             let clock = Instant::now();
             for _ in 0..iters[v] {
                 // `into_data` waits for the result: nothing is left pending.
@@ -218,16 +255,29 @@ fn run(model: &str, batch: usize, args: &Args, device: &Device) -> Vec<Row> {
             times[v].push(clock.elapsed().as_secs_f64() / iters[v] as f64);
         }
     }
-    let per_s: Vec<f64> = times.iter_mut().map(|t| batch as f64 / median(t)).collect();
-    (0..3)
-        .map(|v| Row {
-            model: model.to_string(),
-            batch,
-            variant: VARIANTS[v],
-            images_per_s: per_s[v],
-            ratio: per_s[v] / per_s[0],
-            model_bytes: variants[v].1,
-            peak_bytes: variants[v].1 + peaks[v],
+    let per_s: Vec<f64> = times
+        .iter_mut()
+        .map(|t| {
+            if t.is_empty() {
+                f64::NAN
+            } else {
+                batch as f64 / median(t)
+            }
+        })
+        .collect();
+    selected
+        .iter()
+        .map(|&v| {
+            let held = variants[v].as_ref().map_or(0, |(_, bytes)| *bytes);
+            Row {
+                model: model.to_string(),
+                batch,
+                variant: VARIANTS[v],
+                images_per_s: per_s[v],
+                ratio: per_s[v] / per_s[0],
+                model_bytes: held,
+                peak_bytes: held + peaks[v],
+            }
         })
         .collect()
 }
@@ -265,14 +315,20 @@ fn main() {
     for model in &models {
         for &batch in &batches {
             for r in run(model, batch, &args, &device) {
+                // Without the f32 baseline in the run (--variant) there is no ratio.
+                let ratio = if r.ratio.is_finite() {
+                    format!("{:.3}", r.ratio)
+                } else {
+                    "null".into()
+                };
                 if args.json {
                     println!(
-                        "{{\"model\":\"{}\",\"batch\":{},\"variant\":\"{}\",\"images_per_s\":{:.2},\"ratio_vs_f32\":{:.3},\"model_bytes\":{},\"peak_bytes\":{}}}",
+                        "{{\"model\":\"{}\",\"batch\":{},\"variant\":\"{}\",\"images_per_s\":{:.2},\"ratio_vs_f32\":{},\"model_bytes\":{},\"peak_bytes\":{}}}",
                         r.model,
                         r.batch,
                         r.variant,
                         r.images_per_s,
-                        r.ratio,
+                        ratio,
                         r.model_bytes,
                         r.peak_bytes
                     );

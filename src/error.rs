@@ -15,4 +15,12 @@ pub enum TernaryError {
         #[source]
         source: ternary_kernels::KernelError,
     },
+    /// Batch norm could not be folded into a packed layer.
+    #[error("cannot fold batch norm into {layer}: {reason}")]
+    Fold {
+        /// Which layer.
+        layer: String,
+        /// Why, with the offending values.
+        reason: String,
+    },
 }

@@ -86,6 +86,157 @@ impl TernaryConvOptions {
     }
 }
 
+/// The max pooling stage of a [`ConvEpilogue`]: PyTorch's `MaxPool2d` with `ceil_mode =
+/// false` and symmetric padding (padding pixels are never the maximum; NaN propagates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MaxPoolOptions {
+    /// Window height and width.
+    pub kernel_size: [usize; 2],
+    /// Stride.
+    pub stride: [usize; 2],
+    /// Padding on each side, at most half the window.
+    pub padding: [usize; 2],
+    /// Dilation.
+    pub dilation: [usize; 2],
+}
+
+impl MaxPoolOptions {
+    /// The pooling of a Burn [`MaxPool2d`](burn::nn::pool::MaxPool2d) layer, when the fused
+    /// epilogue can run it: `ceil_mode` off and `Valid` or symmetric `Explicit` padding of at
+    /// most half the window. `None` otherwise (run the layer itself then).
+    pub fn from_layer(pool: &burn::nn::pool::MaxPool2d) -> Option<Self> {
+        use burn::nn::PaddingConfig2d;
+        let padding = match pool.padding {
+            PaddingConfig2d::Valid => [0, 0],
+            PaddingConfig2d::Explicit(top, left, bottom, right)
+                if top == bottom && left == right =>
+            {
+                [top, left]
+            }
+            _ => return None,
+        };
+        let fits = (0..2).all(|i| padding[i] <= pool.kernel_size[i] / 2);
+        (!pool.ceil_mode && fits).then_some(Self {
+            kernel_size: pool.kernel_size,
+            stride: pool.stride,
+            padding,
+            dilation: pool.dilation,
+        })
+    }
+
+    /// Output height and width for an `h × w` input (`ceil_mode = false`).
+    ///
+    /// # Panics
+    /// When a size is zero, the padding exceeds half the window, or the dilated window is
+    /// larger than the padded input (the values are in the message).
+    pub fn output_size(&self, h: usize, w: usize) -> (usize, usize) {
+        let p = ternary_kernels::cpu::MaxPool2dParams {
+            kernel: self.kernel_size,
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+        };
+        p.out_hw([h, w])
+            .unwrap_or_else(|e| panic!("ternary_conv2d_fused: {e}"))
+    }
+}
+
+/// What a fused packed convolution applies to its output after the scale and bias, in this
+/// order: ReLU (`max(y, 0)`, NaN kept, as Burn's `relu`), then max pooling. The default is
+/// nothing (the plain convolution).
+///
+/// Fusing saves the passes over the feature map that separate Burn ops would make; with
+/// batch norm folded into the filters' scales and bias
+/// ([`TernaryConv2d::fold_batch_norm`](crate::nn::TernaryConv2d::fold_batch_norm)),
+/// `conv → BN → ReLU → max pool` becomes one op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ConvEpilogue {
+    /// Apply ReLU.
+    pub relu: bool,
+    /// Then max-pool.
+    pub max_pool: Option<MaxPoolOptions>,
+}
+
+impl ConvEpilogue {
+    /// True when the epilogue does nothing.
+    pub fn is_identity(&self) -> bool {
+        !self.relu && self.max_pool.is_none()
+    }
+
+    /// Applies the epilogue to `y` `[batch, channels, h, w]` through the backend
+    /// extension's `conv_epilogue` op: the kernel crate's max pooling on Flex, the backend's
+    /// own `relu` and `max_pool2d` elsewhere and under Autodiff (so gradients flow as through
+    /// those ops). Same values as [`burn::tensor::activation::relu`] followed by
+    /// [`burn::tensor::module::max_pool2d`].
+    ///
+    /// # Panics
+    /// When the pooling window does not fit `h × w`.
+    pub fn apply(&self, y: Tensor<4>) -> Tensor<4> {
+        if self.is_identity() {
+            return y;
+        }
+        if let Some(p) = self.max_pool {
+            let [_, _, h, w] = y.dims();
+            p.output_size(h, w);
+        }
+        Tensor::<4>::from_dispatch(<Dispatch as TernaryBackend>::conv_epilogue(
+            y.into_dispatch(),
+            *self,
+        ))
+    }
+}
+
+/// [`ternary_conv2d`] with the bias and a [`ConvEpilogue`] (ReLU, max pooling) computed in
+/// the same op: on Flex the bias and ReLU run in the kernel's output loop and the pooling on
+/// the cache-warm result; elsewhere the backend's conv followed by its own ops.
+///
+/// # Shapes
+/// - x: `[batch, c_in, h, w]` → `[batch, c_out, h', w']`, where `h', w'` are the conv's output
+///   size, pooled when the epilogue pools
+///
+/// # Panics
+/// As [`ternary_conv2d`], and when the pooling window does not fit the conv's output.
+pub fn ternary_conv2d_fused(
+    x: Tensor<4>,
+    packed: Tensor<2, Int>,
+    scales: Tensor<1>,
+    bias: Option<Tensor<1>>,
+    options: TernaryConvOptions,
+    epilogue: ConvEpilogue,
+    int8_activations: bool,
+) -> Tensor<4> {
+    let [_, c_in, h, w] = x.dims();
+    let c_out = packed.dims()[0];
+    let g = options.groups;
+    assert!(
+        g > 0 && c_in.is_multiple_of(g) && c_out.is_multiple_of(g),
+        "ternary_conv2d_fused: groups {g} must divide c_in {c_in} and c_out {c_out}"
+    );
+    let (oh, ow) = options.output_size(h, w);
+    if let Some(p) = epilogue.max_pool {
+        p.output_size(oh, ow);
+    }
+    if let Some(b) = &bias {
+        assert_eq!(
+            b.dims(),
+            [c_out],
+            "ternary_conv2d_fused: bias {:?} must have c_out = {c_out} values",
+            b.dims()
+        );
+    }
+    // An absent bias is +0.0 per channel, what the kernels add without one.
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([c_out], &x.device()));
+    Tensor::<4>::from_dispatch(<Dispatch as TernaryBackend>::ternary_conv2d_fused(
+        x.into_dispatch(),
+        packed.into_dispatch(),
+        scales.into_dispatch(),
+        bias.into_dispatch(),
+        options,
+        epilogue,
+        int8_activations,
+    ))
+}
+
 /// 2-D convolution with packed ternary filters through the backend extension's native conv
 /// op (on Flex: the kernel crate's implicit-im2col convolution; elsewhere the dequantized
 /// reference), plus the bias. `int8_activations` is W2A8 with one int8 scale per image.

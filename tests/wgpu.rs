@@ -6,6 +6,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, DeviceKind, Distribution, Tensor, Tolerance};
 use burn_ternary::nn::{TernaryConv2dConfig, TernaryLinear, TernaryLinearConfig, freeze};
+use burn_ternary::ops::{ConvEpilogue, MaxPoolOptions};
 use burn_ternary::quant::{ActivationQuant, Granularity};
 
 fn gpu() -> Device {
@@ -87,13 +88,29 @@ fn packed_conv2d_on_wgpu_equals_flex_in_both_modes() {
                 .init(&cpu);
             let packed = layer.freeze().unwrap();
             let x = Tensor::<4>::random([2, ci, 7, 6], Distribution::Normal(0.0, 1.0), &cpu);
-            let on_cpu = packed.forward(x.clone());
-            let on_gpu = packed.to_device(&gpu()).forward(x.to_device(&gpu()));
-            on_gpu.to_device(&cpu).into_data().assert_approx_eq::<f32>(
-                &on_cpu.into_data(),
-                // W2A8 may round an exact activation tie differently: one int8 step.
-                Tolerance::rel_abs(1e-4, 2e-3),
-            );
+            // Plain, and with the fused epilogue (the conv op, then wgpu's own relu and
+            // max_pool2d; on Flex all in one op).
+            let fused = ConvEpilogue {
+                relu: true,
+                max_pool: Some(MaxPoolOptions {
+                    kernel_size: [2, 2],
+                    stride: [2, 2],
+                    padding: [0, 0],
+                    dilation: [1, 1],
+                }),
+            };
+            for epilogue in [ConvEpilogue::default(), fused] {
+                let packed = packed.clone().with_epilogue(epilogue);
+                let on_cpu = packed.forward(x.clone());
+                let on_gpu = packed
+                    .to_device(&gpu())
+                    .forward(x.clone().to_device(&gpu()));
+                on_gpu.to_device(&cpu).into_data().assert_approx_eq::<f32>(
+                    &on_cpu.into_data(),
+                    // W2A8 may round an exact activation tie differently: one int8 step.
+                    Tolerance::rel_abs(1e-4, 2e-3),
+                );
+            }
         }
     }
 }
@@ -106,8 +123,19 @@ fn packed_conv2d_on_wgpu_keeps_an_f16_input_f16() {
         .with_padding([1, 1])
         .with_granularity(Granularity::PerChannel)
         .with_activation(ActivationQuant::Int8PerImage)
+        .with_bias(true)
         .init(&cpu);
-    let packed = layer.freeze().unwrap();
+    // With the fused epilogue: the f32 bias is cast to f16 before it is added.
+    let epilogue = ConvEpilogue {
+        relu: true,
+        max_pool: Some(MaxPoolOptions {
+            kernel_size: [3, 3],
+            stride: [2, 2],
+            padding: [1, 1],
+            dilation: [1, 1],
+        }),
+    };
+    let packed = layer.freeze().unwrap().with_epilogue(epilogue);
     let x = Tensor::<4>::random([2, 8, 6, 6], Distribution::Normal(0.0, 1.0), &cpu);
     let want = packed.forward(x.clone()).into_data();
     let got = packed

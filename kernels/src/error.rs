@@ -152,6 +152,22 @@ pub enum KernelError {
         /// `size + 2 · padding`.
         padded: usize,
     },
+    /// A max-pooling window that cannot be applied to its input.
+    #[error(
+        "max_pool2d: {what} (kernel {kernel:?}, stride {stride:?}, padding {padding:?}, input {input:?})"
+    )]
+    Pool {
+        /// What is wrong.
+        what: &'static str,
+        /// Window `[kh, kw]`.
+        kernel: [usize; 2],
+        /// Stride.
+        stride: [usize; 2],
+        /// Padding.
+        padding: [usize; 2],
+        /// Input plane `[h, w]`.
+        input: [usize; 2],
+    },
     /// A packed code is not a valid trit (2-bit code 3, or a base-3 byte above 242).
     #[error("invalid trit code {code} at byte offset {offset}")]
     BadCode {

@@ -185,6 +185,26 @@ fn check_every_isa(c: &Case) -> Result<(), TestCaseError> {
             prop_assert_eq!(bits(&yf), bits(&expect_f32), "scalar f32 {:?}", p);
         }
 
+        // The fused ReLU is the unfused output through Burn's `relu` rule (NaN kept,
+        // −0.0 → +0.0), bit for bit, on every path (GEMM, direct, group scales).
+        let relu = |v: &[f32]| -> Vec<u32> {
+            v.iter()
+                .map(|&v| if v.is_nan() || v > 0.0 { v } else { 0.0 })
+                .map(f32::to_bits)
+                .collect()
+        };
+        let pr = p.with_relu(true);
+        let mut fused = vec![f32::NAN; n_out];
+        kernel.conv2d_w2a8(&q, &pr, &c.w, bias, &mut fused).unwrap();
+        prop_assert_eq!(bits(&fused), relu(&y8), "{:?} w2a8+relu {:?}", isa, p);
+        kernel
+            .conv2d_f32(&c.x, &pr, &c.w, bias, &mut fused)
+            .unwrap();
+        prop_assert_eq!(bits(&fused), relu(&yf), "{:?} f32+relu {:?}", isa, p);
+        let mut sums = vec![i32::MIN; n_out];
+        kernel.conv2d_w2a8_i32(&q, &pr, &c.w, &mut sums).unwrap();
+        prop_assert_eq!(&sums, &expect_i32, "{:?} i32 ignores relu {:?}", isa, p);
+
         // W2A8 against exact: |Δy| ≤ (s_b / 2) · Σ|w|·w_scale, plus f32 rounding.
         for (i, (r, &v)) in exact.iter().zip(&y8).enumerate() {
             let b = i / (n_out / p.batch);
@@ -695,6 +715,7 @@ fn arb_params() -> impl Strategy<Value = Conv2dParams> {
                 padding: [ph, pw],
                 dilation: [dh, dw],
                 groups,
+                relu: false,
             },
         )
         .prop_filter("the kernel must fit the padded input", |p| {

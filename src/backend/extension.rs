@@ -8,7 +8,7 @@ use burn::backend::{Backend, backend_extension};
 use burn::tensor::Shape;
 
 use super::reference;
-use crate::ops::TernaryConvOptions;
+use crate::ops::{ConvEpilogue, TernaryConvOptions};
 
 /// Ternary ops on packed weights.
 ///
@@ -47,6 +47,41 @@ pub trait TernaryBackend: Backend {
         reference::conv2d::<Self>(x, packed, scales, options, int8_activations)
     }
 
+    /// [`ternary_conv2d`](TernaryBackend::ternary_conv2d) plus the per-channel `bias`
+    /// (`[c_out]`) and the [`ConvEpilogue`] (ReLU, then max pooling) in one op. The default
+    /// body is the backend's `ternary_conv2d` followed by its own add, `relu` and
+    /// `max_pool2d`, which is also how Autodiff differentiates it; Flex runs the bias and
+    /// ReLU in the kernel's output loop and pools the cache-warm result.
+    #[fusion(dtype = x, shape = fused_conv2d_shape(x, packed, options, epilogue))]
+    fn ternary_conv2d_fused(
+        x: FloatTensor<Self>,
+        packed: IntTensor<Self>,
+        scales: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: TernaryConvOptions,
+        epilogue: ConvEpilogue,
+        int8_activations: bool,
+    ) -> FloatTensor<Self> {
+        reference::conv2d_fused::<Self>(
+            x,
+            packed,
+            scales,
+            bias,
+            options,
+            epilogue,
+            int8_activations,
+        )
+    }
+
+    /// A [`ConvEpilogue`] (ReLU, then max pooling) on its own, for the layers before or
+    /// between packed convs that stay full precision. The default body is the backend's
+    /// `relu` and `max_pool2d` (how Autodiff differentiates it); Flex pools with the kernel
+    /// crate's max pooling and applies the ReLU to the pooled map (the two commute).
+    #[fusion(dtype = x, shape = epilogue_shape(x, epilogue))]
+    fn conv_epilogue(x: FloatTensor<Self>, epilogue: ConvEpilogue) -> FloatTensor<Self> {
+        reference::epilogue::<Self>(x, epilogue)
+    }
+
     /// The dequantized `[n, k]` f32 weights (`w · scale`).
     #[fusion(dtype = scales, shape = dequantize_shape(packed, k))]
     fn ternary_dequantize(
@@ -68,6 +103,30 @@ fn linear_shape(x: &Shape, packed: &Shape) -> Shape {
 fn conv2d_shape(x: &Shape, packed: &Shape, options: &TernaryConvOptions) -> Shape {
     let (h, w) = options.output_size(x[2], x[3]);
     Shape::new([x[0], packed[0], h, w])
+}
+
+#[cfg_attr(not(feature = "cube"), allow(dead_code))]
+fn fused_conv2d_shape(
+    x: &Shape,
+    packed: &Shape,
+    options: &TernaryConvOptions,
+    epilogue: &ConvEpilogue,
+) -> Shape {
+    let (h, w) = options.output_size(x[2], x[3]);
+    let (h, w) = match &epilogue.max_pool {
+        Some(p) => p.output_size(h, w),
+        None => (h, w),
+    };
+    Shape::new([x[0], packed[0], h, w])
+}
+
+#[cfg_attr(not(feature = "cube"), allow(dead_code))]
+fn epilogue_shape(x: &Shape, epilogue: &ConvEpilogue) -> Shape {
+    let (h, w) = match &epilogue.max_pool {
+        Some(p) => p.output_size(x[2], x[3]),
+        None => (x[2], x[3]),
+    };
+    Shape::new([x[0], x[1], h, w])
 }
 
 #[cfg_attr(not(feature = "cube"), allow(dead_code))]

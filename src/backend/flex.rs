@@ -7,11 +7,11 @@ use burn::backend::Flex;
 use burn::backend::TensorMetadata;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, Shape, TensorData};
-use ternary_kernels::cpu::Conv2dParams;
+use ternary_kernels::cpu::{Conv2dParams, MaxPool2dParams};
 use ternary_kernels::{KernelError, PackedI2Ref, QuantizedActivations, QuantizedImages, cpu};
 
 use super::TernaryBackend;
-use crate::ops::TernaryConvOptions;
+use crate::ops::{ConvEpilogue, MaxPoolOptions, TernaryConvOptions};
 
 thread_local! {
     /// Int8 activation buffers reused across calls on the same thread.
@@ -94,51 +94,61 @@ impl TernaryBackend for Flex {
         options: TernaryConvOptions,
         int8_activations: bool,
     ) -> FlexTensor {
+        let epilogue = ConvEpilogue::default();
+        conv2d(x, packed, scales, None, options, epilogue, int8_activations)
+    }
+
+    fn ternary_conv2d_fused(
+        x: FlexTensor,
+        packed: FlexTensor,
+        scales: FlexTensor,
+        bias: FlexTensor,
+        options: TernaryConvOptions,
+        epilogue: ConvEpilogue,
+        int8_activations: bool,
+    ) -> FlexTensor {
+        let bias = contiguous(bias, DType::F32);
+        conv2d(
+            x,
+            packed,
+            scales,
+            Some(bias),
+            options,
+            epilogue,
+            int8_activations,
+        )
+    }
+
+    fn conv_epilogue(x: FlexTensor, epilogue: ConvEpilogue) -> FlexTensor {
         let shape = x.shape();
+        let Some(p) = epilogue.max_pool.filter(|_| x.dtype() == DType::F32) else {
+            return super::reference::epilogue::<Flex>(x, epilogue);
+        };
         assert!(
             shape.num_dims() == 4,
-            "ternary_conv2d: input shape {shape:?} must be [batch, c_in, h, w]"
+            "conv_epilogue: input shape {shape:?} must be [batch, channels, h, w]"
         );
-        let (batch, c_in, h, w) = (shape[0], shape[1], shape[2], shape[3]);
-        let in_dtype = x.dtype();
-        let c_out = packed.shape()[0];
-        let params = Conv2dParams::new(batch, c_in, [h, w], c_out, options.kernel_size)
-            .with_stride(options.stride)
-            .with_padding(options.padding)
-            .with_dilation(options.dilation)
-            .with_groups(options.groups);
-        let (oh, ow) = params
-            .out_hw()
-            .unwrap_or_else(|e| panic!("ternary_conv2d: {e} ({params:?})"));
-        let (x, packed, scales) = (
-            contiguous(x, DType::F32),
-            contiguous(packed, DType::I32),
-            contiguous(scales, DType::F32),
-        );
-        let wm = weights(&packed, &scales, params.k());
-        let xs = x.as_slice::<f32>().expect("contiguous f32");
-        let mut out = vec![0f32; batch * c_out * oh * ow];
-        let result = if int8_activations {
-            IMAGES.with_borrow_mut(|q| {
-                q.quantize_into(xs, batch, c_in * h * w)?;
-                cpu::conv2d_w2a8(q, &params, wm, None, &mut out)
-            })
-        } else {
-            cpu::conv2d_f32(xs, &params, wm, None, &mut out)
-        };
-        match result {
-            Ok(()) => {}
-            // NaN/Inf activations cannot be quantized; propagate them as a dense conv would.
-            Err(KernelError::NonFinite { .. }) => out.fill(f32::NAN),
-            Err(e) => panic!("ternary_conv2d: {e}"),
+        let (planes, h, w) = (shape[0] * shape[1], shape[2], shape[3]);
+        let (oh, ow) = p.output_size(h, w);
+        let x = contiguous(x, DType::F32);
+        let mut out = vec![0f32; planes * oh * ow];
+        cpu::max_pool2d_f32(
+            x.as_slice::<f32>().expect("contiguous f32"),
+            planes,
+            [h, w],
+            &pool_params(&p),
+            &mut out,
+        )
+        .unwrap_or_else(|e| panic!("conv_epilogue: {e}"));
+        if epilogue.relu {
+            // ReLU commutes with max pooling (both keep NaN): apply it to the smaller map.
+            out.iter_mut()
+                .for_each(|v| *v = if v.is_nan() || *v > 0.0 { *v } else { 0.0 });
         }
-        let out = TensorData::new(out, Shape::new([batch, c_out, oh, ow]));
-        // The output keeps the input's float type.
-        FlexTensor::from_data(if in_dtype == DType::F32 {
-            out
-        } else {
-            out.convert_dtype(in_dtype)
-        })
+        FlexTensor::from_data(TensorData::new(
+            out,
+            Shape::new([shape[0], shape[1], oh, ow]),
+        ))
     }
 
     fn ternary_dequantize(packed: FlexTensor, scales: FlexTensor, k: usize) -> FlexTensor {
@@ -158,5 +168,89 @@ impl TernaryBackend for Flex {
             }));
         }
         FlexTensor::from_data(TensorData::new(out, Shape::new([n, k])))
+    }
+}
+
+/// The kernel crate's convolution with the bias and the fused ReLU in its output loop, then
+/// the epilogue's max pooling over the result; the output keeps the input's float type.
+fn conv2d(
+    x: FlexTensor,
+    packed: FlexTensor,
+    scales: FlexTensor,
+    bias: Option<FlexTensor>,
+    options: TernaryConvOptions,
+    epilogue: ConvEpilogue,
+    int8_activations: bool,
+) -> FlexTensor {
+    let shape = x.shape();
+    assert!(
+        shape.num_dims() == 4,
+        "ternary_conv2d: input shape {shape:?} must be [batch, c_in, h, w]"
+    );
+    let (batch, c_in, h, w) = (shape[0], shape[1], shape[2], shape[3]);
+    let in_dtype = x.dtype();
+    let c_out = packed.shape()[0];
+    let params = Conv2dParams::new(batch, c_in, [h, w], c_out, options.kernel_size)
+        .with_stride(options.stride)
+        .with_padding(options.padding)
+        .with_dilation(options.dilation)
+        .with_groups(options.groups)
+        .with_relu(epilogue.relu);
+    let (oh, ow) = params
+        .out_hw()
+        .unwrap_or_else(|e| panic!("ternary_conv2d: {e} ({params:?})"));
+    let (x, packed, scales) = (
+        contiguous(x, DType::F32),
+        contiguous(packed, DType::I32),
+        contiguous(scales, DType::F32),
+    );
+    let wm = weights(&packed, &scales, params.k());
+    let xs = x.as_slice::<f32>().expect("contiguous f32");
+    let bias = bias
+        .as_ref()
+        .map(|b| b.as_slice::<f32>().expect("contiguous f32"));
+    let mut out = vec![0f32; batch * c_out * oh * ow];
+    let result = if int8_activations {
+        IMAGES.with_borrow_mut(|q| {
+            q.quantize_into(xs, batch, c_in * h * w)?;
+            cpu::conv2d_w2a8(q, &params, wm, bias, &mut out)
+        })
+    } else {
+        cpu::conv2d_f32(xs, &params, wm, bias, &mut out)
+    };
+    match result {
+        Ok(()) => {}
+        // NaN/Inf activations cannot be quantized; propagate them as a dense conv would.
+        Err(KernelError::NonFinite { .. }) => out.fill(f32::NAN),
+        Err(e) => panic!("ternary_conv2d: {e}"),
+    }
+    let (out, oh, ow) = match epilogue.max_pool {
+        None => (out, oh, ow),
+        Some(p) => {
+            let pool = pool_params(&p);
+            let (ph, pw) = pool
+                .out_hw([oh, ow])
+                .unwrap_or_else(|e| panic!("ternary_conv2d_fused: {e}"));
+            let mut pooled = vec![0f32; batch * c_out * ph * pw];
+            cpu::max_pool2d_f32(&out, batch * c_out, [oh, ow], &pool, &mut pooled)
+                .unwrap_or_else(|e| panic!("ternary_conv2d_fused: {e}"));
+            (pooled, ph, pw)
+        }
+    };
+    let out = TensorData::new(out, Shape::new([batch, c_out, oh, ow]));
+    // The output keeps the input's float type.
+    FlexTensor::from_data(if in_dtype == DType::F32 {
+        out
+    } else {
+        out.convert_dtype(in_dtype)
+    })
+}
+
+fn pool_params(p: &MaxPoolOptions) -> MaxPool2dParams {
+    MaxPool2dParams {
+        kernel: p.kernel_size,
+        stride: p.stride,
+        padding: p.padding,
+        dilation: p.dilation,
     }
 }

@@ -12,7 +12,8 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, FloatDType, Scalar, Shape, TensorData};
 
-use crate::ops::TernaryConvOptions;
+use super::TernaryBackend;
+use crate::ops::{ConvEpilogue, TernaryConvOptions};
 
 /// Word index and shift of every column `0..k`.
 fn gather_plan(k: usize) -> (Vec<i32>, Vec<i32>) {
@@ -140,5 +141,36 @@ pub(crate) fn conv2d<B: Backend>(
     match dtype {
         DType::F32 => y,
         other => B::float_cast(y, other.into()),
+    }
+}
+
+/// The fused convolution as separate ops of `B`: its `ternary_conv2d`, then `+ bias` (cast to
+/// the output's float type), `relu` and `max_pool2d` as the epilogue asks.
+pub(crate) fn conv2d_fused<B: Backend + TernaryBackend>(
+    x: FloatTensor<B>,
+    packed: IntTensor<B>,
+    scales: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    options: TernaryConvOptions,
+    epilogue: ConvEpilogue,
+    int8_activations: bool,
+) -> FloatTensor<B> {
+    let y = B::ternary_conv2d(x, packed, scales, options, int8_activations);
+    let c_out = y.shape()[1];
+    let bias = if bias.dtype() == y.dtype() {
+        bias
+    } else {
+        B::float_cast(bias, y.dtype().into())
+    };
+    let y = B::float_add(y, B::float_reshape(bias, Shape::new([1, c_out, 1, 1])));
+    self::epilogue::<B>(y, epilogue)
+}
+
+/// The epilogue as ops of `B`: `relu`, then `max_pool2d`.
+pub(crate) fn epilogue<B: Backend>(y: FloatTensor<B>, e: ConvEpilogue) -> FloatTensor<B> {
+    let y = if e.relu { B::relu(y) } else { y };
+    match e.max_pool {
+        Some(p) => B::max_pool2d(y, p.kernel_size, p.stride, p.padding, p.dilation, false),
+        None => y,
     }
 }

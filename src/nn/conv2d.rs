@@ -11,9 +11,12 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Int, Tensor};
 
+use super::fold;
 use super::packing::{self, int_param, int_zeros, row_words, scheme_codes, scheme_tensor};
 use crate::error::TernaryError;
-use crate::ops::{TernaryConvOptions, conv2d_im2col, ternary_conv2d, ternary_conv2d_per_patch};
+use crate::ops::{
+    ConvEpilogue, TernaryConvOptions, conv2d_im2col, ternary_conv2d_fused, ternary_conv2d_per_patch,
+};
 use crate::quant::{
     ActivationQuant, Granularity, TernaryQuantizer, fake_quantize_activations, fake_ternarize,
     ternarize,
@@ -93,6 +96,11 @@ pub struct TernaryConv2d {
     /// Activation quantization.
     #[module(skip)]
     pub activation: ActivationQuant,
+    /// What `forward` applies after the convolution and bias (ReLU, max pooling); nothing
+    /// by default. Not part of the record: set it again after loading
+    /// ([`TernaryConv2d::with_epilogue`]).
+    #[module(skip)]
+    pub epilogue: ConvEpilogue,
 }
 
 impl TernaryConv2dConfig {
@@ -157,6 +165,7 @@ impl TernaryConv2dConfig {
             quantizer: self.quantizer,
             granularity: self.granularity,
             activation: self.activation,
+            epilogue: ConvEpilogue::default(),
         }
     }
 }
@@ -236,21 +245,22 @@ impl TernaryConv2d {
         let bias = self.bias.as_ref().map(|b| b.val());
         if self.is_packed() {
             let (packed, scales) = (self.packed.val(), self.scales.val());
+            let (options, epilogue) = (self.options(), self.epilogue);
             match self.activation {
                 ActivationQuant::None => {
-                    ternary_conv2d(input, packed, scales, bias, self.options(), false)
+                    ternary_conv2d_fused(input, packed, scales, bias, options, epilogue, false)
                 }
                 ActivationQuant::Int8PerImage => {
-                    ternary_conv2d(input, packed, scales, bias, self.options(), true)
+                    ternary_conv2d_fused(input, packed, scales, bias, options, epilogue, true)
                 }
-                ActivationQuant::Int8PerToken => {
-                    ternary_conv2d_per_patch(input, packed, scales, bias, self.options())
-                }
+                ActivationQuant::Int8PerToken => epilogue.apply(ternary_conv2d_per_patch(
+                    input, packed, scales, bias, options,
+                )),
             }
         } else {
             let w = fake_ternarize(self.weight.val(), self.quantizer, self.granularity, 0);
             let options = ConvOptions::new(self.stride, self.padding, self.dilation, self.groups);
-            match self.activation {
+            let y = match self.activation {
                 ActivationQuant::None => conv2d(input, w, bias, options),
                 ActivationQuant::Int8PerImage => {
                     // One int8 scale per image over all of its C·H·W values, as the packed
@@ -271,7 +281,73 @@ impl TernaryConv2d {
                         fake_quantize_activations(rows).matmul(w_g.transpose())
                     })
                 }
-            }
+            };
+            self.epilogue.apply(y)
         }
+    }
+
+    /// The same layer with `epilogue` applied by `forward` after the convolution and bias
+    /// (fused into the convolution op in the packed state; separate Burn ops while
+    /// training, so gradients flow as through `relu` and `max_pool2d`).
+    pub fn with_epilogue(self, epilogue: ConvEpilogue) -> Self {
+        Self { epilogue, ..self }
+    }
+
+    /// Folds an inference-mode batch norm that follows this packed layer into its scales and
+    /// bias, and turns `bn` into the identity, so `bn.forward(conv.forward(x))` is unchanged
+    /// (up to f32 rounding) and the batch norm can be skipped.
+    ///
+    /// With `a = γ / √(running_var + ε)` per channel, the new scale is `scale · |a|`, the
+    /// filter's ternary codes are negated where `a < 0`, and the new bias is
+    /// `(bias − running_mean) · a + β`: batch norm (Ioffe & Szegedy, arXiv:1502.03167) in
+    /// inference form is an affine map per channel. The identity left in `bn` is `γ = 1`,
+    /// `β = 0`, `mean = 0` and a variance `v` with `v + ε = 1` exactly in f32, so a model
+    /// saved after folding and run unfused gives the same outputs.
+    ///
+    /// # Errors
+    /// [`TernaryError::Fold`] when the layer is not packed, the batch norm's channel count
+    /// differs, a folded scale or bias is not finite, or no f32 variance makes the identity;
+    /// the layer and `bn` are then unchanged.
+    pub fn fold_batch_norm(&mut self, bn: &mut burn::nn::BatchNorm) -> Result<(), TernaryError> {
+        let layer = "TernaryConv2d";
+        if !self.is_packed() {
+            return Err(TernaryError::Fold {
+                layer: layer.into(),
+                reason: "the layer is not packed (call freeze first)".into(),
+            });
+        }
+        let (c_out, k) = (self.packed.val().dims()[0], self.k());
+        let bias = self.bias.as_ref().map(|b| b.val());
+        let fold = fold::BatchNormFold::new(bn, c_out, bias, layer)?;
+        let scales = fold::to_vec(self.scales.val());
+        let mut new_scales = Vec::with_capacity(c_out);
+        for (c, a) in fold.a.iter().enumerate() {
+            let old = scales[if scales.len() == 1 { 0 } else { c }];
+            let s = old * a.abs();
+            if !s.is_finite() {
+                return Err(TernaryError::Fold {
+                    layer: layer.into(),
+                    reason: format!("channel {c}: scale {old} times |{a}| is {s}"),
+                });
+            }
+            new_scales.push(s);
+        }
+        let device = self.packed.val().device();
+        // The ternary codes, negated on channels whose batch norm factor is negative.
+        let codes =
+            crate::ops::ternary_dequantize(self.packed.val(), Tensor::ones([1], &device), k);
+        let signs: Vec<f32> = fold
+            .a
+            .iter()
+            .map(|a| if *a < 0.0 { -1.0 } else { 1.0 })
+            .collect();
+        let codes = codes * Tensor::<1>::from_floats(signs.as_slice(), &device).reshape([c_out, 1]);
+        let scales = Tensor::<1>::from_floats(new_scales.as_slice(), &device);
+        let (packed, scales) = packing::pack(codes, scales, layer)?;
+        self.packed = self.packed.clone().map(|_| packed);
+        self.scales = self.scales.clone().map(|_| scales);
+        self.bias = Some(fold.bias_param(self.bias.take(), &device));
+        fold.make_identity(bn);
+        Ok(())
     }
 }

@@ -12,7 +12,9 @@ use burn::nn::{
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor};
 use burn::train::ClassificationOutput;
+use burn_ternary::TernaryError;
 use burn_ternary::nn::{TernaryConv2d, TernaryConv2dConfig, TernaryLinear, TernaryLinearConfig};
+use burn_ternary::ops::{ConvEpilogue, MaxPoolOptions};
 use burn_ternary::quant::{ActivationQuant, Granularity, TernaryQuantizer};
 
 /// An image classifier: logits for a batch of images. [`classifier_steps`] gives it the
@@ -20,6 +22,19 @@ use burn_ternary::quant::{ActivationQuant, Granularity, TernaryQuantizer};
 pub trait Classifier {
     /// Logits `[b, classes]` for images `[b, c, h, w]`.
     fn forward(&self, x: Tensor<4>) -> Tensor<2>;
+
+    /// The inference form of a packed model: each batch norm after a packed ternary conv
+    /// folded into it, and the ReLU / max pooling after it fused into the conv op (see
+    /// [`Conv::fuse`]). Same outputs up to f32 rounding. Nothing to do by default.
+    ///
+    /// # Errors
+    /// [`TernaryError::Fold`] when a batch norm cannot be folded.
+    fn fuse(self) -> Result<Self, TernaryError>
+    where
+        Self: Sized,
+    {
+        Ok(self)
+    }
 
     /// Loss and logits for a batch.
     fn classify(&self, images: Tensor<4>, targets: Tensor<1, Int>) -> ClassificationOutput {
@@ -97,6 +112,21 @@ pub enum Conv {
     Full(Conv2d),
     /// Ternary.
     Ternary(TernaryConv2d),
+    /// Packed ternary with the following batch norm folded in and the ReLU / pooling after
+    /// it in its epilogue: the inference form [`Conv::fuse`] makes. Save the model before
+    /// fusing (the epilogue is not part of the record).
+    Fused(TernaryConv2d),
+    /// f32 with the following batch norm folded in and the ReLU / pooling after it run as one
+    /// epilogue op: the inference form of a [`Conv::Full`] layer.
+    FusedFull(FusedConv2d),
+}
+
+/// An f32 convolution (batch norm folded in) followed by a [`ConvEpilogue`].
+#[derive(Module, Debug)]
+pub struct FusedConv2d {
+    conv: Conv2d,
+    #[module(skip)]
+    epilogue: ConvEpilogue,
 }
 
 impl Conv {
@@ -151,7 +181,64 @@ impl Conv {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Conv::Full(c) => c.forward(x),
-            Conv::Ternary(c) => c.forward(x),
+            Conv::Ternary(c) | Conv::Fused(c) => c.forward(x),
+            Conv::FusedFull(f) => f.epilogue.apply(f.conv.forward(x)),
+        }
+    }
+
+    /// `conv → bn → ReLU (if relu) → pool (if given)`; a fused layer runs all of it as its
+    /// own forward (its batch norm is the identity by then).
+    pub fn forward_block(
+        &self,
+        x: Tensor<4>,
+        bn: &BatchNorm,
+        with_relu: bool,
+        pool: Option<&MaxPool2d>,
+    ) -> Tensor<4> {
+        if let Conv::Fused(_) | Conv::FusedFull(_) = self {
+            return self.forward(x);
+        }
+        let y = bn.forward(self.forward(x));
+        let y = if with_relu { relu(y) } else { y };
+        match pool {
+            Some(p) => p.forward(y),
+            None => y,
+        }
+    }
+
+    /// The inference form of [`Conv::forward_block`]: `bn` folded into the layer (a packed
+    /// ternary layer's scales and bias, an f32 layer's weights and bias; `bn` is left as the
+    /// identity), the ReLU and pooling run as one epilogue (fused into the packed conv op).
+    /// Unpacked ternary layers, and pooling the epilogue cannot run
+    /// ([`MaxPoolOptions::from_layer`]), are left as they are.
+    ///
+    /// # Errors
+    /// Those of [`TernaryConv2d::fold_batch_norm`] and
+    /// [`fold_batch_norm_conv2d`](burn_ternary::nn::fold_batch_norm_conv2d).
+    pub fn fuse(
+        self,
+        bn: &mut BatchNorm,
+        with_relu: bool,
+        pool: Option<&MaxPool2d>,
+    ) -> Result<Self, TernaryError> {
+        let max_pool = pool.map(MaxPoolOptions::from_layer);
+        if max_pool == Some(None) {
+            return Ok(self);
+        }
+        let epilogue = ConvEpilogue {
+            relu: with_relu,
+            max_pool: max_pool.flatten(),
+        };
+        match self {
+            Conv::Ternary(mut c) if c.is_packed() => {
+                c.fold_batch_norm(bn)?;
+                Ok(Conv::Fused(c.with_epilogue(epilogue)))
+            }
+            Conv::Full(mut conv) => {
+                burn_ternary::nn::fold_batch_norm_conv2d(&mut conv, bn)?;
+                Ok(Conv::FusedFull(FusedConv2d { conv, epilogue }))
+            }
+            other => Ok(other),
         }
     }
 }
@@ -239,13 +326,10 @@ impl MnistNet {
 
     /// Logits `[b, 10]` for images `[b, 1, 28, 28]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self
-            .pool
-            .forward(relu(self.bn1.forward(self.conv1.forward(x))));
-        let x = self
-            .pool
-            .forward(relu(self.bn2.forward(self.conv2.forward(x))));
-        let x = relu(self.bn3.forward(self.conv3.forward(x)));
+        let pool = Some(&self.pool);
+        let x = self.conv1.forward_block(x, &self.bn1, true, pool);
+        let x = self.conv2.forward_block(x, &self.bn2, true, pool);
+        let x = self.conv3.forward_block(x, &self.bn3, true, None);
         let x = x.flatten::<2>(1, 3);
         let x = self
             .dropout
@@ -257,6 +341,14 @@ impl MnistNet {
 impl Classifier for MnistNet {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         MnistNet::forward(self, x)
+    }
+
+    fn fuse(mut self) -> Result<Self, TernaryError> {
+        let pool = Some(&self.pool);
+        self.conv1 = self.conv1.fuse(&mut self.bn1, true, pool)?;
+        self.conv2 = self.conv2.fuse(&mut self.bn2, true, pool)?;
+        self.conv3 = self.conv3.fuse(&mut self.bn3, true, None)?;
+        Ok(self)
     }
 }
 

@@ -7,6 +7,7 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use burn_ternary::TernaryError;
 use burn_ternary::quant::ActivationQuant;
 
 use crate::model::{Classifier, Conv, Dense, Precision, classifier_steps};
@@ -52,13 +53,24 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let y = self.bn2.forward(self.conv2.forward(y));
+        let y = self.conv1.forward_block(x.clone(), &self.bn1, true, None);
+        let y = self.conv2.forward_block(y, &self.bn2, false, None);
         let residual = match &self.shortcut {
-            Some(p) => p.bn.forward(p.conv.forward(x)),
+            Some(p) => p.conv.forward_block(x, &p.bn, false, None),
             None => x,
         };
         relu(y + residual)
+    }
+
+    /// Folds each batch norm into the packed conv before it (see [`Conv::fuse`]).
+    fn fuse(mut self) -> Result<Self, TernaryError> {
+        self.conv1 = self.conv1.fuse(&mut self.bn1, true, None)?;
+        self.conv2 = self.conv2.fuse(&mut self.bn2, false, None)?;
+        if let Some(Projection { conv, mut bn }) = self.shortcut.take() {
+            let conv = conv.fuse(&mut bn, false, None)?;
+            self.shortcut = Some(Projection { conv, bn });
+        }
+        Ok(self)
     }
 }
 
@@ -106,13 +118,23 @@ impl ResNet20 {
 
 impl Classifier for ResNet20 {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.bn.forward(self.stem.forward(x)));
+        let mut x = self.stem.forward_block(x, &self.bn, true, None);
         for block in &self.blocks {
             x = block.forward(x);
         }
         // Global average pooling: [b, c, h, w] → [b, c].
         let x = x.mean_dim(3).mean_dim(2).flatten::<2>(1, 3);
         self.classifier.forward(x)
+    }
+
+    fn fuse(mut self) -> Result<Self, TernaryError> {
+        self.stem = self.stem.fuse(&mut self.bn, true, None)?;
+        self.blocks = self
+            .blocks
+            .into_iter()
+            .map(BasicBlock::fuse)
+            .collect::<Result<_, _>>()?;
+        Ok(self)
     }
 }
 

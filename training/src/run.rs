@@ -465,7 +465,14 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
         };
         let model = template.try_load_file(path)?;
         check_recorded_activations(&model, args.activation())?;
-        let acc = evaluate(&model, &test, &test_batcher, s.batch_size, &device);
+        // Batch norms folded into the packed convs before them, ReLU and pooling fused.
+        let acc = evaluate(
+            &model.clone().fuse()?,
+            &test,
+            &test_batcher,
+            s.batch_size,
+            &device,
+        );
         println!(
             "{}: test accuracy {:.2}% on {} images",
             path.display(),
@@ -574,7 +581,8 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
         let packed = freeze(trained)?;
         let path = s.artifact_dir.join("model-packed.bpk");
         save_atomic(packed.clone(), &path)?;
-        let acc = evaluate(&packed, &test, &test_batcher, s.batch_size, &device);
+        // Evaluated in its inference form (saved unfused: the fusion is redone on load).
+        let acc = evaluate(&packed.fuse()?, &test, &test_batcher, s.batch_size, &device);
         (path, acc)
     };
 

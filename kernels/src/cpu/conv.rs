@@ -131,6 +131,10 @@ pub struct Conv2dParams {
     /// Groups: input and output channels split into this many independent convolutions
     /// (`groups == in_channels` is depthwise). Must divide both channel counts.
     pub groups: usize,
+    /// Fused ReLU: the f32 outputs of [`Kernel::conv2d_f32`] and [`Kernel::conv2d_w2a8`] go
+    /// through `max(y, 0)` after the scale and bias (NaN kept, as Burn's and PyTorch's
+    /// `relu`). The integer sums of [`Kernel::conv2d_w2a8_i32`] are not affected.
+    pub relu: bool,
 }
 
 impl Conv2dParams {
@@ -154,6 +158,7 @@ impl Conv2dParams {
             padding: [0, 0],
             dilation: [1, 1],
             groups: 1,
+            relu: false,
         }
     }
 
@@ -178,6 +183,12 @@ impl Conv2dParams {
     /// Sets the number of groups.
     pub fn with_groups(mut self, groups: usize) -> Self {
         self.groups = groups;
+        self
+    }
+
+    /// Fuses a ReLU into the f32 epilogue (see [`Conv2dParams::relu`]).
+    pub fn with_relu(mut self, relu: bool) -> Self {
+        self.relu = relu;
         self
     }
 
@@ -798,6 +809,17 @@ fn gather_columns<X: PatchElem>(
     }
 }
 
+/// The fused activation of the f32 epilogue: ReLU with NaN kept (`relu(−0.0) = +0.0`), the
+/// rule of Burn's and PyTorch's `relu`; identity when `relu` is false.
+#[inline(always)]
+fn activate(v: f32, relu: bool) -> f32 {
+    if relu && !(v.is_nan() || v > 0.0) {
+        0.0
+    } else {
+        v
+    }
+}
+
 /// The raw kernel signature both modes share (see [`super::scalar`] for the contract).
 type RawFn<X, A> = unsafe fn(*const u8, usize, usize, *const X, usize, usize, *mut A, usize);
 /// The raw group-scaled kernel signature both modes share.
@@ -918,12 +940,13 @@ fn drive_grouped<X: PatchElem>(
     raw: GroupRawFn<X>,
     image_scales: Option<&[f32]>,
     bias: Option<&[f32]>,
+    relu: bool,
     out: &mut [f32],
 ) {
     debug_assert_eq!(out.len(), g.output_len());
     if g.k == 0 {
         for (i, y) in out.iter_mut().enumerate() {
-            *y = 0.0 + bias.map_or(0.0, |b| b[i / g.l % g.oc]);
+            *y = activate(0.0 + bias.map_or(0.0, |b| b[i / g.l % g.oc]), relu);
         }
         return;
     }
@@ -933,7 +956,7 @@ fn drive_grouped<X: PatchElem>(
         out: SendPtr(out.as_mut_ptr()),
         epi: |_, ch| {
             let bv = bias.map_or(0.0, |b| b[ch]);
-            move |v: f32, _| v + bv
+            move |v: f32, _| activate(v + bv, relu)
         },
     };
     Plan::new(g, g.kp, size_of::<X>()).run(g, |b, p0, m| {
@@ -1022,12 +1045,28 @@ fn gemm_task<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>
                 ng,
             );
         }
-        for j in 0..ng {
-            let column = s.tile[j..].iter().step_by(ng).copied();
-            writer.write(b, p0, m, grp * ng + j, column.zip(s.sums.iter().copied()));
+        // Transposed into NCHW a block of positions at a time, so the block's rows of the
+        // tile stay in L1 while every channel reads its column of them.
+        for i0 in (0..m).step_by(TRANSPOSE_BLOCK) {
+            let len = TRANSPOSE_BLOCK.min(m - i0);
+            let (rows, sums) = (&s.tile[i0 * ng..(i0 + len) * ng], &s.sums[i0..i0 + len]);
+            for j in 0..ng {
+                let column = rows[j..].iter().step_by(ng).copied();
+                writer.write(
+                    b,
+                    p0 + i0,
+                    len,
+                    grp * ng + j,
+                    column.zip(sums.iter().copied()),
+                );
+            }
         }
     }
 }
+
+/// Positions per block of the tile's transpose into NCHW (a 64-byte line of f32 outputs per
+/// channel and block).
+const TRANSPOSE_BLOCK: usize = 16;
 
 /// Sizes the patch tile of `m` rows for a GEMM-path task. Gather writes columns 0..k of every
 /// row and keeps k..kp zero once they are, so rows zeroed by an earlier task of the same row
@@ -1091,9 +1130,13 @@ fn grouped_task<X: PatchElem, E: Fn(f32, i32) -> f32, F: Fn(usize, usize) -> E>(
                 &gr,
             );
         }
-        for j in 0..ng {
-            let column = s.scaled[j..].iter().step_by(ng).map(|&v| (v, 0));
-            writer.write(b, p0, m, grp * ng + j, column);
+        for i0 in (0..m).step_by(TRANSPOSE_BLOCK) {
+            let len = TRANSPOSE_BLOCK.min(m - i0);
+            let rows = &s.scaled[i0 * ng..(i0 + len) * ng];
+            for j in 0..ng {
+                let column = rows[j..].iter().step_by(ng).map(|&v| (v, 0));
+                writer.write(b, p0 + i0, len, grp * ng + j, column);
+            }
         }
     }
 }
@@ -1133,7 +1176,8 @@ fn direct_task<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> 
 
 impl Kernel {
     /// Exact-f32 convolution: `out[b, o, oy, ox] = (Σ w·x) · w_scale[o] + bias[o]` (see the
-    /// module docs for the index map; group scales: "Group scales" there).
+    /// module docs for the index map; group scales: "Group scales" there), then the fused
+    /// ReLU when [`Conv2dParams::relu`] is set.
     ///
     /// `x` is NCHW `[batch, in_channels, H, W]`, `w` has `out_channels` rows of
     /// `K = (in_channels / groups)·kh·kw` columns ordered `[c, ky, kx]`, `bias` (optional)
@@ -1153,12 +1197,13 @@ impl Kernel {
         let w = &w.into();
         let g = Geometry::check(params, x.len(), w, bias, out.len())?;
         if !w.row_scaled() {
-            drive_grouped(&g, x, w, self.f32_group, None, bias, out);
+            drive_grouped(&g, x, w, self.f32_group, None, bias, params.relu, out);
             return Ok(());
         }
+        let relu = params.relu;
         drive(&g, x, w, self.f32, out, |_, ch| {
             let (ws, bv) = (w.scale(ch), bias.map_or(0.0, |b| b[ch]));
-            move |acc: f32, _| acc * ws + bv
+            move |acc: f32, _| activate(acc * ws + bv, relu)
         });
         Ok(())
     }
@@ -1186,7 +1231,7 @@ impl Kernel {
     }
 
     /// W2A8 convolution: `out[b, o, oy, ox] = (Σ w·x̃) · (x_scale[b] · w_scale[o]) + bias[o]`,
-    /// NCHW (group scales: "Group scales" in the module docs). The integer sums equal [`Kernel::conv2d_w2a8_i32`]'s and the epilogue is the
+    /// then the fused ReLU when [`Conv2dParams::relu`] is set, NCHW (group scales: "Group scales" in the module docs). The integer sums equal [`Kernel::conv2d_w2a8_i32`]'s and the epilogue is the
     /// GEMM driver's, so every ISA returns the same bits. Error against the exact-f32
     /// convolution: see the module docs.
     ///
@@ -1204,12 +1249,14 @@ impl Kernel {
         let g = Geometry::check_w2a8(params, x, w, bias, out.len())?;
         let xs = x.scales();
         if !w.row_scaled() {
-            drive_grouped(&g, x.data(), w, self.w2a8_group, Some(xs), bias, out);
+            let relu = params.relu;
+            drive_grouped(&g, x.data(), w, self.w2a8_group, Some(xs), bias, relu, out);
             return Ok(());
         }
+        let relu = params.relu;
         drive(&g, x.data(), w, self.w2a8, out, |b, ch| {
             let (xs, ws, bv) = (xs[b], w.scale(ch), bias.map_or(0.0, |v| v[ch]));
-            move |raw: i32, sum: i32| w2a8_epilogue(raw, sum, xs, ws, bv)
+            move |raw: i32, sum: i32| activate(w2a8_epilogue(raw, sum, xs, ws, bv), relu)
         });
         Ok(())
     }
