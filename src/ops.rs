@@ -237,6 +237,58 @@ pub fn ternary_conv2d_fused(
     ))
 }
 
+/// [`ternary_conv2d_fused`] with a residual connection: `epilogue(conv(x) + bias + residual)`
+/// (a ResNet block's second conv, with its batch norm folded in, the shortcut added and the
+/// ReLU applied in one op). On Flex the residual is added in the kernel's output loop.
+///
+/// # Shapes
+/// - x: `[batch, c_in, h, w]`, residual: `[batch, c_out, h_out, w_out]` (the conv's output)
+///   → the same, pooled when the epilogue pools
+///
+/// # Panics
+/// As [`ternary_conv2d_fused`], and when `residual` is not the conv's output shape.
+#[allow(clippy::too_many_arguments)] // the fused op's operands
+pub fn ternary_conv2d_residual(
+    x: Tensor<4>,
+    packed: Tensor<2, Int>,
+    scales: Tensor<1>,
+    bias: Option<Tensor<1>>,
+    residual: Tensor<4>,
+    options: TernaryConvOptions,
+    epilogue: ConvEpilogue,
+    int8_activations: bool,
+) -> Tensor<4> {
+    let [batch, c_in, h, w] = x.dims();
+    let c_out = packed.dims()[0];
+    let g = options.groups;
+    assert!(
+        g > 0 && c_in.is_multiple_of(g) && c_out.is_multiple_of(g),
+        "ternary_conv2d_residual: groups {g} must divide c_in {c_in} and c_out {c_out}"
+    );
+    let (oh, ow) = options.output_size(h, w);
+    assert_eq!(
+        residual.dims(),
+        [batch, c_out, oh, ow],
+        "ternary_conv2d_residual: residual {:?} must be the conv output {:?}",
+        residual.dims(),
+        [batch, c_out, oh, ow]
+    );
+    if let Some(p) = epilogue.max_pool {
+        p.output_size(oh, ow);
+    }
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([c_out], &x.device()));
+    Tensor::<4>::from_dispatch(<Dispatch as TernaryBackend>::ternary_conv2d_residual(
+        x.into_dispatch(),
+        packed.into_dispatch(),
+        scales.into_dispatch(),
+        bias.into_dispatch(),
+        residual.into_dispatch(),
+        options,
+        epilogue,
+        int8_activations,
+    ))
+}
+
 /// 2-D convolution with packed ternary filters through the backend extension's native conv
 /// op (on Flex: the kernel crate's implicit-im2col convolution; elsewhere the dequantized
 /// reference), plus the bias. `int8_activations` is W2A8 with one int8 scale per image.

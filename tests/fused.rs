@@ -145,6 +145,49 @@ fn fused_conv_op_equals_conv_bias_relu_and_max_pool_as_separate_ops_bit_for_bit(
 }
 
 #[test]
+fn residual_conv_equals_conv_plus_residual_then_the_epilogue_bit_for_bit() {
+    for (i, &shape) in LAYERS.iter().enumerate() {
+        for act in [ActivationQuant::None, ActivationQuant::Int8PerImage] {
+            let l = packed(shape, act, i % 2 == 0);
+            let x =
+                Tensor::<4>::random([2, shape.0, 9, 10], Distribution::Normal(0.0, 1.0), &flex());
+            let y = l.forward(x.clone());
+            let residual = Tensor::<4>::random(y.dims(), Distribution::Normal(0.0, 1.0), &flex());
+            for e in epilogues() {
+                let fused = l.clone().with_epilogue(e);
+                let got = fused.forward_residual(x.clone(), residual.clone());
+                let want = separate(y.clone() + residual.clone(), &e);
+                assert_eq!(bits(got), bits(want), "layer {shape:?} {act:?} {e:?}");
+            }
+        }
+    }
+    // The training state: the same ops unfused.
+    let e = ConvEpilogue {
+        relu: true,
+        max_pool: None,
+    };
+    let training = TernaryConv2dConfig::new([4, 6], [3, 3])
+        .with_padding([1, 1])
+        .with_bias(true)
+        .init(&flex());
+    let x = Tensor::<4>::random([2, 4, 5, 5], Distribution::Normal(0.0, 1.0), &flex());
+    let r = Tensor::<4>::random([2, 6, 5, 5], Distribution::Normal(0.0, 1.0), &flex());
+    let got = training
+        .clone()
+        .with_epilogue(e)
+        .forward_residual(x.clone(), r.clone());
+    assert_eq!(bits(got), bits(separate(training.forward(x) + r, &e)));
+}
+
+#[test]
+#[should_panic(expected = "residual [2, 6, 4, 4] must be the conv output [2, 6, 5, 5]")]
+fn residual_of_the_wrong_shape_panics_with_both_shapes() {
+    let l = packed((4, 6, 3, 1, 1, 1), ActivationQuant::None, true);
+    let x = Tensor::<4>::zeros([2, 4, 5, 5], &flex());
+    let _ = l.forward_residual(x, Tensor::zeros([2, 6, 4, 4], &flex()));
+}
+
+#[test]
 fn epilogue_op_equals_relu_and_max_pool_including_nan_and_signed_zeros() {
     let mut values: Vec<f32> = (0..2 * 3 * 7 * 8)
         .map(|i| ((i * 37 % 23) as f32 - 11.0) / 4.0)

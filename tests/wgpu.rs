@@ -103,13 +103,27 @@ fn packed_conv2d_on_wgpu_equals_flex_in_both_modes() {
                 let packed = packed.clone().with_epilogue(epilogue);
                 let on_cpu = packed.forward(x.clone());
                 let on_gpu = packed
+                    .clone()
                     .to_device(&gpu())
                     .forward(x.clone().to_device(&gpu()));
-                on_gpu.to_device(&cpu).into_data().assert_approx_eq::<f32>(
-                    &on_cpu.into_data(),
-                    // W2A8 may round an exact activation tie differently: one int8 step.
-                    Tolerance::rel_abs(1e-4, 2e-3),
-                );
+                // W2A8 may round an exact activation tie differently: one int8 step.
+                let tol = Tolerance::rel_abs(1e-4, 2e-3);
+                on_gpu
+                    .to_device(&cpu)
+                    .into_data()
+                    .assert_approx_eq::<f32>(&on_cpu.into_data(), tol);
+                // With a residual added before the epilogue.
+                let plain = packed.clone().with_epilogue(ConvEpilogue::default());
+                let dims = plain.forward(x.clone()).dims();
+                let r = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &cpu);
+                let on_cpu = packed.forward_residual(x.clone(), r.clone());
+                let on_gpu = packed
+                    .to_device(&gpu())
+                    .forward_residual(x.clone().to_device(&gpu()), r.to_device(&gpu()));
+                on_gpu
+                    .to_device(&cpu)
+                    .into_data()
+                    .assert_approx_eq::<f32>(&on_cpu.into_data(), tol);
             }
         }
     }

@@ -205,6 +205,25 @@ fn check_every_isa(c: &Case) -> Result<(), TestCaseError> {
         kernel.conv2d_w2a8_i32(&q, &pr, &c.w, &mut sums).unwrap();
         prop_assert_eq!(&sums, &expect_i32, "{:?} i32 ignores relu {:?}", isa, p);
 
+        // The fused residual adds what `out` holds on entry before the ReLU: the unfused
+        // output plus the residual, then `relu`, bit for bit.
+        let residual: Vec<f32> = (0..n_out)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0)
+            .collect();
+        let plus =
+            |v: &[f32]| -> Vec<f32> { v.iter().zip(&residual).map(|(a, r)| a + r).collect() };
+        let prr = pr.with_residual(true);
+        let mut fused = residual.clone();
+        kernel
+            .conv2d_w2a8(&q, &prr, &c.w, bias, &mut fused)
+            .unwrap();
+        prop_assert_eq!(bits(&fused), relu(&plus(&y8)), "{:?} w2a8+res {:?}", isa, p);
+        let mut fused = residual.clone();
+        kernel
+            .conv2d_f32(&c.x, &p.with_residual(true), &c.w, bias, &mut fused)
+            .unwrap();
+        prop_assert_eq!(bits(&fused), bits(&plus(&yf)), "{:?} f32+res {:?}", isa, p);
+
         // W2A8 against exact: |Δy| ≤ (s_b / 2) · Σ|w|·w_scale, plus f32 rounding.
         for (i, (r, &v)) in exact.iter().zip(&y8).enumerate() {
             let b = i / (n_out / p.batch);
@@ -716,6 +735,7 @@ fn arb_params() -> impl Strategy<Value = Conv2dParams> {
                 dilation: [dh, dw],
                 groups,
                 relu: false,
+                residual: false,
             },
         )
         .prop_filter("the kernel must fit the padded input", |p| {

@@ -73,6 +73,34 @@ pub trait TernaryBackend: Backend {
         )
     }
 
+    /// [`ternary_conv2d_fused`](TernaryBackend::ternary_conv2d_fused) with a residual
+    /// connection: `residual` (the conv's output shape) is added after the bias and before
+    /// the epilogue, `epilogue(conv(x) + bias + residual)`. Flex adds it in the kernel's
+    /// output loop; the default body is the separate ops.
+    #[fusion(dtype = x, shape = fused_conv2d_shape(x, packed, options, epilogue))]
+    #[allow(clippy::too_many_arguments)] // the fused op's operands
+    fn ternary_conv2d_residual(
+        x: FloatTensor<Self>,
+        packed: IntTensor<Self>,
+        scales: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        options: TernaryConvOptions,
+        epilogue: ConvEpilogue,
+        int8_activations: bool,
+    ) -> FloatTensor<Self> {
+        reference::conv2d_residual::<Self>(
+            x,
+            packed,
+            scales,
+            bias,
+            residual,
+            options,
+            epilogue,
+            int8_activations,
+        )
+    }
+
     /// A [`ConvEpilogue`] (ReLU, then max pooling) on its own, for the layers before or
     /// between packed convs that stay full precision. The default body is the backend's
     /// `relu` and `max_pool2d` (how Autodiff differentiates it); Flex pools with the kernel

@@ -95,7 +95,16 @@ impl TernaryBackend for Flex {
         int8_activations: bool,
     ) -> FlexTensor {
         let epilogue = ConvEpilogue::default();
-        conv2d(x, packed, scales, None, options, epilogue, int8_activations)
+        conv2d(
+            x,
+            packed,
+            scales,
+            None,
+            None,
+            options,
+            epilogue,
+            int8_activations,
+        )
     }
 
     fn ternary_conv2d_fused(
@@ -113,6 +122,31 @@ impl TernaryBackend for Flex {
             packed,
             scales,
             Some(bias),
+            None,
+            options,
+            epilogue,
+            int8_activations,
+        )
+    }
+
+    fn ternary_conv2d_residual(
+        x: FlexTensor,
+        packed: FlexTensor,
+        scales: FlexTensor,
+        bias: FlexTensor,
+        residual: FlexTensor,
+        options: TernaryConvOptions,
+        epilogue: ConvEpilogue,
+        int8_activations: bool,
+    ) -> FlexTensor {
+        let bias = contiguous(bias, DType::F32);
+        let residual = Some(residual);
+        conv2d(
+            x,
+            packed,
+            scales,
+            Some(bias),
+            residual,
             options,
             epilogue,
             int8_activations,
@@ -171,13 +205,16 @@ impl TernaryBackend for Flex {
     }
 }
 
-/// The kernel crate's convolution with the bias and the fused ReLU in its output loop, then
-/// the epilogue's max pooling over the result; the output keeps the input's float type.
+/// The kernel crate's convolution with the bias, the residual and the fused ReLU in its output
+/// loop, then the epilogue's max pooling over the result; the output keeps the input's float
+/// type.
+#[allow(clippy::too_many_arguments)] // the fused op's operands
 fn conv2d(
     x: FlexTensor,
     packed: FlexTensor,
     scales: FlexTensor,
     bias: Option<FlexTensor>,
+    residual: Option<FlexTensor>,
     options: TernaryConvOptions,
     epilogue: ConvEpilogue,
     int8_activations: bool,
@@ -195,7 +232,8 @@ fn conv2d(
         .with_padding(options.padding)
         .with_dilation(options.dilation)
         .with_groups(options.groups)
-        .with_relu(epilogue.relu);
+        .with_relu(epilogue.relu)
+        .with_residual(residual.is_some());
     let (oh, ow) = params
         .out_hw()
         .unwrap_or_else(|e| panic!("ternary_conv2d: {e} ({params:?})"));
@@ -209,7 +247,22 @@ fn conv2d(
     let bias = bias
         .as_ref()
         .map(|b| b.as_slice::<f32>().expect("contiguous f32"));
-    let mut out = vec![0f32; batch * c_out * oh * ow];
+    let len = batch * c_out * oh * ow;
+    // The kernel adds what the output holds on entry when asked: start from the residual.
+    let mut out = match residual {
+        Some(r) => {
+            let rs = r.shape();
+            assert!(
+                rs.num_dims() == 4 && [rs[0], rs[1], rs[2], rs[3]] == [batch, c_out, oh, ow],
+                "ternary_conv2d_residual: residual {rs:?} must be the conv output [{batch}, {c_out}, {oh}, {ow}]"
+            );
+            contiguous(r, DType::F32)
+                .as_slice::<f32>()
+                .expect("contiguous f32")
+                .to_vec()
+        }
+        None => vec![0f32; len],
+    };
     let result = if int8_activations {
         IMAGES.with_borrow_mut(|q| {
             q.quantize_into(xs, batch, c_in * h * w)?;

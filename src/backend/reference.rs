@@ -166,6 +166,29 @@ pub(crate) fn conv2d_fused<B: Backend + TernaryBackend>(
     self::epilogue::<B>(y, epilogue)
 }
 
+/// The residual conv as separate ops of `B`: the fused conv without epilogue, `+ residual`,
+/// then the epilogue.
+#[allow(clippy::too_many_arguments)] // the fused op's operands
+pub(crate) fn conv2d_residual<B: Backend + TernaryBackend>(
+    x: FloatTensor<B>,
+    packed: IntTensor<B>,
+    scales: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    residual: FloatTensor<B>,
+    options: TernaryConvOptions,
+    e: ConvEpilogue,
+    int8_activations: bool,
+) -> FloatTensor<B> {
+    let plain = ConvEpilogue::default();
+    let y = B::ternary_conv2d_fused(x, packed, scales, bias, options, plain, int8_activations);
+    let residual = if residual.dtype() == y.dtype() {
+        residual
+    } else {
+        B::float_cast(residual, y.dtype().into())
+    };
+    epilogue::<B>(B::float_add(y, residual), e)
+}
+
 /// The epilogue as ops of `B`: `relu`, then `max_pool2d`.
 pub(crate) fn epilogue<B: Backend>(y: FloatTensor<B>, e: ConvEpilogue) -> FloatTensor<B> {
     let y = if e.relu { B::relu(y) } else { y };

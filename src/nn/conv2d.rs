@@ -15,7 +15,8 @@ use super::fold;
 use super::packing::{self, int_param, int_zeros, row_words, scheme_codes, scheme_tensor};
 use crate::error::TernaryError;
 use crate::ops::{
-    ConvEpilogue, TernaryConvOptions, conv2d_im2col, ternary_conv2d_fused, ternary_conv2d_per_patch,
+    ConvEpilogue, TernaryConvOptions, conv2d_im2col, ternary_conv2d_fused,
+    ternary_conv2d_per_patch, ternary_conv2d_residual,
 };
 use crate::quant::{
     ActivationQuant, Granularity, TernaryQuantizer, fake_quantize_activations, fake_ternarize,
@@ -283,6 +284,39 @@ impl TernaryConv2d {
                 }
             };
             self.epilogue.apply(y)
+        }
+    }
+
+    /// `epilogue(conv(x) + bias + residual)`: a residual connection added before the epilogue
+    /// (in the packed state one fused op; while training, Burn ops).
+    ///
+    /// # Shapes
+    /// - input: `[batch, channels_in, h, w]`, residual: the convolution's output
+    ///   `[batch, channels_out, h_out, w_out]` → that, pooled when the epilogue pools
+    pub fn forward_residual(&self, input: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+        let packed_int8 = match self.activation {
+            ActivationQuant::None => Some(false),
+            ActivationQuant::Int8PerImage => Some(true),
+            ActivationQuant::Int8PerToken => None,
+        };
+        match packed_int8.filter(|_| self.is_packed()) {
+            Some(int8) => ternary_conv2d_residual(
+                input,
+                self.packed.val(),
+                self.scales.val(),
+                self.bias.as_ref().map(|b| b.val()),
+                residual,
+                self.options(),
+                self.epilogue,
+                int8,
+            ),
+            None => {
+                let plain = Self {
+                    epilogue: ConvEpilogue::default(),
+                    ..self.clone()
+                };
+                self.epilogue.apply(plain.forward(input) + residual)
+            }
         }
     }
 

@@ -206,6 +206,38 @@ impl Conv {
         }
     }
 
+    /// `relu(bn(conv(x)) + residual)`, a residual block's second half; a fused layer (from
+    /// [`Conv::fuse_residual`]) adds the residual and applies the ReLU in its conv op.
+    pub fn forward_residual_block(
+        &self,
+        x: Tensor<4>,
+        bn: &BatchNorm,
+        residual: Tensor<4>,
+    ) -> Tensor<4> {
+        match self {
+            Conv::Fused(c) => c.forward_residual(x, residual),
+            _ => relu(self.forward_block(x, bn, false, None) + residual),
+        }
+    }
+
+    /// The inference form of [`Conv::forward_residual_block`]: `bn` folded in as in
+    /// [`Conv::fuse`]; a packed layer also takes the residual add and the ReLU into its op.
+    ///
+    /// # Errors
+    /// Those of [`Conv::fuse`].
+    pub fn fuse_residual(self, bn: &mut BatchNorm) -> Result<Self, TernaryError> {
+        match self.fuse(bn, false, None)? {
+            Conv::Fused(c) => {
+                let relu = ConvEpilogue {
+                    relu: true,
+                    max_pool: None,
+                };
+                Ok(Conv::Fused(c.with_epilogue(relu)))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// The inference form of [`Conv::forward_block`]: `bn` folded into the layer (a packed
     /// ternary layer's scales and bias, an f32 layer's weights and bias; `bn` is left as the
     /// identity), the ReLU and pooling run as one epilogue (fused into the packed conv op).

@@ -5,7 +5,6 @@
 
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use burn_ternary::TernaryError;
 use burn_ternary::quant::ActivationQuant;
@@ -54,18 +53,17 @@ impl BasicBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let y = self.conv1.forward_block(x.clone(), &self.bn1, true, None);
-        let y = self.conv2.forward_block(y, &self.bn2, false, None);
         let residual = match &self.shortcut {
             Some(p) => p.conv.forward_block(x, &p.bn, false, None),
             None => x,
         };
-        relu(y + residual)
+        self.conv2.forward_residual_block(y, &self.bn2, residual)
     }
 
     /// Folds each batch norm into the packed conv before it (see [`Conv::fuse`]).
     fn fuse(mut self) -> Result<Self, TernaryError> {
         self.conv1 = self.conv1.fuse(&mut self.bn1, true, None)?;
-        self.conv2 = self.conv2.fuse(&mut self.bn2, false, None)?;
+        self.conv2 = self.conv2.fuse_residual(&mut self.bn2)?;
         if let Some(Projection { conv, mut bn }) = self.shortcut.take() {
             let conv = conv.fuse(&mut bn, false, None)?;
             self.shortcut = Some(Projection { conv, bn });

@@ -135,6 +135,11 @@ pub struct Conv2dParams {
     /// through `max(y, 0)` after the scale and bias (NaN kept, as Burn's and PyTorch's
     /// `relu`). The integer sums of [`Kernel::conv2d_w2a8_i32`] are not affected.
     pub relu: bool,
+    /// Fused residual: the f32 outputs add the value `out` holds on entry (a residual
+    /// connection, `y = conv(x)·scale + bias + out`) before the ReLU. The caller fills `out`
+    /// with the residual; without this flag its contents are ignored. The integer sums of
+    /// [`Kernel::conv2d_w2a8_i32`] are not affected.
+    pub residual: bool,
 }
 
 impl Conv2dParams {
@@ -159,6 +164,7 @@ impl Conv2dParams {
             dilation: [1, 1],
             groups: 1,
             relu: false,
+            residual: false,
         }
     }
 
@@ -189,6 +195,13 @@ impl Conv2dParams {
     /// Fuses a ReLU into the f32 epilogue (see [`Conv2dParams::relu`]).
     pub fn with_relu(mut self, relu: bool) -> Self {
         self.relu = relu;
+        self
+    }
+
+    /// Adds the output buffer's contents (a residual) in the f32 epilogue (see
+    /// [`Conv2dParams::residual`]).
+    pub fn with_residual(mut self, residual: bool) -> Self {
+        self.residual = residual;
         self
     }
 
@@ -809,14 +822,31 @@ fn gather_columns<X: PatchElem>(
     }
 }
 
-/// The fused activation of the f32 epilogue: ReLU with NaN kept (`relu(−0.0) = +0.0`), the
-/// rule of Burn's and PyTorch's `relu`; identity when `relu` is false.
-#[inline(always)]
-fn activate(v: f32, relu: bool) -> f32 {
-    if relu && !(v.is_nan() || v > 0.0) {
-        0.0
-    } else {
-        v
+/// The fused tail of the f32 epilogue.
+#[derive(Clone, Copy)]
+struct Finish {
+    residual: bool,
+    relu: bool,
+}
+
+impl Finish {
+    fn of(p: &Conv2dParams) -> Self {
+        Self {
+            residual: p.residual,
+            relu: p.relu,
+        }
+    }
+
+    /// `v` plus the residual `old` when asked, then ReLU with NaN kept
+    /// (`relu(−0.0) = +0.0`, the rule of Burn's and PyTorch's `relu`) when asked.
+    #[inline(always)]
+    fn apply(self, v: f32, old: f32) -> f32 {
+        let v = if self.residual { v + old } else { v };
+        if self.relu && !(v.is_nan() || v > 0.0) {
+            0.0
+        } else {
+            v
+        }
     }
 }
 
@@ -887,7 +917,7 @@ const DIRECT_MAX_K: usize = 32;
 /// `raw` kernel (`raw = Σ code·x`, `patch_sum = Σ x`); for K ≤ [`DIRECT_MAX_K`] the direct
 /// path gathers the transposed tile `[K × m]` and adds or subtracts whole tap columns per
 /// output channel in column order (`raw = Σ w·x`, `patch_sum = 0`), the same for every ISA.
-fn drive<X: PatchElem, O: Copy + Send + Sync, E: Fn(X::Acc, i32) -> O>(
+fn drive<X: PatchElem, O: Copy + Send + Sync, E: Fn(X::Acc, i32, O) -> O>(
     g: &Geometry,
     x: &[X],
     w: &PackedI2Ref<'_>,
@@ -940,13 +970,13 @@ fn drive_grouped<X: PatchElem>(
     raw: GroupRawFn<X>,
     image_scales: Option<&[f32]>,
     bias: Option<&[f32]>,
-    relu: bool,
+    finish: Finish,
     out: &mut [f32],
 ) {
     debug_assert_eq!(out.len(), g.output_len());
     if g.k == 0 {
         for (i, y) in out.iter_mut().enumerate() {
-            *y = activate(0.0 + bias.map_or(0.0, |b| b[i / g.l % g.oc]), relu);
+            *y = finish.apply(0.0 + bias.map_or(0.0, |b| b[i / g.l % g.oc]), *y);
         }
         return;
     }
@@ -956,7 +986,7 @@ fn drive_grouped<X: PatchElem>(
         out: SendPtr(out.as_mut_ptr()),
         epi: |_, ch| {
             let bv = bias.map_or(0.0, |b| b[ch]);
-            move |v: f32, _| activate(v + bv, relu)
+            move |v: f32, _, old: f32| finish.apply(v + bv, old)
         },
     };
     Plan::new(g, g.kp, size_of::<X>()).run(g, |b, p0, m| {
@@ -975,11 +1005,11 @@ struct Writer<'g, O, F> {
     epi: F,
 }
 
-impl<O, F> Writer<'_, O, F> {
+impl<O: Copy, F> Writer<'_, O, F> {
     /// Writes positions `p0..p0 + m` of channel `ch` of image `b` from `(raw, patch_sum)`
     /// pairs. The caller is the one task that owns those positions.
     #[inline(always)]
-    fn write<A, E: Fn(A, i32) -> O>(
+    fn write<A, E: Fn(A, i32, O) -> O>(
         &self,
         b: usize,
         p0: usize,
@@ -999,14 +1029,14 @@ impl<O, F> Writer<'_, O, F> {
             std::slice::from_raw_parts_mut(self.out.0.add((b * g.oc + ch) * g.l + p0), m)
         };
         for (d, (acc, sum)) in dst.iter_mut().zip(values) {
-            *d = f(acc, sum);
+            *d = f(acc, sum, *d);
         }
     }
 }
 
 /// The GEMM path of one task (see [`drive`]).
 #[allow(clippy::too_many_arguments)] // one task's coordinates and buffers
-fn gemm_task<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>(
+fn gemm_task<X: PatchElem, O: Copy, E: Fn(X::Acc, i32, O) -> O, F: Fn(usize, usize) -> E>(
     g: &Geometry,
     x: &[X],
     wd: &[u8],
@@ -1084,7 +1114,7 @@ fn prepare_patch<X: PatchElem>(g: &Geometry, m: usize, s: &mut Scratch<X>) {
 /// The group-scaled GEMM path of one task (see [`drive_grouped`]); `xs` is the image's W2A8
 /// activation scale (unused for f32).
 #[allow(clippy::too_many_arguments)] // one task's coordinates and buffers
-fn grouped_task<X: PatchElem, E: Fn(f32, i32) -> f32, F: Fn(usize, usize) -> E>(
+fn grouped_task<X: PatchElem, E: Fn(f32, i32, f32) -> f32, F: Fn(usize, usize) -> E>(
     g: &Geometry,
     x: &[X],
     w: &PackedI2Ref<'_>,
@@ -1143,7 +1173,7 @@ fn grouped_task<X: PatchElem, E: Fn(f32, i32) -> f32, F: Fn(usize, usize) -> E>(
 
 /// The direct path of one task (see [`drive`]); `decoded` holds the weights as i8.
 #[allow(clippy::too_many_arguments)] // one task's coordinates and buffers
-fn direct_task<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> E>(
+fn direct_task<X: PatchElem, O: Copy, E: Fn(X::Acc, i32, O) -> O, F: Fn(usize, usize) -> E>(
     g: &Geometry,
     x: &[X],
     decoded: &[i8],
@@ -1176,8 +1206,9 @@ fn direct_task<X: PatchElem, O, E: Fn(X::Acc, i32) -> O, F: Fn(usize, usize) -> 
 
 impl Kernel {
     /// Exact-f32 convolution: `out[b, o, oy, ox] = (Σ w·x) · w_scale[o] + bias[o]` (see the
-    /// module docs for the index map; group scales: "Group scales" there), then the fused
-    /// ReLU when [`Conv2dParams::relu`] is set.
+    /// module docs for the index map; group scales: "Group scales" there), plus the residual
+    /// `out` holds on entry when [`Conv2dParams::residual`] is set, then the fused ReLU when
+    /// [`Conv2dParams::relu`] is set.
     ///
     /// `x` is NCHW `[batch, in_channels, H, W]`, `w` has `out_channels` rows of
     /// `K = (in_channels / groups)·kh·kw` columns ordered `[c, ky, kx]`, `bias` (optional)
@@ -1197,13 +1228,14 @@ impl Kernel {
         let w = &w.into();
         let g = Geometry::check(params, x.len(), w, bias, out.len())?;
         if !w.row_scaled() {
-            drive_grouped(&g, x, w, self.f32_group, None, bias, params.relu, out);
+            let finish = Finish::of(params);
+            drive_grouped(&g, x, w, self.f32_group, None, bias, finish, out);
             return Ok(());
         }
-        let relu = params.relu;
+        let finish = Finish::of(params);
         drive(&g, x, w, self.f32, out, |_, ch| {
             let (ws, bv) = (w.scale(ch), bias.map_or(0.0, |b| b[ch]));
-            move |acc: f32, _| activate(acc * ws + bv, relu)
+            move |acc: f32, _, old: f32| finish.apply(acc * ws + bv, old)
         });
         Ok(())
     }
@@ -1225,13 +1257,14 @@ impl Kernel {
         let w = &w.into();
         let g = Geometry::check_w2a8(params, x, w, None, out.len())?;
         drive(&g, x.data(), w, self.w2a8, out, |_, _| {
-            |raw: i32, sum: i32| raw.wrapping_sub(sum)
+            |raw: i32, sum: i32, _| raw.wrapping_sub(sum)
         });
         Ok(())
     }
 
     /// W2A8 convolution: `out[b, o, oy, ox] = (Σ w·x̃) · (x_scale[b] · w_scale[o]) + bias[o]`,
-    /// then the fused ReLU when [`Conv2dParams::relu`] is set, NCHW (group scales: "Group scales" in the module docs). The integer sums equal [`Kernel::conv2d_w2a8_i32`]'s and the epilogue is the
+    /// plus the residual `out` holds on entry when [`Conv2dParams::residual`] is set, then the
+    /// fused ReLU when [`Conv2dParams::relu`] is set, NCHW (group scales: "Group scales" in the module docs). The integer sums equal [`Kernel::conv2d_w2a8_i32`]'s and the epilogue is the
     /// GEMM driver's, so every ISA returns the same bits. Error against the exact-f32
     /// convolution: see the module docs.
     ///
@@ -1249,14 +1282,25 @@ impl Kernel {
         let g = Geometry::check_w2a8(params, x, w, bias, out.len())?;
         let xs = x.scales();
         if !w.row_scaled() {
-            let relu = params.relu;
-            drive_grouped(&g, x.data(), w, self.w2a8_group, Some(xs), bias, relu, out);
+            let finish = Finish::of(params);
+            drive_grouped(
+                &g,
+                x.data(),
+                w,
+                self.w2a8_group,
+                Some(xs),
+                bias,
+                finish,
+                out,
+            );
             return Ok(());
         }
-        let relu = params.relu;
+        let finish = Finish::of(params);
         drive(&g, x.data(), w, self.w2a8, out, |b, ch| {
             let (xs, ws, bv) = (xs[b], w.scale(ch), bias.map_or(0.0, |v| v[ch]));
-            move |raw: i32, sum: i32| activate(w2a8_epilogue(raw, sum, xs, ws, bv), relu)
+            move |raw: i32, sum: i32, old: f32| {
+                finish.apply(w2a8_epilogue(raw, sum, xs, ws, bv), old)
+            }
         });
         Ok(())
     }
