@@ -300,3 +300,103 @@ fn non_finite_activations_give_nan_outputs_not_garbage() {
         "rows 1 and 2 hold NaN/Inf: {got:?}"
     );
 }
+
+/// `(batch, c_in, [h, w], c_out, kernel, stride, padding, dilation, groups)`: 3×3 "same",
+/// strided, dilated, grouped and depthwise, 1×1, a kernel as large as the padded input, odd
+/// sizes and K across a 128-column block (16·9 = 144).
+type ConvCase = (
+    usize,
+    usize,
+    [usize; 2],
+    usize,
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    usize,
+);
+
+const CONV_CASES: &[ConvCase] = &[
+    (2, 3, [7, 9], 5, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+    (1, 4, [10, 9], 6, [3, 2], [2, 1], [0, 1], [1, 1], 2),
+    (2, 6, [11, 12], 6, [3, 3], [1, 2], [2, 2], [2, 1], 3),
+    (3, 8, [8, 8], 8, [3, 3], [1, 1], [1, 1], [1, 1], 8),
+    (1, 32, [7, 9], 17, [1, 1], [2, 2], [0, 0], [1, 1], 1),
+    (2, 3, [2, 2], 5, [4, 4], [1, 1], [1, 1], [1, 1], 1),
+    (2, 16, [9, 7], 20, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+];
+
+fn conv_params(c: &ConvCase) -> ternary_kernels::Conv2dParams {
+    let &(batch, cin, hw, cout, kernel, stride, padding, dilation, groups) = c;
+    ternary_kernels::Conv2dParams::new(batch, cin, hw, cout, kernel)
+        .with_stride(stride)
+        .with_padding(padding)
+        .with_dilation(dilation)
+        .with_groups(groups)
+}
+
+#[test]
+fn conv2d_w2a8_integer_sums_equal_the_direct_reference_bit_exactly() {
+    let client = client();
+    let mut rng = XorShift::new(71);
+    for (i, c) in CONV_CASES.iter().enumerate() {
+        let p = conv_params(c);
+        let (w, dw) = matrix(&client, &mut rng, p.out_channels, p.k(), i % 2 == 0);
+        let image = p.in_channels * p.height * p.width;
+        let x = activations(&mut rng, p.batch, image);
+        let q = ternary_kernels::QuantizedImages::quantize(&x, p.batch, image).unwrap();
+        let mut want = vec![0i32; p.output_len().unwrap()];
+        cpu::conv2d_w2a8_i32_reference(&q, &p, &w, &mut want).unwrap();
+        // Quantized on the device, one row per image: the same bytes as QuantizedImages.
+        let xq = gpu::quantize_rows::<f32>(&client, &upload_f32(&client, &x), p.batch, image);
+        let raw = gpu::conv2d_w2a8::<f32>(&client, &xq, &p, &dw, true);
+        assert_eq!(read_i32(&client, raw, want.len()), want, "{c:?}");
+        // Scaled: the sums times x_scale[b] · w_scale[o], as the CPU kernel's epilogue.
+        let mut cpu_out = vec![0f32; want.len()];
+        scalar()
+            .conv2d_w2a8(&q, &p, &w, None, &mut cpu_out)
+            .unwrap();
+        let got = read_f32(
+            &client,
+            gpu::conv2d_w2a8::<f32>(&client, &xq, &p, &dw, false),
+            want.len(),
+        );
+        for (j, (g, e)) in got.iter().zip(&cpu_out).enumerate() {
+            assert!(
+                (g - e).abs() <= 1e-6 * e.abs(),
+                "{c:?} out[{j}] = {g} vs {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn conv2d_float_matches_the_cpu_kernel_within_tolerance() {
+    let client = client();
+    let mut rng = XorShift::new(72);
+    for (i, c) in CONV_CASES.iter().enumerate() {
+        let p = conv_params(c);
+        let (w, dw) = matrix(&client, &mut rng, p.out_channels, p.k(), i % 2 == 1);
+        let x = activations(&mut rng, p.batch, p.in_channels * p.height * p.width);
+        let mut want = vec![0f32; p.output_len().unwrap()];
+        scalar().conv2d_f32(&x, &p, &w, None, &mut want).unwrap();
+        let got = read_f32(
+            &client,
+            gpu::conv2d_float::<f32>(&client, &upload_f32(&client, &x), &p, &dw),
+            want.len(),
+        );
+        // Only the order of the f32 additions differs: bound by Σ|x| over the window.
+        let bound = x.iter().map(|v| v.abs()).fold(0f32, f32::max) * p.k() as f32 * 1e-5;
+        for (j, (g, e)) in got.iter().zip(&want).enumerate() {
+            let scale = match w.scales() {
+                Scales::PerTensor(s) => *s,
+                Scales::PerRow(s) => s[j / (want.len() / p.batch) % p.out_channels],
+                _ => unreachable!("per-row or per-tensor scales"),
+            };
+            assert!(
+                (g - e).abs() <= bound * scale + 1e-6,
+                "{c:?} out[{j}] = {g} vs {e}"
+            );
+        }
+    }
+}

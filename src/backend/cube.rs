@@ -1,16 +1,21 @@
 //! Cube (wgpu / Vulkan / Metal; CUDA where it builds): the packed words stay packed on the
 //! device and the CubeCL kernels of [`ternary_kernels::cube`] multiply by them — a GEMV for
-//! small `m`, a shared-memory tiled GEMM above. Dequantization (only the straight-through
-//! backward asks for it) keeps the primitive-op path of [`super::reference`].
+//! small `m`, a shared-memory tiled GEMM above, a direct convolution for `ternary_conv2d`
+//! (its input quantized once per image in W2A8 mode). The fused conv ops keep their default
+//! bodies (this conv, then the backend's add / relu / max_pool2d); dequantization (only the
+//! straight-through backward asks for it) keeps the primitive-op path of
+//! [`super::reference`].
 
 use burn::backend::TensorMetadata;
 use burn::tensor::{DType, Shape};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::{cast, into_contiguous};
 use burn_cubecl::tensor::CubeTensor;
+use ternary_kernels::Conv2dParams;
 use ternary_kernels::cube::{self as gpu, DeviceMatrix, Strategy};
 
 use super::TernaryBackend;
+use crate::ops::TernaryConvOptions;
 
 /// The tensor in `dtype`, contiguous from its first element.
 fn prepare(t: CubeTensor, dtype: DType) -> CubeTensor {
@@ -89,6 +94,66 @@ impl TernaryBackend for CubeBackend {
         };
         let out =
             CubeTensor::new_contiguous(client, x.device.clone(), Shape::new([m, n]), handle, dtype);
+        if out_dtype == dtype {
+            out
+        } else {
+            cast(out, out_dtype)
+        }
+    }
+
+    fn ternary_conv2d(
+        x: CubeTensor,
+        packed: CubeTensor,
+        scales: CubeTensor,
+        options: TernaryConvOptions,
+        int8_activations: bool,
+    ) -> CubeTensor {
+        let shape = x.shape();
+        assert!(
+            shape.num_dims() == 4,
+            "ternary_conv2d: input shape {shape:?} must be [batch, c_in, h, w]"
+        );
+        let (batch, c_in, h, w) = (shape[0], shape[1], shape[2], shape[3]);
+        let c_out = packed.shape()[0];
+        let params = Conv2dParams::new(batch, c_in, [h, w], c_out, options.kernel_size)
+            .with_stride(options.stride)
+            .with_padding(options.padding)
+            .with_dilation(options.dilation)
+            .with_groups(options.groups);
+        let (oh, ow) = params
+            .out_hw()
+            .unwrap_or_else(|e| panic!("ternary_conv2d: {e} ({params:?})"));
+        let out_dtype = x.dtype;
+        // f32 and f16 run natively; other float types go through f32.
+        let dtype = match out_dtype {
+            DType::F16 => DType::F16,
+            _ => DType::F32,
+        };
+        let x = prepare(x, dtype);
+        let wm = device_matrix(packed, scales, params.k());
+        let client = x.client.clone();
+        let image = c_in * h * w;
+        let handle = match (int8_activations, dtype) {
+            (true, DType::F16) => {
+                let q = gpu::quantize_rows::<burn::tensor::f16>(&client, &x.handle, batch, image);
+                gpu::conv2d_w2a8::<burn::tensor::f16>(&client, &q, &params, &wm, false)
+            }
+            (true, _) => {
+                let q = gpu::quantize_rows::<f32>(&client, &x.handle, batch, image);
+                gpu::conv2d_w2a8::<f32>(&client, &q, &params, &wm, false)
+            }
+            (false, DType::F16) => {
+                gpu::conv2d_float::<burn::tensor::f16>(&client, &x.handle, &params, &wm)
+            }
+            (false, _) => gpu::conv2d_float::<f32>(&client, &x.handle, &params, &wm),
+        };
+        let out = CubeTensor::new_contiguous(
+            client,
+            x.device.clone(),
+            Shape::new([batch, c_out, oh, ow]),
+            handle,
+            dtype,
+        );
         if out_dtype == dtype {
             out
         } else {
