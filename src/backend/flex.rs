@@ -256,10 +256,12 @@ fn conv2d(
                 rs.num_dims() == 4 && [rs[0], rs[1], rs[2], rs[3]] == [batch, c_out, oh, ow],
                 "ternary_conv2d_residual: residual {rs:?} must be the conv output [{batch}, {c_out}, {oh}, {ow}]"
             );
+            // The residual's own buffer when nothing else holds it (a shortcut no longer
+            // referenced), else a copy.
             contiguous(r, DType::F32)
-                .as_slice::<f32>()
+                .into_data()
+                .try_into_vec::<f32>()
                 .expect("contiguous f32")
-                .to_vec()
         }
         None => vec![0f32; len],
     };
