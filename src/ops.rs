@@ -89,7 +89,7 @@ impl TernaryConvOptions {
 /// The max pooling stage of a [`ConvEpilogue`]: PyTorch's `MaxPool2d` with `ceil_mode =
 /// false` and symmetric padding (padding pixels are never the maximum; NaN propagates).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MaxPoolOptions {
+pub struct FusedMaxPool {
     /// Window height and width.
     pub kernel_size: [usize; 2],
     /// Stride.
@@ -100,7 +100,43 @@ pub struct MaxPoolOptions {
     pub dilation: [usize; 2],
 }
 
-impl MaxPoolOptions {
+impl FusedMaxPool {
+    /// A `kernel_size` window with stride = window (non-overlapping), no padding, no dilation:
+    /// `MaxPool2dConfig::new(kernel_size)`'s defaults.
+    pub fn new(kernel_size: [usize; 2]) -> Self {
+        Self {
+            kernel_size,
+            stride: kernel_size,
+            padding: [0, 0],
+            dilation: [1, 1],
+        }
+    }
+
+    /// Sets the stride.
+    pub fn with_stride(self, stride: [usize; 2]) -> Self {
+        Self { stride, ..self }
+    }
+
+    /// Sets the padding (each side, at most half the window).
+    pub fn with_padding(self, padding: [usize; 2]) -> Self {
+        Self { padding, ..self }
+    }
+
+    /// Sets the dilation.
+    pub fn with_dilation(self, dilation: [usize; 2]) -> Self {
+        Self { dilation, ..self }
+    }
+
+    /// The kernel crate's parameters of this window, with ReLU applied to the inputs first
+    /// when `relu` is set.
+    pub fn params(&self, relu: bool) -> ternary_kernels::cpu::MaxPool2dParams {
+        ternary_kernels::cpu::MaxPool2dParams::new(self.kernel_size)
+            .with_stride(self.stride)
+            .with_padding(self.padding)
+            .with_dilation(self.dilation)
+            .with_relu(relu)
+    }
+
     /// The pooling of a Burn [`MaxPool2d`](burn::nn::pool::MaxPool2d) layer, when the fused
     /// epilogue can run it: `ceil_mode` off and `Valid` or symmetric `Explicit` padding of at
     /// most half the window. `None` otherwise (run the layer itself then).
@@ -130,14 +166,9 @@ impl MaxPoolOptions {
     /// When a size is zero, the padding exceeds half the window, or the dilated window is
     /// larger than the padded input (the values are in the message).
     pub fn output_size(&self, h: usize, w: usize) -> (usize, usize) {
-        let p = ternary_kernels::cpu::MaxPool2dParams {
-            kernel: self.kernel_size,
-            stride: self.stride,
-            padding: self.padding,
-            dilation: self.dilation,
-        };
-        p.out_hw([h, w])
-            .unwrap_or_else(|e| panic!("ternary_conv2d_fused: {e}"))
+        self.params(false)
+            .out_hw([h, w])
+            .unwrap_or_else(|e| panic!("fused max pooling: {e}"))
     }
 }
 
@@ -154,7 +185,7 @@ pub struct ConvEpilogue {
     /// Apply ReLU.
     pub relu: bool,
     /// Then max-pool.
-    pub max_pool: Option<MaxPoolOptions>,
+    pub max_pool: Option<FusedMaxPool>,
 }
 
 impl ConvEpilogue {
@@ -187,8 +218,9 @@ impl ConvEpilogue {
 }
 
 /// [`ternary_conv2d`] with the bias and a [`ConvEpilogue`] (ReLU, max pooling) computed in
-/// the same op: on Flex the bias and ReLU run in the kernel's output loop and the pooling on
-/// the cache-warm result; elsewhere the backend's conv followed by its own ops.
+/// the same op: on Flex the bias and ReLU run in the kernel's output loop and the pooling in a
+/// second pass over the conv's output (the kernel crate's max pooling, no Burn op in between);
+/// elsewhere the backend's conv followed by its own ops.
 ///
 /// # Shapes
 /// - x: `[batch, c_in, h, w]` → `[batch, c_out, h', w']`, where `h', w'` are the conv's output
@@ -205,27 +237,16 @@ pub fn ternary_conv2d_fused(
     epilogue: ConvEpilogue,
     int8_activations: bool,
 ) -> Tensor<4> {
-    let [_, c_in, h, w] = x.dims();
     let c_out = packed.dims()[0];
-    let g = options.groups;
-    assert!(
-        g > 0 && c_in.is_multiple_of(g) && c_out.is_multiple_of(g),
-        "ternary_conv2d_fused: groups {g} must divide c_in {c_in} and c_out {c_out}"
+    let bias = check_fused(
+        "ternary_conv2d_fused",
+        &x,
+        c_out,
+        bias,
+        None,
+        options,
+        epilogue,
     );
-    let (oh, ow) = options.output_size(h, w);
-    if let Some(p) = epilogue.max_pool {
-        p.output_size(oh, ow);
-    }
-    if let Some(b) = &bias {
-        assert_eq!(
-            b.dims(),
-            [c_out],
-            "ternary_conv2d_fused: bias {:?} must have c_out = {c_out} values",
-            b.dims()
-        );
-    }
-    // An absent bias is +0.0 per channel, what the kernels add without one.
-    let bias = bias.unwrap_or_else(|| Tensor::zeros([c_out], &x.device()));
     Tensor::<4>::from_dispatch(<Dispatch as TernaryBackend>::ternary_conv2d_fused(
         x.into_dispatch(),
         packed.into_dispatch(),
@@ -235,6 +256,52 @@ pub fn ternary_conv2d_fused(
         epilogue,
         int8_activations,
     ))
+}
+
+/// The shape contract of the fused conv ops, checked with the values in the message: groups
+/// divide the channels, the kernel fits, the pooling window fits the conv's output, the bias
+/// has `c_out` values and the residual (when given) is the conv's output shape. Returns the
+/// bias, `+0.0` per channel when absent (what the kernels add without one).
+pub(crate) fn check_fused(
+    op: &str,
+    x: &Tensor<4>,
+    c_out: usize,
+    bias: Option<Tensor<1>>,
+    residual: Option<&Tensor<4>>,
+    options: TernaryConvOptions,
+    epilogue: ConvEpilogue,
+) -> Tensor<1> {
+    let [batch, c_in, h, w] = x.dims();
+    let g = options.groups;
+    assert!(
+        g > 0 && c_in.is_multiple_of(g) && c_out.is_multiple_of(g),
+        "{op}: groups {g} must divide c_in {c_in} and c_out {c_out}"
+    );
+    let (oh, ow) = options.output_size(h, w);
+    if let Some(r) = residual {
+        assert_eq!(
+            r.dims(),
+            [batch, c_out, oh, ow],
+            "{op}: residual {:?} must be the conv output {:?}",
+            r.dims(),
+            [batch, c_out, oh, ow]
+        );
+    }
+    if let Some(p) = epilogue.max_pool {
+        p.output_size(oh, ow);
+    }
+    match bias {
+        Some(b) => {
+            assert_eq!(
+                b.dims(),
+                [c_out],
+                "{op}: bias {:?} must have c_out = {c_out} values",
+                b.dims()
+            );
+            b
+        }
+        None => Tensor::zeros([c_out], &x.device()),
+    }
 }
 
 /// [`ternary_conv2d_fused`] with a residual connection: `epilogue(conv(x) + bias + residual)`
@@ -258,25 +325,9 @@ pub fn ternary_conv2d_residual(
     epilogue: ConvEpilogue,
     int8_activations: bool,
 ) -> Tensor<4> {
-    let [batch, c_in, h, w] = x.dims();
+    let name = "ternary_conv2d_residual";
     let c_out = packed.dims()[0];
-    let g = options.groups;
-    assert!(
-        g > 0 && c_in.is_multiple_of(g) && c_out.is_multiple_of(g),
-        "ternary_conv2d_residual: groups {g} must divide c_in {c_in} and c_out {c_out}"
-    );
-    let (oh, ow) = options.output_size(h, w);
-    assert_eq!(
-        residual.dims(),
-        [batch, c_out, oh, ow],
-        "ternary_conv2d_residual: residual {:?} must be the conv output {:?}",
-        residual.dims(),
-        [batch, c_out, oh, ow]
-    );
-    if let Some(p) = epilogue.max_pool {
-        p.output_size(oh, ow);
-    }
-    let bias = bias.unwrap_or_else(|| Tensor::zeros([c_out], &x.device()));
+    let bias = check_fused(name, &x, c_out, bias, Some(&residual), options, epilogue);
     Tensor::<4>::from_dispatch(<Dispatch as TernaryBackend>::ternary_conv2d_residual(
         x.into_dispatch(),
         packed.into_dispatch(),

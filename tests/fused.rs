@@ -11,15 +11,15 @@ use burn::tensor::ops::MaxPoolOptions as BurnPool;
 use burn::tensor::{Device, Distribution, Tensor, TensorData, Tolerance};
 use burn_ternary::TernaryError;
 use burn_ternary::nn::{TernaryConv2d, TernaryConv2dConfig, fold_batch_norm_conv2d};
-use burn_ternary::ops::{ConvEpilogue, MaxPoolOptions, ternary_conv2d, ternary_conv2d_fused};
+use burn_ternary::ops::{ConvEpilogue, FusedMaxPool, ternary_conv2d, ternary_conv2d_fused};
 use burn_ternary::quant::{ActivationQuant, Granularity};
 
 fn flex() -> Device {
     Device::flex()
 }
 
-fn pool(kernel: usize, stride: usize, padding: usize) -> MaxPoolOptions {
-    MaxPoolOptions {
+fn pool(kernel: usize, stride: usize, padding: usize) -> FusedMaxPool {
+    FusedMaxPool {
         kernel_size: [kernel, kernel],
         stride: [stride, stride],
         padding: [padding, padding],
@@ -83,6 +83,8 @@ fn packed(
         .unwrap()
 }
 
+/// `(c_in, c_out, kernel, stride, padding, groups)`: the direct path (K = 27), the GEMM path
+/// (K = 144), depthwise with stride, grouped 1×1.
 const LAYERS: [(usize, usize, usize, usize, usize, usize); 4] = [
     (3, 8, 3, 1, 1, 1),
     (16, 12, 3, 1, 1, 1),
@@ -188,6 +190,33 @@ fn residual_of_the_wrong_shape_panics_with_both_shapes() {
 }
 
 #[test]
+fn fused_conv_with_dilation_and_a_dilated_pool_equals_the_separate_ops() {
+    let l = TernaryConv2dConfig::new([6, 8], [3, 3])
+        .with_padding([2, 2])
+        .with_dilation([2, 2])
+        .with_bias(true)
+        .with_granularity(Granularity::PerChannel)
+        .init(&flex())
+        .freeze()
+        .unwrap();
+    let x = Tensor::<4>::random([2, 6, 7, 8], Distribution::Normal(0.0, 1.0), &flex());
+    // A dilated pool with windows that hold no pixel at the corners (−∞ either way).
+    let e = ConvEpilogue {
+        relu: true,
+        max_pool: Some(
+            FusedMaxPool::new([2, 2])
+                .with_stride([1, 1])
+                .with_padding([1, 1])
+                .with_dilation([3, 3]),
+        ),
+    };
+    let got = l.clone().with_epilogue(e).forward(x.clone());
+    assert_eq!(bits(got), bits(separate(l.forward(x.clone()), &e)));
+    let y = l.forward(x);
+    assert_eq!(bits(e.apply(y.clone())), bits(separate(y, &e)));
+}
+
+#[test]
 fn epilogue_op_equals_relu_and_max_pool_including_nan_and_signed_zeros() {
     let mut values: Vec<f32> = (0..2 * 3 * 7 * 8)
         .map(|i| ((i * 37 % 23) as f32 - 11.0) / 4.0)
@@ -240,7 +269,8 @@ fn fused_layer_gradient_is_the_separate_ops_gradient() {
     }
 }
 
-/// A batch norm with random statistics, some negative γ, in inference mode.
+/// A batch norm with random statistics and γ of both signs (every even channel negative),
+/// in inference mode.
 fn batch_norm(channels: usize, seed: u64) -> BatchNorm {
     let device = flex();
     device.seed(seed);
@@ -248,7 +278,11 @@ fn batch_norm(channels: usize, seed: u64) -> BatchNorm {
     let r =
         |lo: f64, hi: f64| Tensor::<1>::random([channels], Distribution::Uniform(lo, hi), &device);
     let mut bn = bn;
-    bn.gamma = bn.gamma.clone().map(|_| r(-1.5, 2.0));
+    let signs: Vec<f32> = (0..channels)
+        .map(|c| if c % 2 == 0 { -1.0 } else { 1.0 })
+        .collect();
+    let gamma = r(0.2, 2.0) * Tensor::<1>::from_floats(signs.as_slice(), &device);
+    bn.gamma = bn.gamma.clone().map(|_| gamma);
     bn.beta = bn.beta.clone().map(|_| r(-1.0, 1.0));
     bn.running_mean = burn::module::RunningState::new(r(-0.5, 0.5));
     bn.running_var = burn::module::RunningState::new(r(0.1, 3.0));
@@ -368,20 +402,20 @@ fn max_pool_options_take_only_what_the_epilogue_can_run() {
     use burn::nn::PaddingConfig2d;
     use burn::nn::pool::MaxPool2dConfig;
     let layer = MaxPool2dConfig::new([2, 2]).init();
-    assert_eq!(MaxPoolOptions::from_layer(&layer), Some(pool(2, 2, 0)));
+    assert_eq!(FusedMaxPool::from_layer(&layer), Some(pool(2, 2, 0)));
     let padded = MaxPool2dConfig::new([3, 3])
         .with_strides([2, 2])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
         .init();
-    assert_eq!(MaxPoolOptions::from_layer(&padded), Some(pool(3, 2, 1)));
+    assert_eq!(FusedMaxPool::from_layer(&padded), Some(pool(3, 2, 1)));
     let ceil = MaxPool2dConfig::new([2, 2]).with_ceil_mode(true).init();
-    assert_eq!(MaxPoolOptions::from_layer(&ceil), None);
+    assert_eq!(FusedMaxPool::from_layer(&ceil), None);
     let asymmetric = MaxPool2dConfig::new([3, 3])
         .with_padding(PaddingConfig2d::Explicit(1, 0, 0, 1))
         .init();
-    assert_eq!(MaxPoolOptions::from_layer(&asymmetric), None);
+    assert_eq!(FusedMaxPool::from_layer(&asymmetric), None);
     let same = MaxPool2dConfig::new([3, 3])
         .with_padding(PaddingConfig2d::Same)
         .init();
-    assert_eq!(MaxPoolOptions::from_layer(&same), None);
+    assert_eq!(FusedMaxPool::from_layer(&same), None);
 }

@@ -6,7 +6,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, DeviceKind, Distribution, Tensor, Tolerance};
 use burn_ternary::nn::{TernaryConv2dConfig, TernaryLinear, TernaryLinearConfig, freeze};
-use burn_ternary::ops::{ConvEpilogue, MaxPoolOptions};
+use burn_ternary::ops::{ConvEpilogue, FusedMaxPool};
 use burn_ternary::quant::{ActivationQuant, Granularity};
 
 fn gpu() -> Device {
@@ -92,7 +92,7 @@ fn packed_conv2d_on_wgpu_equals_flex_in_both_modes() {
             // max_pool2d; on Flex all in one op).
             let fused = ConvEpilogue {
                 relu: true,
-                max_pool: Some(MaxPoolOptions {
+                max_pool: Some(FusedMaxPool {
                     kernel_size: [2, 2],
                     stride: [2, 2],
                     padding: [0, 0],
@@ -142,7 +142,7 @@ fn packed_conv2d_on_wgpu_keeps_an_f16_input_f16() {
     // With the fused epilogue: the f32 bias is cast to f16 before it is added.
     let epilogue = ConvEpilogue {
         relu: true,
-        max_pool: Some(MaxPoolOptions {
+        max_pool: Some(FusedMaxPool {
             kernel_size: [3, 3],
             stride: [2, 2],
             padding: [1, 1],

@@ -833,3 +833,34 @@ fn conv2d_with_one_scale_group_per_row_equals_per_channel_scales() {
         assert_eq!(bits(&y), bits(&expect));
     }
 }
+
+#[test]
+fn fused_relu_and_residual_keep_nan_on_every_isa() {
+    // Exact-f32 mode with a NaN pixel: every output whose window reads it with a non-zero tap
+    // is NaN before and after the fused ReLU and residual (Burn's relu keeps NaN).
+    let p = conv(1, 2, [5, 5], 3, [3, 3]).with_padding([1, 1]);
+    let mut c = case(p, 12);
+    c.x[7] = f32::NAN;
+    let n = p.output_len().unwrap();
+    let mut plain = vec![0f32; n];
+    scalar()
+        .conv2d_f32(&c.x, &p, &c.w, Some(&c.bias), &mut plain)
+        .unwrap();
+    assert!(
+        plain.iter().any(|v| v.is_nan()),
+        "the case must reach the NaN"
+    );
+    let residual: Vec<f32> = (0..n).map(|i| i as f32 * -0.25).collect();
+    for kernel in kernels() {
+        let mut got = residual.clone();
+        let fused = p.with_relu(true).with_residual(true);
+        kernel
+            .conv2d_f32(&c.x, &fused, &c.w, Some(&c.bias), &mut got)
+            .unwrap();
+        for (i, (&g, &y)) in got.iter().zip(&plain).enumerate() {
+            let v = y + residual[i];
+            let want = if v.is_nan() || v > 0.0 { v } else { 0.0 };
+            assert_eq!(g.to_bits(), want.to_bits(), "{:?} out[{i}]", kernel.isa());
+        }
+    }
+}

@@ -26,6 +26,7 @@ fn reference(x: &[f32], planes: usize, [h, w]: [usize; 2], p: &MaxPool2dParams) 
                             continue;
                         }
                         let v = x[pl * h * w + iy as usize * w + ix as usize];
+                        let v = if p.relu { relu(v) } else { v };
                         m = Some(match m {
                             Some(m) if !(v > m || v.is_nan()) => m,
                             _ => v,
@@ -37,6 +38,11 @@ fn reference(x: &[f32], planes: usize, [h, w]: [usize; 2], p: &MaxPool2dParams) 
         }
     }
     out
+}
+
+/// Burn's `relu`, written out: NaN kept, −0.0 → +0.0.
+fn relu(v: f32) -> f32 {
+    if v.is_nan() || v > 0.0 { v } else { 0.0 }
 }
 
 /// Values from a small set so ties are common, with NaN, ±0 and ±∞ mixed in.
@@ -98,6 +104,36 @@ fn max_pool_general_windows_match_the_reference() {
         .with_dilation([2, 3]);
     check(3, [8, 9], dilated, 6);
     check(1, [1, 1], MaxPool2dParams::new([1, 1]), 7);
+    // ReLU on the inputs, through the fast path and the general one.
+    check(3, [8, 8], MaxPool2dParams::new([2, 2]).with_relu(true), 8);
+    check(3, [8, 9], dilated.with_relu(true), 9);
+}
+
+#[test]
+fn windows_with_no_pixel_are_minus_infinity_with_or_without_relu() {
+    // k = 2, padding 1, dilation 3 on a 2×2 plane: the taps of window (0, 0) are at −1 and 2,
+    // both outside; ReLU on the inputs does not turn it into 0.
+    let p = MaxPool2dParams::new([2, 2])
+        .with_stride([1, 1])
+        .with_padding([1, 1])
+        .with_dilation([3, 3]);
+    for relu in [false, true] {
+        let p = p.with_relu(relu);
+        let (oh, ow) = p.out_hw([2, 2]).unwrap();
+        let x = [-1.0f32, -2.0, -3.0, -4.0];
+        let mut got = vec![0f32; oh * ow];
+        max_pool2d_f32(&x, 1, [2, 2], &p, &mut got).unwrap();
+        assert_eq!(bits(&got), bits(&reference(&x, 1, [2, 2], &p)));
+        assert_eq!(got[0], f32::NEG_INFINITY, "relu {relu}");
+    }
+    // An empty plane with padding: every output is an empty window.
+    let p = MaxPool2dParams::new([2, 2])
+        .with_padding([1, 1])
+        .with_stride([1, 1]);
+    let (oh, ow) = p.out_hw([0, 2]).unwrap();
+    let mut got = vec![0f32; 2 * oh * ow];
+    max_pool2d_f32(&[], 2, [0, 2], &p, &mut got).unwrap();
+    assert!(got.iter().all(|v| *v == f32::NEG_INFINITY), "{got:?}");
 }
 
 #[test]
@@ -153,12 +189,14 @@ proptest! {
     fn max_pool_matches_the_reference_on_random_windows(
         planes in 0usize..4, h in 1usize..12, w in 1usize..12,
         kh in 1usize..4, kw in 1usize..4, sh in 1usize..4, sw in 1usize..4,
-        dh in 1usize..3, dw in 1usize..3, ph in 0usize..2, pw in 0usize..2, seed in any::<u64>(),
+        dh in 1usize..4, dw in 1usize..4, ph in 0usize..2, pw in 0usize..2, seed in any::<u64>(),
+        relu in any::<bool>(),
     ) {
         let p = MaxPool2dParams::new([kh, kw])
             .with_stride([sh, sw])
             .with_padding([ph.min(kh / 2), pw.min(kw / 2)])
-            .with_dilation([dh, dw]);
+            .with_dilation([dh, dw])
+            .with_relu(relu);
         prop_assume!(p.out_hw([h, w]).is_ok());
         check(planes, [h, w], p, seed);
     }

@@ -51,7 +51,8 @@ pub trait TernaryBackend: Backend {
     /// (`[c_out]`) and the [`ConvEpilogue`] (ReLU, then max pooling) in one op. The default
     /// body is the backend's `ternary_conv2d` followed by its own add, `relu` and
     /// `max_pool2d`, which is also how Autodiff differentiates it; Flex runs the bias and
-    /// ReLU in the kernel's output loop and pools the cache-warm result.
+    /// ReLU in the kernel's output loop and pools the result with the kernel crate's max
+    /// pooling (a second pass over the conv's output).
     #[fusion(dtype = x, shape = fused_conv2d_shape(x, packed, options, epilogue))]
     fn ternary_conv2d_fused(
         x: FloatTensor<Self>,

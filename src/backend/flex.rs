@@ -7,11 +7,11 @@ use burn::backend::Flex;
 use burn::backend::TensorMetadata;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, Shape, TensorData};
-use ternary_kernels::cpu::{Conv2dParams, MaxPool2dParams};
+use ternary_kernels::cpu::Conv2dParams;
 use ternary_kernels::{KernelError, PackedI2Ref, QuantizedActivations, QuantizedImages, cpu};
 
 use super::TernaryBackend;
-use crate::ops::{ConvEpilogue, MaxPoolOptions, TernaryConvOptions};
+use crate::ops::{ConvEpilogue, TernaryConvOptions};
 
 thread_local! {
     /// Int8 activation buffers reused across calls on the same thread.
@@ -166,19 +166,16 @@ impl TernaryBackend for Flex {
         let (oh, ow) = p.output_size(h, w);
         let x = contiguous(x, DType::F32);
         let mut out = vec![0f32; planes * oh * ow];
+        // ReLU on each value as the window reads it: max_pool2d(relu(x)), the default body's
+        // order (it differs from relu(max_pool2d(x)) on windows with no pixel).
         cpu::max_pool2d_f32(
             x.as_slice::<f32>().expect("contiguous f32"),
             planes,
             [h, w],
-            &pool_params(&p),
+            &p.params(epilogue.relu),
             &mut out,
         )
         .unwrap_or_else(|e| panic!("conv_epilogue: {e}"));
-        if epilogue.relu {
-            // ReLU commutes with max pooling (both keep NaN): apply it to the smaller map.
-            out.iter_mut()
-                .for_each(|v| *v = if v.is_nan() || *v > 0.0 { *v } else { 0.0 });
-        }
         FlexTensor::from_data(TensorData::new(
             out,
             Shape::new([shape[0], shape[1], oh, ow]),
@@ -282,7 +279,8 @@ fn conv2d(
     let (out, oh, ow) = match epilogue.max_pool {
         None => (out, oh, ow),
         Some(p) => {
-            let pool = pool_params(&p);
+            // The conv's output loop has applied the ReLU already.
+            let pool = p.params(false);
             let (ph, pw) = pool
                 .out_hw([oh, ow])
                 .unwrap_or_else(|e| panic!("ternary_conv2d_fused: {e}"));
@@ -299,13 +297,4 @@ fn conv2d(
     } else {
         out.convert_dtype(in_dtype)
     })
-}
-
-fn pool_params(p: &MaxPoolOptions) -> MaxPool2dParams {
-    MaxPool2dParams {
-        kernel: p.kernel_size,
-        stride: p.stride,
-        padding: p.padding,
-        dilation: p.dilation,
-    }
 }

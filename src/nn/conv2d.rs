@@ -232,10 +232,12 @@ impl TernaryConv2d {
         })
     }
 
-    /// Applies the convolution.
+    /// Applies the convolution, the bias and the layer's [`ConvEpilogue`] (nothing by
+    /// default; see [`TernaryConv2d::with_epilogue`]).
     ///
     /// # Shapes
-    /// - input: `[batch, channels_in, h, w]` → `[batch, channels_out, h_out, w_out]`
+    /// - input: `[batch, channels_in, h, w]` → `[batch, channels_out, h_out, w_out]`, pooled
+    ///   to the window's output size when the epilogue pools
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let dims = input.dims();
         assert_eq!(
@@ -311,6 +313,17 @@ impl TernaryConv2d {
                 int8,
             ),
             None => {
+                // The same contract as the packed op, so training cannot broadcast a residual
+                // of another shape.
+                crate::ops::check_fused(
+                    "TernaryConv2d::forward_residual",
+                    &input,
+                    self.weight.val().dims()[0],
+                    None,
+                    Some(&residual),
+                    self.options(),
+                    self.epilogue,
+                );
                 let plain = Self {
                     epilogue: ConvEpilogue::default(),
                     ..self.clone()
@@ -335,8 +348,11 @@ impl TernaryConv2d {
     /// filter's ternary codes are negated where `a < 0`, and the new bias is
     /// `(bias − running_mean) · a + β`: batch norm (Ioffe & Szegedy, arXiv:1502.03167) in
     /// inference form is an affine map per channel. The identity left in `bn` is `γ = 1`,
-    /// `β = 0`, `mean = 0` and a variance `v` with `v + ε = 1` exactly in f32, so a model
-    /// saved after folding and run unfused gives the same outputs.
+    /// `β = 0`, `mean = 0` and a variance `v` with `v + ε = 1` exactly in f32, so the same
+    /// module structure saved after folding and run unfused gives the same outputs. The
+    /// folded layer has one scale per channel and a bias (its granularity and recorded scheme
+    /// say per channel), so the template it is loaded into needs `with_bias(true)` and
+    /// per-channel granularity.
     ///
     /// # Errors
     /// [`TernaryError::Fold`] when the layer is not packed, the batch norm's channel count
@@ -381,6 +397,11 @@ impl TernaryConv2d {
         self.packed = self.packed.clone().map(|_| packed);
         self.scales = self.scales.clone().map(|_| scales);
         self.bias = Some(fold.bias_param(self.bias.take(), &device));
+        // One scale per channel now, whatever the layer had: say so in the recorded scheme
+        // too, so a saved folded layer loads into a per-channel template.
+        self.granularity = Granularity::PerChannel;
+        let codes = scheme_codes(self.quantizer, self.granularity, self.activation);
+        self.scheme = self.scheme.clone().map(|_| scheme_tensor(codes, &device));
         fold.make_identity(bn);
         Ok(())
     }

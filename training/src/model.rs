@@ -14,7 +14,7 @@ use burn::tensor::{Device, Int, Tensor};
 use burn::train::ClassificationOutput;
 use burn_ternary::TernaryError;
 use burn_ternary::nn::{TernaryConv2d, TernaryConv2dConfig, TernaryLinear, TernaryLinearConfig};
-use burn_ternary::ops::{ConvEpilogue, MaxPoolOptions};
+use burn_ternary::ops::{ConvEpilogue, FusedMaxPool};
 use burn_ternary::quant::{ActivationQuant, Granularity, TernaryQuantizer};
 
 /// An image classifier: logits for a batch of images. [`classifier_steps`] gives it the
@@ -114,7 +114,8 @@ pub enum Conv {
     Ternary(TernaryConv2d),
     /// Packed ternary with the following batch norm folded in and the ReLU / pooling after
     /// it in its epilogue: the inference form [`Conv::fuse`] makes. Save the model before
-    /// fusing (the epilogue is not part of the record).
+    /// fusing: a fused model's record names this variant (and not `Ternary`), and the
+    /// epilogue is not part of it.
     Fused(TernaryConv2d),
     /// f32 with the following batch norm folded in and the ReLU / pooling after it run as one
     /// epilogue op: the inference form of a [`Conv::Full`] layer.
@@ -242,7 +243,7 @@ impl Conv {
     /// ternary layer's scales and bias, an f32 layer's weights and bias; `bn` is left as the
     /// identity), the ReLU and pooling run as one epilogue (fused into the packed conv op).
     /// Unpacked ternary layers, and pooling the epilogue cannot run
-    /// ([`MaxPoolOptions::from_layer`]), are left as they are.
+    /// ([`FusedMaxPool::from_layer`]), are left as they are.
     ///
     /// # Errors
     /// Those of [`TernaryConv2d::fold_batch_norm`] and
@@ -253,7 +254,7 @@ impl Conv {
         with_relu: bool,
         pool: Option<&MaxPool2d>,
     ) -> Result<Self, TernaryError> {
-        let max_pool = pool.map(MaxPoolOptions::from_layer);
+        let max_pool = pool.map(FusedMaxPool::from_layer);
         if max_pool == Some(None) {
             return Ok(self);
         }

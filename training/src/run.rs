@@ -466,13 +466,9 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
         let model = template.try_load_file(path)?;
         check_recorded_activations(&model, args.activation())?;
         // Batch norms folded into the packed convs before them, ReLU and pooling fused.
-        let acc = evaluate(
-            &model.clone().fuse()?,
-            &test,
-            &test_batcher,
-            s.batch_size,
-            &device,
-        );
+        let parameters = model.num_params();
+        let model = model.fuse()?;
+        let acc = evaluate(&model, &test, &test_batcher, s.batch_size, &device);
         println!(
             "{}: test accuracy {:.2}% on {} images",
             path.display(),
@@ -481,7 +477,7 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
         );
         return Ok(Summary {
             test_accuracy: acc,
-            parameters: model.num_params(),
+            parameters,
             packed_model_bytes: if precision == Precision::Full {
                 0
             } else {
@@ -575,7 +571,14 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
     // A full-precision run has nothing to pack: it is evaluated (and reported) as the f32
     // model it is.
     let (final_path, acc) = if precision == Precision::Full {
-        let acc = evaluate(&trained, &test, &test_batcher, s.batch_size, &device);
+        // Evaluated in its inference form, as `--eval` runs it.
+        let acc = evaluate(
+            &trained.fuse()?,
+            &test,
+            &test_batcher,
+            s.batch_size,
+            &device,
+        );
         (f32_path.clone(), acc)
     } else {
         let packed = freeze(trained)?;

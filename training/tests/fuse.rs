@@ -1,7 +1,7 @@
-//! `Classifier::fuse`, the inference form of a packed model (batch norms folded into the convs,
-//! ReLU and max pooling fused), gives the outputs of the model as frozen.
+//! `Classifier::fuse`, the inference form of a model (batch norms folded into the convs,
+//! ReLU, max pooling and residual adds fused), gives the outputs of the model as frozen.
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Distribution, Tensor, Tolerance};
 use burn_ternary::nn::freeze;
 use burn_ternary::quant::ActivationQuant;
@@ -9,32 +9,78 @@ use training::model::{Classifier, MnistNet, Precision};
 use training::resnet::ResNet20;
 
 /// Sets every vector parameter and buffer (biases, batch norm γ, β and running statistics)
-/// to values in [0.5, 1.5), so each batch norm is a real affine map.
-struct Perturb;
+/// to values in [0.5, 1.5), and batch norm γ to ±[0.5, 1.5) (every other channel negative),
+/// so each batch norm is a real affine map, sign flips included.
+#[derive(Default)]
+struct Perturb {
+    field: String,
+}
 
 impl ModuleMapper for Perturb {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.field = name.to_string();
+    }
+
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         if D != 1 {
             return param;
         }
+        let gamma = self.field == "gamma";
         param.map(|t| {
             let dims = t.dims();
-            Tensor::random(dims, Distribution::Uniform(0.5, 1.5), &t.device())
+            let v = Tensor::random(dims, Distribution::Uniform(0.5, 1.5), &t.device());
+            if gamma {
+                let signs: Vec<f32> = (0..dims[0])
+                    .map(|c| if c % 2 == 0 { -1.0 } else { 1.0 })
+                    .collect();
+                v * Tensor::<1>::from_floats(signs.as_slice(), &t.device()).reshape(dims)
+            } else {
+                v
+            }
         })
     }
 }
 
-fn check<M: Classifier + Module>(model: M, x: Tensor<4>, tol: Tolerance<f32>) {
-    let packed = freeze(model.map(&mut Perturb)).unwrap();
-    let want = packed.forward(x.clone());
-    let got = packed.fuse().unwrap().forward(x);
+/// The variants of the model's `Conv` layers, by name.
+#[derive(Default)]
+struct Variants {
+    names: Vec<String>,
+}
+
+impl ModuleVisitor for Variants {
+    fn enter_module(&mut self, name: &str, container: &str) {
+        if container == "Enum:Conv" {
+            self.names.push(name.to_string());
+        }
+    }
+}
+
+fn variants<M: Module>(m: &M) -> Vec<String> {
+    let mut v = Variants::default();
+    m.visit(&mut v);
+    v.names
+}
+
+/// Returns how many of the model's convs were fused.
+fn check<M: Classifier + Module>(model: M, pack: bool, x: Tensor<4>, tol: Tolerance<f32>) -> usize {
+    let model = model.map(&mut Perturb::default());
+    let model = if pack { freeze(model).unwrap() } else { model };
+    let want = model.forward(x.clone());
+    let fused = model.fuse().unwrap();
+    let got = fused.forward(x);
     assert_eq!(got.dims(), want.dims());
     got.into_data()
         .assert_approx_eq::<f32>(&want.into_data(), tol);
+    let names = variants(&fused);
+    assert!(
+        !names.iter().any(|n| n == "Ternary" || n == "Full"),
+        "every conv is fused: {names:?}"
+    );
+    names.iter().filter(|n| n.starts_with("Fused")).count()
 }
 
 #[test]
-fn fused_mnist_and_resnet_give_the_frozen_models_outputs() {
+fn fused_mnist_and_resnet_give_the_unfused_models_outputs() {
     let device = Device::flex();
     device.seed(3);
     let mnist = Tensor::<4>::random([3, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
@@ -49,12 +95,17 @@ fn fused_mnist_and_resnet_give_the_frozen_models_outputs() {
         ),
     ];
     for (act, tol) in cases {
-        for precision in [Precision::Ternary, Precision::TernaryAll] {
-            check(MnistNet::new(precision, act, &device), mnist.clone(), tol);
-            check(
-                ResNet20::new(precision, 1, 10, act, &device),
-                cifar.clone(),
-                tol,
+        for precision in [Precision::Ternary, Precision::TernaryAll, Precision::Full] {
+            let pack = precision != Precision::Full;
+            let tol = if pack { tol } else { cases[0].1 };
+            let m = MnistNet::new(precision, act, &device);
+            assert_eq!(check(m, pack, mnist.clone(), tol), 3, "MNIST: 3 convs");
+            // 21 convs: the stem, 2 in each of 9 blocks, 2 projection shortcuts.
+            let r = ResNet20::new(precision, 1, 10, act, &device);
+            assert_eq!(
+                check(r, pack, cifar.clone(), tol),
+                21,
+                "ResNet-20: 21 convs"
             );
         }
     }

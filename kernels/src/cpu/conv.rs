@@ -842,8 +842,8 @@ impl Finish {
     #[inline(always)]
     fn apply(self, v: f32, old: f32) -> f32 {
         let v = if self.residual { v + old } else { v };
-        if self.relu && !(v.is_nan() || v > 0.0) {
-            0.0
+        if self.relu {
+            super::pool::relu_f32(v)
         } else {
             v
         }
@@ -963,6 +963,7 @@ fn drive<X: PatchElem, O: Copy + Send + Sync, E: Fn(X::Acc, i32, O) -> O>(
 /// (K > 64 > [`DIRECT_MAX_K`]) whose raw group kernel writes scaled f32 values, to which the
 /// bias (or `+0.0`) is added. With no groups at all (K = 0) every output is that sum's
 /// `+0.0` plus the bias. `image_scales` holds the W2A8 activation scale of each image.
+#[allow(clippy::too_many_arguments)] // one convolution's operands
 fn drive_grouped<X: PatchElem>(
     g: &Geometry,
     x: &[X],

@@ -14,7 +14,7 @@ mod x86_64;
 pub use conv::{Conv2dParams, conv2d_f32, conv2d_w2a8, conv2d_w2a8_i32};
 pub use dispatch::{DPBUSD_PEAK_MACS_PER_ITER, Isa, Kernel, best, dpbusd_peak, kernels};
 pub use matmul::{matmul_f32, matmul_w2a8};
-pub use pool::{MaxPool2dParams, max_pool2d_f32};
+pub use pool::{MaxPool2dParams, max_pool2d_f32, relu_f32};
 pub use scalar::{conv2d_f32_reference, conv2d_w2a8_i32_reference};
 
 #[cfg(test)]

@@ -30,6 +30,10 @@ pub struct MaxPool2dParams {
     pub padding: [usize; 2],
     /// Dilation `[dh, dw]`, each ≥ 1.
     pub dilation: [usize; 2],
+    /// Apply ReLU (`max(v, 0)`, NaN kept, `−0.0 → +0.0`, as Burn's `relu`) to every input
+    /// value before pooling: `max_pool2d(relu(x))`, which differs from `relu(max_pool2d(x))`
+    /// on windows that hold no pixel (−∞ either way here).
+    pub relu: bool,
 }
 
 impl MaxPool2dParams {
@@ -40,6 +44,7 @@ impl MaxPool2dParams {
             stride: kernel,
             padding: [0, 0],
             dilation: [1, 1],
+            relu: false,
         }
     }
 
@@ -58,6 +63,12 @@ impl MaxPool2dParams {
     /// Sets the dilation.
     pub fn with_dilation(mut self, dilation: [usize; 2]) -> Self {
         self.dilation = dilation;
+        self
+    }
+
+    /// Applies ReLU to the inputs first (see [`MaxPool2dParams::relu`]).
+    pub fn with_relu(mut self, relu: bool) -> Self {
+        self.relu = relu;
         self
     }
 
@@ -143,6 +154,11 @@ pub fn max_pool2d_f32(
     if out_plane == 0 {
         return Ok(());
     }
+    if plane == 0 {
+        // Only padding: every window is empty.
+        out.fill(f32::NEG_INFINITY);
+        return Ok(());
+    }
     let one = |(src, dst): (&[f32], &mut [f32])| pool_plane(src, [h, w], [oh, ow], params, dst);
     if x.len() >= PARALLEL_MIN_ELEMS && planes > 1 {
         x.par_chunks(plane.max(1))
@@ -180,12 +196,29 @@ fn take(m: f32, v: f32) -> f32 {
     if v > m || v.is_nan() { v } else { m }
 }
 
-fn pool_plane(
+/// ReLU with NaN kept and `−0.0 → +0.0`: the rule of Burn's and PyTorch's `relu`, shared by
+/// every fused epilogue of the crate.
+#[inline(always)]
+pub fn relu_f32(v: f32) -> f32 {
+    if v.is_nan() || v > 0.0 { v } else { 0.0 }
+}
+
+fn pool_plane(x: &[f32], hw: [usize; 2], ohw: [usize; 2], p: &MaxPool2dParams, out: &mut [f32]) {
+    if p.relu {
+        pool_plane_with(x, hw, ohw, p, out, relu_f32);
+    } else {
+        pool_plane_with(x, hw, ohw, p, out, |v| v);
+    }
+}
+
+/// [`pool_plane`] reading every input through `f`.
+fn pool_plane_with(
     x: &[f32],
     [h, w]: [usize; 2],
     [oh, ow]: [usize; 2],
     p: &MaxPool2dParams,
     out: &mut [f32],
+    f: impl Fn(f32) -> f32,
 ) {
     let ([kh, kw], [sh, sw], [ph, pw], [dh, dw]) = (p.kernel, p.stride, p.padding, p.dilation);
     // The common CNN case, 2×2 stride 2 without padding: two input rows per output row.
@@ -193,9 +226,9 @@ fn pool_plane(
         for (oy, row) in out.chunks_exact_mut(ow).enumerate() {
             let (r0, r1) = (&x[2 * oy * w..][..2 * ow], &x[(2 * oy + 1) * w..][..2 * ow]);
             for (ox, y) in row.iter_mut().enumerate() {
-                let m = take(r0[2 * ox], r0[2 * ox + 1]);
-                let m = take(m, r1[2 * ox]);
-                *y = take(m, r1[2 * ox + 1]);
+                let m = take(f(r0[2 * ox]), f(r0[2 * ox + 1]));
+                let m = take(m, f(r1[2 * ox]));
+                *y = take(m, f(r1[2 * ox + 1]));
             }
         }
         return;
@@ -209,7 +242,7 @@ fn pool_plane(
             for ky in ky0..ky1 {
                 let row = &x[(oy * sh + ky * dh - ph) * w..][..w];
                 for kx in kx0..kx1 {
-                    let v = row[ox * sw + kx * dw - pw];
+                    let v = f(row[ox * sw + kx * dw - pw]);
                     m = if first { v } else { take(m, v) };
                     first = false;
                 }
