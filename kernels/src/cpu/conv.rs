@@ -66,6 +66,7 @@
 //! image with one outlier keeps the outlier's step `s_b`.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -704,15 +705,19 @@ fn gather<X: PatchElem>(
     let wide_len = words * X::WIDE;
     let wide = g.dw == 1 && words <= SLACK_WORDS;
     let (mut oy, mut ox) = (p0 / g.ow, p0 % g.ow);
+    // The window's extent past its top-left pixel, to tell interior windows without the
+    // divisions of `tap_range`.
+    let (span_y, span_x) = (((g.kh - 1) * g.dh) as isize, ((kw - 1) * g.dw) as isize);
     for i in 0..m {
         let row = &mut patch[i * kp..];
         let iy0 = (oy * g.sh) as isize - g.ph as isize;
         let ix0 = (ox * g.sw) as isize - g.pw as isize;
-        let (ky0, ky1) = tap_range(iy0, g.dh, g.h, g.kh);
-        let (kx0, kx1) = tap_range(ix0, g.dw, g.w, kw);
+        let inside = iy0 >= 0
+            && ix0 >= 0
+            && iy0 + span_y < g.h as isize
+            && ix0 + span_x < g.w as isize;
         // The window's top-left pixel (outside the image, or even before `base`, at borders).
         let corner = base as isize + iy0 * g.w as isize + ix0;
-        let inside = ky0 == 0 && ky1 == g.kh && kx0 == 0 && kx1 == kw;
         let dst = row.as_mut_ptr().cast::<u8>();
         if inside && wide && corner as usize + last_run + wide_len <= x.len() {
             let src = x.as_ptr().cast::<u8>();
@@ -728,6 +733,8 @@ fn gather<X: PatchElem>(
             }
         } else {
             // A window on the border: zero each run, then copy its valid taps.
+            let (ky0, ky1) = tap_range(iy0, g.dh, g.h, g.kh);
+            let (kx0, kx1) = tap_range(ix0, g.dw, g.w, kw);
             for c in 0..g.cg {
                 for ky in 0..g.kh {
                     let r = c * g.kh + ky;
@@ -864,7 +871,13 @@ struct Plan {
     /// Position blocks per image.
     blocks: usize,
     parallel: bool,
+    /// Below [`CALLER_WORKS_BELOW_MACS`]: the calling thread takes tasks too.
+    small: bool,
 }
+
+/// Multiply-accumulates below which a parallel convolution called from outside the rayon
+/// pool runs tasks on the calling thread as well (see [`Plan::run`]).
+const CALLER_WORKS_BELOW_MACS: usize = 1 << 24;
 
 impl Plan {
     fn new(g: &Geometry, row_len: usize, elem_bytes: usize) -> Self {
@@ -884,6 +897,7 @@ impl Plan {
             pb,
             blocks: g.l.div_ceil(pb),
             parallel,
+            small: macs < CALLER_WORKS_BELOW_MACS,
         }
     }
 
@@ -895,10 +909,35 @@ impl Plan {
             task(b, p0, pb.min(g.l - p0));
         };
         let tasks = g.batch * blocks;
-        if self.parallel && tasks > 1 {
+        if !(self.parallel && tasks > 1) {
+            (0..tasks).for_each(one);
+        } else if !self.small || rayon::current_thread_index().is_some() {
+            // Large, or already on a pool thread: rayon's own splitting.
             (0..tasks).into_par_iter().for_each(one);
         } else {
-            (0..tasks).for_each(one);
+            // A small convolution called from outside the pool (a batch-1 forward on the main
+            // thread): the caller works too, with `threads − 1` pool jobs, all pulling tasks
+            // from one counter, so the work starts without waiting for a worker to wake up
+            // (with `par_iter` the caller blocks while the pool does everything). Large ones
+            // keep `par_iter`: there the wake-up is noise, and a woken but idle third thread
+            // spinning for work on a 2-core machine costs more than it saves.
+            let next = AtomicUsize::new(0);
+            let work = || {
+                loop {
+                    let t = next.fetch_add(1, Ordering::Relaxed);
+                    if t >= tasks {
+                        break;
+                    }
+                    one(t);
+                }
+            };
+            rayon::in_place_scope(|s| {
+                let helpers = rayon::current_num_threads().saturating_sub(1).min(tasks - 1);
+                for _ in 0..helpers {
+                    s.spawn(|_| work());
+                }
+                work();
+            });
         }
     }
 }
