@@ -180,3 +180,56 @@ fn fake_quant_training_step_runs_on_wgpu_and_matches_flex() {
         .into_data()
         .assert_approx_eq::<f32>(&g_cpu.into_data(), Tolerance::rel_abs(1e-4, 1e-5));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+    /// The packed conv on wgpu (the CubeCL kernel) against Burn's own `conv2d` on wgpu with
+    /// the dequantized filters — of the per-image fake-quantized input in W2A8 mode — on
+    /// random geometries.
+    #[test]
+    fn packed_conv2d_on_wgpu_equals_burn_conv2d_on_random_shapes(
+        cg in 1usize..5, ng in 1usize..4, groups in 1usize..3,
+        kh in 1usize..4, kw in 1usize..4, sh in 1usize..3, sw in 1usize..3,
+        ph in 0usize..2, pw in 0usize..2, dh in 1usize..3, dw in 1usize..3,
+        h in 1usize..9, w in 1usize..9, batch in 1usize..3, int8 in proptest::prelude::any::<bool>(),
+    ) {
+        use burn::tensor::module::conv2d;
+        use burn::tensor::ops::ConvOptions;
+        let (span_h, span_w) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
+        proptest::prop_assume!(h + 2 * ph >= span_h && w + 2 * pw >= span_w);
+        let act = if int8 { ActivationQuant::Int8PerImage } else { ActivationQuant::None };
+        let (ci, co) = (cg * groups, ng * groups);
+        let layer = TernaryConv2dConfig::new([ci, co], [kh, kw])
+            .with_stride([sh, sw])
+            .with_padding([ph, pw])
+            .with_dilation([dh, dw])
+            .with_groups(groups)
+            .with_bias(true)
+            .with_granularity(Granularity::PerChannel)
+            .with_activation(act)
+            .init(&Device::flex())
+            .freeze()
+            .unwrap()
+            .to_device(&gpu());
+        let x = Tensor::<4>::random([batch, ci, h, w], Distribution::Normal(0.0, 1.0), &gpu());
+        let seen = if int8 {
+            // Per-image int8 fake quantization, written out here.
+            let rows = x.clone().reshape([batch, ci * h * w]);
+            let amax = rows.clone().abs().max_dim(1).clamp_min(f32::MIN_POSITIVE);
+            let q = (rows * (amax.clone().recip() * 127.0)).round().clamp(-127.0, 127.0)
+                * (amax / 127.0);
+            q.reshape([batch, ci, h, w])
+        } else {
+            x.clone()
+        };
+        let bias = layer.bias.as_ref().map(|b| b.val());
+        let options = ConvOptions::new([sh, sw], [ph, pw], [dh, dw], groups);
+        let want = conv2d(seen, layer.effective_weight(), bias, options);
+        let got = layer.forward(x);
+        got.to_device(&Device::flex()).into_data().assert_approx_eq::<f32>(
+            &want.to_device(&Device::flex()).into_data(),
+            // One int8 step where an activation sits on a rounding tie.
+            Tolerance::rel_abs(1e-4, 2e-3),
+        );
+    }
+}

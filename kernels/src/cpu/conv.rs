@@ -712,10 +712,8 @@ fn gather<X: PatchElem>(
         let row = &mut patch[i * kp..];
         let iy0 = (oy * g.sh) as isize - g.ph as isize;
         let ix0 = (ox * g.sw) as isize - g.pw as isize;
-        let inside = iy0 >= 0
-            && ix0 >= 0
-            && iy0 + span_y < g.h as isize
-            && ix0 + span_x < g.w as isize;
+        let inside =
+            iy0 >= 0 && ix0 >= 0 && iy0 + span_y < g.h as isize && ix0 + span_x < g.w as isize;
         // The window's top-left pixel (outside the image, or even before `base`, at borders).
         let corner = base as isize + iy0 * g.w as isize + ix0;
         let dst = row.as_mut_ptr().cast::<u8>();
@@ -932,7 +930,9 @@ impl Plan {
                 }
             };
             rayon::in_place_scope(|s| {
-                let helpers = rayon::current_num_threads().saturating_sub(1).min(tasks - 1);
+                let helpers = rayon::current_num_threads()
+                    .saturating_sub(1)
+                    .min(tasks - 1);
                 for _ in 0..helpers {
                     s.spawn(|_| work());
                 }
