@@ -104,7 +104,7 @@ struct Args {
     json: bool,
     /// Only these variants (f32, f32-fused, exact, w2a8; default all), e.g. to profile one.
     /// Ratios need the f32 baseline in the run.
-    #[arg(long, value_parser = ["f32", "f32-fused", "exact", "w2a8"])]
+    #[arg(long, value_parser = KEYS)]
     variant: Vec<String>,
     /// Run the packed models as frozen, without folding batch norms into the packed convs
     /// and fusing ReLU / max pooling into them (`Classifier::fuse`).
@@ -145,6 +145,8 @@ impl Classifier for Mlp {
 /// batch norms folded, ReLU / max pooling as one op; shows what fusion alone buys), and the
 /// packed models.
 const VARIANTS: [&str; N] = ["f32", "f32 fused", "packed exact-f32", "packed W2A8"];
+/// `--variant` names of [`VARIANTS`], same order.
+const KEYS: [&str; N] = ["f32", "f32-fused", "exact", "w2a8"];
 const N: usize = 4;
 
 /// A model as the benchmark runs it.
@@ -207,9 +209,8 @@ struct Row {
 fn run(model: &str, batch: usize, args: &Args, device: &Device) -> Vec<Row> {
     let shape = input_shape(model, batch);
     let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), device);
-    let names = ["f32", "f32-fused", "exact", "w2a8"];
     let selected: Vec<usize> = (0..N)
-        .filter(|&v| args.variant.is_empty() || args.variant.iter().any(|a| a == names[v]))
+        .filter(|&v| args.variant.is_empty() || args.variant.iter().any(|a| a == KEYS[v]))
         .collect();
     // Build and run each variant once and drop it, so state created lazily on first use and
     // shared by later models (thread pools, thread-local scratch) is not charged to whichever

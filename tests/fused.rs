@@ -182,6 +182,24 @@ fn residual_conv_equals_conv_plus_residual_then_the_epilogue_bit_for_bit() {
 }
 
 #[test]
+fn residual_on_a_packed_legacy_per_patch_layer_runs_as_burn_ops() {
+    // Int8PerToken has no native op: conv + bias, then the residual and the epilogue as Burn
+    // ops, with the packed layer's own channel count in the shape check.
+    let e = ConvEpilogue {
+        relu: true,
+        max_pool: Some(pool(2, 2, 0)),
+    };
+    let l = packed((4, 6, 3, 1, 1, 1), ActivationQuant::Int8PerToken, true);
+    let x = Tensor::<4>::random([2, 4, 6, 6], Distribution::Normal(0.0, 1.0), &flex());
+    let r = Tensor::<4>::random([2, 6, 6, 6], Distribution::Normal(0.0, 1.0), &flex());
+    let got = l
+        .clone()
+        .with_epilogue(e)
+        .forward_residual(x.clone(), r.clone());
+    assert_eq!(bits(got), bits(separate(l.forward(x) + r, &e)));
+}
+
+#[test]
 #[should_panic(expected = "residual [2, 6, 4, 4] must be the conv output [2, 6, 5, 5]")]
 fn residual_of_the_wrong_shape_panics_with_both_shapes() {
     let l = packed((4, 6, 3, 1, 1, 1), ActivationQuant::None, true);

@@ -15,7 +15,7 @@ use super::fold;
 use super::packing::{self, int_param, int_zeros, row_words, scheme_codes, scheme_tensor};
 use crate::error::TernaryError;
 use crate::ops::{
-    ConvEpilogue, TernaryConvOptions, conv2d_im2col, ternary_conv2d_fused,
+    ConvEpilogue, TernaryConvOptions, check_fused, conv2d_im2col, ternary_conv2d_fused,
     ternary_conv2d_per_patch, ternary_conv2d_residual,
 };
 use crate::quant::{
@@ -245,47 +245,17 @@ impl TernaryConv2d {
             "TernaryConv2d: input {dims:?} must have {} channels",
             self.channels_in
         );
-        let bias = self.bias.as_ref().map(|b| b.val());
-        if self.is_packed() {
-            let (packed, scales) = (self.packed.val(), self.scales.val());
-            let (options, epilogue) = (self.options(), self.epilogue);
-            match self.activation {
-                ActivationQuant::None => {
-                    ternary_conv2d_fused(input, packed, scales, bias, options, epilogue, false)
-                }
-                ActivationQuant::Int8PerImage => {
-                    ternary_conv2d_fused(input, packed, scales, bias, options, epilogue, true)
-                }
-                ActivationQuant::Int8PerToken => epilogue.apply(ternary_conv2d_per_patch(
-                    input, packed, scales, bias, options,
-                )),
-            }
-        } else {
-            let w = fake_ternarize(self.weight.val(), self.quantizer, self.granularity, 0);
-            let options = ConvOptions::new(self.stride, self.padding, self.dilation, self.groups);
-            let y = match self.activation {
-                ActivationQuant::None => conv2d(input, w, bias, options),
-                ActivationQuant::Int8PerImage => {
-                    // One int8 scale per image over all of its C·H·W values, as the packed
-                    // op quantizes the feature map before its integer convolution.
-                    let [b, c, h, wd] = input.dims();
-                    let x = fake_quantize_activations(input.reshape([b, c * h * wd]))
-                        .reshape([b, c, h, wd]);
-                    conv2d(x, w, bias, options)
-                }
-                ActivationQuant::Int8PerToken => {
-                    // Per im2col row (one output position's patch), as the legacy packed
-                    // path does.
-                    let c_out = w.dims()[0];
-                    let n_g = c_out / self.groups;
-                    let w_rows = w.reshape([c_out, self.k()]);
-                    conv2d_im2col(input, self.options(), c_out, bias, |rows, g| {
-                        let w_g = w_rows.clone().narrow(0, g * n_g, n_g);
-                        fake_quantize_activations(rows).matmul(w_g.transpose())
-                    })
-                }
-            };
-            self.epilogue.apply(y)
+        match self.native_int8() {
+            Some(int8) => ternary_conv2d_fused(
+                input,
+                self.packed.val(),
+                self.scales.val(),
+                self.bias.as_ref().map(|b| b.val()),
+                self.options(),
+                self.epilogue,
+                int8,
+            ),
+            None => self.epilogue.apply(self.forward_unfused(input)),
         }
     }
 
@@ -296,39 +266,84 @@ impl TernaryConv2d {
     /// - input: `[batch, channels_in, h, w]`, residual: the convolution's output
     ///   `[batch, channels_out, h_out, w_out]` → that, pooled when the epilogue pools
     pub fn forward_residual(&self, input: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
-        let packed_int8 = match self.activation {
-            ActivationQuant::None => Some(false),
-            ActivationQuant::Int8PerImage => Some(true),
-            ActivationQuant::Int8PerToken => None,
-        };
-        match packed_int8.filter(|_| self.is_packed()) {
+        let bias = self.bias.as_ref().map(|b| b.val());
+        match self.native_int8() {
             Some(int8) => ternary_conv2d_residual(
                 input,
                 self.packed.val(),
                 self.scales.val(),
-                self.bias.as_ref().map(|b| b.val()),
+                bias,
                 residual,
                 self.options(),
                 self.epilogue,
                 int8,
             ),
             None => {
-                // The same contract as the packed op, so training cannot broadcast a residual
-                // of another shape.
-                crate::ops::check_fused(
-                    "TernaryConv2d::forward_residual",
+                // The packed op's contract, so Burn's add cannot broadcast a residual of
+                // another shape here.
+                let c_out = if self.is_packed() {
+                    self.packed.val().dims()[0]
+                } else {
+                    self.weight.val().dims()[0]
+                };
+                let op = "TernaryConv2d::forward_residual";
+                check_fused(
+                    op,
                     &input,
-                    self.weight.val().dims()[0],
-                    None,
+                    c_out,
+                    bias,
                     Some(&residual),
                     self.options(),
                     self.epilogue,
                 );
-                let plain = Self {
-                    epilogue: ConvEpilogue::default(),
-                    ..self.clone()
-                };
-                self.epilogue.apply(plain.forward(input) + residual)
+                self.epilogue.apply(self.forward_unfused(input) + residual)
+            }
+        }
+    }
+
+    /// The activation mode of the backend's native packed conv op (`Some(int8)`), or `None`
+    /// when the layer runs as Burn ops: in the training state, and the legacy per-patch W2A8.
+    fn native_int8(&self) -> Option<bool> {
+        let int8 = match self.activation {
+            ActivationQuant::None => false,
+            ActivationQuant::Int8PerImage => true,
+            ActivationQuant::Int8PerToken => return None,
+        };
+        self.is_packed().then_some(int8)
+    }
+
+    /// Convolution and bias as Burn ops, without the epilogue: the training forward
+    /// (fake-ternarized filters, fake-quantized input as the activation mode says) and the
+    /// legacy packed per-patch W2A8 path.
+    fn forward_unfused(&self, input: Tensor<4>) -> Tensor<4> {
+        let bias = self.bias.as_ref().map(|b| b.val());
+        if self.is_packed() {
+            // Only the legacy per-patch mode gets here (see `native_int8`).
+            let (packed, scales) = (self.packed.val(), self.scales.val());
+            return ternary_conv2d_per_patch(input, packed, scales, bias, self.options());
+        }
+        let w = fake_ternarize(self.weight.val(), self.quantizer, self.granularity, 0);
+        let options = ConvOptions::new(self.stride, self.padding, self.dilation, self.groups);
+        match self.activation {
+            ActivationQuant::None => conv2d(input, w, bias, options),
+            ActivationQuant::Int8PerImage => {
+                // One int8 scale per image over all of its C·H·W values, as the packed
+                // op quantizes the feature map before its integer convolution.
+                let [b, c, h, wd] = input.dims();
+                let x = fake_quantize_activations(input.reshape([b, c * h * wd]))
+                    .reshape([b, c, h, wd]);
+                conv2d(x, w, bias, options)
+            }
+            ActivationQuant::Int8PerToken => {
+                // Per im2col row (one output position's patch), as the legacy packed
+                // path does.
+                let c_out = w.dims()[0];
+                let n_g = c_out / self.groups;
+                let w_rows = w.reshape([c_out, self.k()]);
+                conv2d_im2col(input, self.options(), c_out, bias, |rows, g| {
+                    let w_g = w_rows.clone().narrow(0, g * n_g, n_g);
+                    fake_quantize_activations(rows).matmul(w_g.transpose())
+                })
             }
         }
     }

@@ -1267,12 +1267,11 @@ impl Kernel {
     ) -> Result<()> {
         let w = &w.into();
         let g = Geometry::check(params, x.len(), w, bias, out.len())?;
+        let finish = Finish::of(params);
         if !w.row_scaled() {
-            let finish = Finish::of(params);
             drive_grouped(&g, x, w, self.f32_group, None, bias, finish, out);
             return Ok(());
         }
-        let finish = Finish::of(params);
         drive(&g, x, w, self.f32, out, |_, ch| {
             let (ws, bv) = (w.scale(ch), bias.map_or(0.0, |b| b[ch]));
             move |acc: f32, _, old: f32| finish.apply(acc * ws + bv, old)
@@ -1304,8 +1303,9 @@ impl Kernel {
 
     /// W2A8 convolution: `out[b, o, oy, ox] = (Σ w·x̃) · (x_scale[b] · w_scale[o]) + bias[o]`,
     /// plus the residual `out` holds on entry when [`Conv2dParams::residual`] is set, then the
-    /// fused ReLU when [`Conv2dParams::relu`] is set, NCHW (group scales: "Group scales" in the module docs). The integer sums equal [`Kernel::conv2d_w2a8_i32`]'s and the epilogue is the
-    /// GEMM driver's, so every ISA returns the same bits. Error against the exact-f32
+    /// fused ReLU when [`Conv2dParams::relu`] is set, NCHW (group scales: "Group scales" in
+    /// the module docs). The integer sums equal [`Kernel::conv2d_w2a8_i32`]'s and the
+    /// epilogue is the GEMM driver's, so every ISA returns the same bits. Error against the exact-f32
     /// convolution: see the module docs.
     ///
     /// # Errors
@@ -1321,8 +1321,8 @@ impl Kernel {
         let w = &w.into();
         let g = Geometry::check_w2a8(params, x, w, bias, out.len())?;
         let xs = x.scales();
+        let finish = Finish::of(params);
         if !w.row_scaled() {
-            let finish = Finish::of(params);
             drive_grouped(
                 &g,
                 x.data(),
@@ -1335,7 +1335,6 @@ impl Kernel {
             );
             return Ok(());
         }
-        let finish = Finish::of(params);
         drive(&g, x.data(), w, self.w2a8, out, |b, ch| {
             let (xs, ws, bv) = (xs[b], w.scale(ch), bias.map_or(0.0, |v| v[ch]));
             move |raw: i32, sum: i32, old: f32| {
