@@ -207,6 +207,82 @@ impl TernaryLinear {
         })
     }
 
+    /// Back to the training state from the packed one, for fine-tuning a packed (imported)
+    /// model with QAT: latent weights chosen so that the training forward's quantizer gives
+    /// back exactly the packed codes and, up to the f32 rounding of a mean, the packed scales.
+    /// With absmean, `latent = code · scale / p` where `p` is the fraction of non-zero codes of
+    /// the scale's group (tensor or output feature), since `mean|latent| = scale` and
+    /// `|latent| / scale = 1/p ≥ 1` rounds to the code; with TWN, `latent = code · scale`. The
+    /// latent weights a checkpoint was trained from are not in it, so they are not recovered.
+    /// A layer already in the training state is returned as it is.
+    pub fn unfreeze(self) -> Self {
+        if !self.is_packed() {
+            return self;
+        }
+        // [d_input, d_output]: code · scale.
+        let effective = self.effective_weight();
+        let latent = match self.quantizer {
+            TernaryQuantizer::Twn => effective,
+            TernaryQuantizer::AbsMean => {
+                let nonzero = effective.clone().abs().greater_elem(0.0).float();
+                let p = match self.granularity {
+                    Granularity::PerTensor => nonzero.mean().unsqueeze::<2>(),
+                    Granularity::PerChannel => nonzero.mean_dim(0),
+                };
+                // An all-zero group has p = 0 and latent 0 (0 / tiny), not NaN.
+                effective / p.clamp_min(f32::MIN_POSITIVE)
+            }
+        };
+        let device = latent.device();
+        let words = row_words(self.d_input);
+        Self {
+            weight: self.weight.map(|_| latent),
+            packed: self.packed.map(|_| int_zeros([0, words], &device)),
+            scales: self.scales.map(|_| Tensor::zeros([0], &device)),
+            ..self
+        }
+    }
+
+    /// The packed weights as a [`ternary_kernels::PackedI2`]: `n = d_output` rows of
+    /// `k = d_input` codes with the layer's per-tensor or per-row scales — what a checkpoint
+    /// writer (`burn_ternary::import`) takes. `Ok(None)` in the training state.
+    ///
+    /// # Errors
+    /// [`TernaryError::Pack`] when the layer's packed words are not a valid `I2` matrix (a
+    /// code 3, non-zero padding: a corrupted record).
+    pub fn to_packed(&self) -> Result<Option<ternary_kernels::PackedI2>, TernaryError> {
+        if !self.is_packed() {
+            return Ok(None);
+        }
+        let words: Vec<i32> = self
+            .packed
+            .val()
+            .into_data()
+            .convert::<i32>()
+            .try_into_vec()
+            .expect("i32 data");
+        let scales: Vec<f32> = self
+            .scales
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .expect("f32 data");
+        let n = words.len() / row_words(self.d_input).max(1);
+        let bytes = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let scales = if scales.len() == 1 {
+            ternary_kernels::Scales::PerTensor(scales[0])
+        } else {
+            ternary_kernels::Scales::PerRow(scales)
+        };
+        ternary_kernels::PackedI2::from_packed_rows(n, self.d_input, scales, bytes)
+            .map(Some)
+            .map_err(|source| TernaryError::Pack {
+                layer: "TernaryLinear".into(),
+                source,
+            })
+    }
+
     /// Applies the layer.
     ///
     /// # Shapes

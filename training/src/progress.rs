@@ -25,6 +25,7 @@ pub struct LineRenderer {
     last_draw: Instant,
     last_quarter: usize,
     tty: bool,
+    unit: &'static str,
 }
 
 impl Default for LineRenderer {
@@ -47,7 +48,15 @@ impl LineRenderer {
             last_draw: Instant::now(),
             last_quarter: 0,
             tty: std::io::stdout().is_terminal(),
+            unit: "img",
         }
+    }
+
+    /// The same renderer counting items as `unit` (`"img"` by default; `"seq"` for windows of
+    /// text): the rate is printed as `<n> <unit>/s`.
+    pub fn with_unit(mut self, unit: &'static str) -> Self {
+        self.unit = unit;
+        self
     }
 
     fn record(&mut self, entry: &MetricEntry) {
@@ -67,7 +76,7 @@ impl LineRenderer {
         let filled = ((frac * WIDTH as f64) as usize).min(WIDTH);
         let secs = self.started.elapsed().as_secs_f64();
         let mut s = format!(
-            "epoch {}/{} {:<5} [{}{}] {done}/{} | {:.0} img/s | {:.0} s",
+            "epoch {}/{} {:<5} [{}{}] {done}/{} | {:.0} {}/s | {:.0} s",
             self.epoch,
             self.epochs,
             self.split,
@@ -75,6 +84,7 @@ impl LineRenderer {
             ".".repeat(WIDTH - filled),
             self.total,
             done as f64 / secs.max(1e-3),
+            self.unit,
             secs
         );
         for (id, value) in &self.values {

@@ -185,6 +185,37 @@ impl BitNetConfig {
         })
     }
 
+    /// `config.json` as transformers writes a `BitNetConfig` (`model_type` `bitnet`,
+    /// `architectures` `["BitNetForCausalLM"]`, `hidden_act` `relu2`, top-level `rope_theta`
+    /// as transformers 4.x reads it): what an exported model directory carries.
+    /// [`BitNetConfig::from_json`] reads it back to the same config. The quantization block is
+    /// added by the writer of the weights.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "architectures": ["BitNetForCausalLM"],
+            "model_type": "bitnet",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "head_dim": self.head_dim,
+            "max_position_embeddings": self.max_position_embeddings,
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": self.eos_token_id,
+            "hidden_act": "relu2",
+            "attention_bias": false,
+            "attention_dropout": 0.0,
+            "initializer_range": 0.02,
+            "use_cache": true,
+            "torch_dtype": "float32",
+        })
+    }
+
     /// BitNet-b1.58-2B-4T's shapes (`microsoft/bitnet-b1.58-2B-4T`'s `config.json`): for
     /// benchmarks with random weights.
     pub fn bitnet_b1_58_2b_4t() -> Self {

@@ -78,4 +78,17 @@ pub enum BitNetError {
         /// `vocab_size`.
         vocab: usize,
     },
+    /// Training data or options that cannot make a run (too little text for one window, a
+    /// zero batch size, checkpoints already in the output directory, …).
+    #[error("{0}")]
+    Data(String),
+    /// Reading or writing a file other than a checkpoint.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -13,14 +13,19 @@
 //! * [`load`](mod@load): a Hugging Face model directory (packed `uint8` weights or bf16 master
 //!   weights, sharded or not) or a GGUF file through `burn_ternary::import`;
 //! * [`generate`](mod@generate): sampling (greedy, temperature, top-k, top-p, seeded) and a
-//!   streaming generation loop; [`Tokenizer`]: `tokenizer.json` through the `tokenizers` crate.
+//!   streaming generation loop; [`Tokenizer`]: `tokenizer.json` through the `tokenizers` crate;
+//! * [`train`](mod@train): QAT training and fine-tuning through burn-train (next-token loss,
+//!   AdamW, warm-up + cosine schedule, atomic checkpoints, resume);
+//! * [`export`](mod@export): a trained model to a Hugging Face BitNet directory or GGUF.
 
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod generate;
 pub mod load;
 pub mod model;
 pub mod tokenizer;
+pub mod train;
 
 pub use config::BitNetConfig;
 pub use error::BitNetError;
@@ -28,3 +33,4 @@ pub use generate::{Generation, Sampler, SamplingConfig};
 pub use load::{LoadOptions, load};
 pub use model::{BitNet, KvCache};
 pub use tokenizer::Tokenizer;
+pub use train::{TokenWindows, TrainOptions, TrainReport};

@@ -22,7 +22,7 @@ use ternary_kernels::{PackedI2, Scales};
 
 use crate::config::BitNetConfig;
 use crate::error::BitNetError;
-use crate::model::{Attention, BitNet, DecoderLayer, Mlp, RmsNorm};
+use crate::model::{Attention, BitNet, DecoderLayer, Mlp, Projection, RmsNorm};
 
 /// How to load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,7 +274,7 @@ fn projection(
     stored: Result<Stored, BitNetError>,
     activation: ActivationQuant,
     device: &Device,
-) -> Result<TernaryLinear, BitNetError> {
+) -> Result<Projection, BitNetError> {
     let packed = match stored? {
         Stored::Packed(p) => collapse_groups(name, p.packed)?,
         Stored::Plain(t) => {
@@ -302,7 +302,7 @@ fn projection(
             });
         }
     };
-    Ok(TernaryLinear::from_packed(
+    Ok(Projection::Ternary(TernaryLinear::from_packed(
         &packed, None, activation, device,
-    ))
+    )))
 }

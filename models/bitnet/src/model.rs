@@ -15,6 +15,7 @@
 //! same values (QAT trains what inference runs).
 
 use burn::module::{Module, Param};
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use burn_ternary::nn::{TernaryLinear, TernaryLinearConfig};
@@ -66,8 +67,12 @@ pub struct Rope {
 }
 
 impl Rope {
-    /// Tables for `positions` positions of `head_dim` (even) with base `theta`.
+    /// Tables for `positions` positions of `head_dim` (even) with base `theta`. They are
+    /// constants, so they are made without autodiff even on an autodiff device: the same
+    /// tables then serve the training forward and the validation / inference forward of
+    /// [`Module::valid`](burn::module::Module::valid)'s model.
     pub fn new(head_dim: usize, positions: usize, theta: f64, device: &Device) -> Self {
+        let device = &device.clone().without_autodiff();
         let half = head_dim / 2;
         let inv_freq: Vec<f32> = (0..half)
             .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32))
@@ -115,17 +120,78 @@ pub fn bitlinear(d_input: usize, d_output: usize, device: &Device) -> TernaryLin
         .init(device)
 }
 
+/// One projection of the model: a BitLinear layer (what BitNet is), or a dense f32 linear
+/// layer of the same shape — the full-precision baseline of the same architecture that
+/// benchmarks and the f32 training comparison run, never part of a BitNet checkpoint.
+#[derive(Module, Debug)]
+pub enum Projection {
+    /// BitLinear: a [`TernaryLinear`] (absmean per tensor, per-token int8 activations).
+    Ternary(TernaryLinear),
+    /// Dense f32 weights `[d_input, d_output]`, no bias (`nn::Linear`).
+    Dense(Linear),
+}
+
+impl Projection {
+    /// `[..., d_input]` → `[..., d_output]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Projection::Ternary(l) => l.forward(x),
+            Projection::Dense(l) => l.forward(x),
+        }
+    }
+
+    /// The BitLinear layer, `None` for a dense baseline projection.
+    pub fn ternary(&self) -> Option<&TernaryLinear> {
+        match self {
+            Projection::Ternary(l) => Some(l),
+            Projection::Dense(_) => None,
+        }
+    }
+
+    /// A dense f32 projection holding this one's effective weights (code × scale of a
+    /// BitLinear layer, packed or not): the same function without the ternary kernels or the
+    /// activation quantization.
+    pub fn into_dense(self) -> Self {
+        match self {
+            Projection::Ternary(l) => Projection::Dense(Linear {
+                weight: Param::from_tensor(l.effective_weight()),
+                bias: None,
+            }),
+            dense => dense,
+        }
+    }
+
+    fn map_ternary(self, f: impl FnOnce(TernaryLinear) -> TernaryLinear) -> Self {
+        match self {
+            Projection::Ternary(l) => Projection::Ternary(f(l)),
+            dense => dense,
+        }
+    }
+}
+
+/// A dense f32 projection `[d_input] → [d_output]` without bias, N(0, 0.02²) as transformers
+/// initialises: the layer of the full-precision baseline.
+pub fn dense(d_input: usize, d_output: usize, device: &Device) -> Linear {
+    LinearConfig::new(d_input, d_output)
+        .with_bias(false)
+        .with_initializer(burn::module::Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
+        })
+        .init(device)
+}
+
 /// Grouped-query self-attention with the BitNet sub-norm before `o_proj`.
 #[derive(Module, Debug)]
 pub struct Attention {
     /// `[hidden] → [heads · head_dim]`.
-    pub q_proj: TernaryLinear,
+    pub q_proj: Projection,
     /// `[hidden] → [kv_heads · head_dim]`.
-    pub k_proj: TernaryLinear,
+    pub k_proj: Projection,
     /// `[hidden] → [kv_heads · head_dim]`.
-    pub v_proj: TernaryLinear,
+    pub v_proj: Projection,
     /// `[heads · head_dim] → [hidden]`.
-    pub o_proj: TernaryLinear,
+    pub o_proj: Projection,
     /// RMSNorm of the attention output, before `o_proj`.
     pub attn_sub_norm: RmsNorm,
     /// Query heads.
@@ -191,11 +257,11 @@ impl Attention {
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// `[hidden] → [intermediate]`, through relu².
-    pub gate_proj: TernaryLinear,
+    pub gate_proj: Projection,
     /// `[hidden] → [intermediate]`.
-    pub up_proj: TernaryLinear,
+    pub up_proj: Projection,
     /// `[intermediate] → [hidden]`.
-    pub down_proj: TernaryLinear,
+    pub down_proj: Projection,
     /// RMSNorm before `down_proj`.
     pub ffn_sub_norm: RmsNorm,
 }
@@ -321,15 +387,33 @@ impl BitNet {
     /// A model with random weights in the training state (latent f32 weights, N(0, 0.02²) as
     /// transformers initialises; norms at 1): for training from scratch and benchmarks.
     pub fn init(config: &BitNetConfig, device: &Device) -> Self {
+        Self::init_with(config, device, |i, o| {
+            Projection::Ternary(bitlinear(i, o, device))
+        })
+    }
+
+    /// The same architecture with dense f32 projections ([`Projection::Dense`]) instead of
+    /// BitLinear: the full-precision baseline a QAT run is compared with. Not a BitNet model.
+    pub fn init_dense(config: &BitNetConfig, device: &Device) -> Self {
+        Self::init_with(config, device, |i, o| {
+            Projection::Dense(dense(i, o, device))
+        })
+    }
+
+    fn init_with(
+        config: &BitNetConfig,
+        device: &Device,
+        projection: impl Fn(usize, usize) -> Projection,
+    ) -> Self {
         let (d, eps) = (config.hidden_size, config.rms_norm_eps);
         let layers = (0..config.num_hidden_layers)
             .map(|_| DecoderLayer {
                 input_layernorm: RmsNorm::new(d, eps, device),
                 self_attn: Attention {
-                    q_proj: bitlinear(d, config.q_dim(), device),
-                    k_proj: bitlinear(d, config.kv_dim(), device),
-                    v_proj: bitlinear(d, config.kv_dim(), device),
-                    o_proj: bitlinear(config.q_dim(), d, device),
+                    q_proj: projection(d, config.q_dim()),
+                    k_proj: projection(d, config.kv_dim()),
+                    v_proj: projection(d, config.kv_dim()),
+                    o_proj: projection(config.q_dim(), d),
                     attn_sub_norm: RmsNorm::new(config.q_dim(), eps, device),
                     heads: config.num_attention_heads,
                     kv_heads: config.num_key_value_heads,
@@ -337,9 +421,9 @@ impl BitNet {
                 },
                 post_attention_layernorm: RmsNorm::new(d, eps, device),
                 mlp: Mlp {
-                    gate_proj: bitlinear(d, config.intermediate_size, device),
-                    up_proj: bitlinear(d, config.intermediate_size, device),
-                    down_proj: bitlinear(config.intermediate_size, d, device),
+                    gate_proj: projection(d, config.intermediate_size),
+                    up_proj: projection(d, config.intermediate_size),
+                    down_proj: projection(config.intermediate_size, d),
                     ffn_sub_norm: RmsNorm::new(config.intermediate_size, eps, device),
                 },
             })
@@ -444,5 +528,62 @@ impl BitNet {
     /// exactly the ternary values and scales the training forward uses.
     pub fn freeze(self) -> Result<Self, burn_ternary::TernaryError> {
         burn_ternary::nn::freeze(self)
+    }
+
+    /// Every packed projection back in the training state ([`TernaryLinear::unfreeze`]: the
+    /// same codes and, up to the f32 rounding of a mean, the same scales come out of the
+    /// training forward's quantizer), for fine-tuning an imported model with QAT.
+    pub fn unfreeze(self) -> Self {
+        self.map_projections(|p| p.map_ternary(TernaryLinear::unfreeze))
+    }
+
+    /// The same function with every projection dense f32 ([`Projection::into_dense`]: the
+    /// effective weights code × scale, exact f32 activations): the full-precision baseline of
+    /// a trained or imported model, for benchmarks.
+    pub fn into_dense(self) -> Self {
+        self.map_projections(Projection::into_dense)
+    }
+
+    /// Every projection, in checkpoint order per layer (q, k, v, o, gate, up, down).
+    pub fn projections(&self) -> Vec<&Projection> {
+        self.layers
+            .iter()
+            .flat_map(|l| {
+                let (a, m) = (&l.self_attn, &l.mlp);
+                [
+                    &a.q_proj,
+                    &a.k_proj,
+                    &a.v_proj,
+                    &a.o_proj,
+                    &m.gate_proj,
+                    &m.up_proj,
+                    &m.down_proj,
+                ]
+            })
+            .collect()
+    }
+
+    fn map_projections(mut self, f: impl Fn(Projection) -> Projection) -> Self {
+        let placeholder = || {
+            Projection::Dense(Linear {
+                weight: Param::from_tensor(Tensor::zeros([0, 0], &Device::flex())),
+                bias: None,
+            })
+        };
+        for layer in &mut self.layers {
+            let (a, m) = (&mut layer.self_attn, &mut layer.mlp);
+            for p in [
+                &mut a.q_proj,
+                &mut a.k_proj,
+                &mut a.v_proj,
+                &mut a.o_proj,
+                &mut m.gate_proj,
+                &mut m.up_proj,
+                &mut m.down_proj,
+            ] {
+                *p = f(std::mem::replace(p, placeholder()));
+            }
+        }
+        self
     }
 }

@@ -219,7 +219,14 @@ fn packed_forward_equals_fake_quant_training_forward() {
     let prompt: Vec<u32> = vec![1, 7, 3, 44, 9, 12, 30];
     let want = run(&training, &prompt, None);
     let packed = training.freeze().unwrap();
-    assert!(packed.layers[0].self_attn.q_proj.is_packed());
+    assert!(
+        packed.layers[0]
+            .self_attn
+            .q_proj
+            .ternary()
+            .unwrap()
+            .is_packed()
+    );
     let got = run(&packed, &prompt, None);
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let d = max_diff(&got, &want);
