@@ -284,7 +284,9 @@ fn copies_for(bytes: usize, rotate: bool) -> usize {
     }
 }
 
-fn stream_gbs(reps: usize) -> f64 {
+/// The host's DRAM read bandwidth in GB/s with the current rayon pool: the median of `reps`
+/// timed sums over a 1 GiB buffer (one contiguous share per thread, eight independent lanes).
+pub fn stream_gbs(reps: usize) -> f64 {
     let words = (1usize << 30) / 8; // 1 GiB
     let buf: Vec<u64> = (0..words as u64).collect();
     let threads = rayon::current_num_threads();

@@ -1,0 +1,204 @@
+//! `cargo run --release --example bitnet_bench -- [--layers 30] [--prompt 64] [--new 16]`
+//!
+//! Prefill and decode speed of a BitNet b1.58 model at BitNet-b1.58-2B-4T's shapes (hidden
+//! 2560, FFN 6912, 30 layers, 20 heads / 5 KV heads, vocabulary 128 256, tied f32
+//! embeddings) with **random weights**: the packed W2A8 model against the same model with
+//! dense f32 projections (its effective weights) in Burn, interleaved in one process, medians
+//! of `--reps` runs. Also measures the host's read bandwidth in the same run and states
+//! decode against the bandwidth bound: bytes read per token (packed projections + the f32 LM
+//! head + norms) / read bandwidth.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use burn_ternary::quant::ActivationQuant;
+use burn_ternary_bitnet::generate::generate;
+use burn_ternary_bitnet::{BitNet, BitNetConfig, Generation, Sampler, SamplingConfig};
+use clap::Parser;
+
+/// Prefill / decode tokens per second at BitNet-2B shapes, packed W2A8 vs dense f32.
+#[derive(Parser)]
+#[command(name = "bitnet_bench")]
+struct Args {
+    /// Decoder layers (30 = the 2B-4T model; fewer for a quick run, same per-layer shapes).
+    #[arg(long, default_value_t = 30)]
+    layers: usize,
+    /// Prompt tokens (prefill).
+    #[arg(long, default_value_t = 64)]
+    prompt: usize,
+    /// Decoded tokens per run.
+    #[arg(long, default_value_t = 16)]
+    new: usize,
+    /// Interleaved runs of each model (medians reported).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Skip the f32 baseline (it needs ~4 bytes per weight of memory: ~10 GB at 30 layers).
+    #[arg(long)]
+    packed_only: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    let device = Device::flex();
+    let mut config = BitNetConfig::bitnet_b1_58_2b_4t();
+    config.num_hidden_layers = args.layers;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "BitNet-b1.58-2B-4T shapes, {} layers, random weights | prompt {} tokens, {} decoded | {} threads",
+        args.layers, args.prompt, args.new, threads
+    );
+
+    let rss0 = rss_mib();
+    let clock = Instant::now();
+    let packed = BitNet::init_packed_random(&config, 1, ActivationQuant::Int8PerToken, &device);
+    let rss_packed = rss_mib() - rss0;
+    println!(
+        "packed model built in {:.1} s, resident +{rss_packed:.0} MiB",
+        clock.elapsed().as_secs_f64()
+    );
+    let dense = (!args.packed_only).then(|| {
+        let clock = Instant::now();
+        let before = rss_mib();
+        let dense = packed.clone().into_dense();
+        // Materialise the dense weights now, not inside the first timed forward.
+        let _ = dense.num_params();
+        let d = dense_weights_bytes(&dense);
+        println!(
+            "f32 model built in {:.1} s, resident +{:.0} MiB ({:.2} GB of f32 projections)",
+            clock.elapsed().as_secs_f64(),
+            rss_mib() - before,
+            d as f64 / 1e9
+        );
+        dense
+    });
+
+    // Bytes one decode step reads: every projection, the LM head (tied f32 embeddings:
+    // vocab × hidden × 4), the norms; the KV cache and activations are small next to these.
+    let projection_bytes: usize = packed
+        .projections()
+        .iter()
+        .map(|p| {
+            let t = p.ternary().expect("ternary");
+            let w = t.to_packed().expect("packed").expect("packed");
+            w.data().len() + 4 * w.scales().as_slice().len()
+        })
+        .sum();
+    let head_bytes = config.vocab_size * config.hidden_size * 4;
+    let norm_bytes = 4
+        * (config.num_hidden_layers
+            * (2 * config.hidden_size + config.q_dim() + config.intermediate_size)
+            + config.hidden_size);
+    let packed_token_bytes = projection_bytes + head_bytes + norm_bytes;
+    let dense_token_bytes =
+        dense.as_ref().map(dense_weights_bytes).unwrap_or(0) + head_bytes + norm_bytes;
+
+    let read_gbs = ternary_kernels::report::stream_gbs(5);
+    println!("read bandwidth (same run, {threads} threads): {read_gbs:.1} GB/s");
+
+    let prompt: Vec<u32> = (0..args.prompt as u32)
+        .map(|i| (i * 7919 + 13) % config.vocab_size as u32)
+        .collect();
+    let run = |model: &BitNet| -> Generation {
+        let mut sampler = Sampler::new(SamplingConfig {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+        });
+        generate(model, &prompt, args.new, &mut sampler, true, |_| {}).expect("generate")
+    };
+    // Warm-up (page faults, rayon pool, kernel dispatch) of each model, not timed.
+    let _ = run(&packed);
+    if let Some(d) = &dense {
+        let _ = run(d);
+    }
+    let (mut pp, mut pd, mut dp, mut dd) = (vec![], vec![], vec![], vec![]);
+    for rep in 0..args.reps {
+        let g = run(&packed);
+        println!(
+            "  rep {rep}: packed prefill {:.1} tok/s, decode {:.2} tok/s",
+            g.prefill_tokens_per_s(),
+            g.decode_tokens_per_s()
+        );
+        pp.push(g.prefill_tokens_per_s());
+        pd.push(g.decode_tokens_per_s());
+        if let Some(d) = &dense {
+            let g = run(d);
+            println!(
+                "  rep {rep}: f32    prefill {:.1} tok/s, decode {:.2} tok/s",
+                g.prefill_tokens_per_s(),
+                g.decode_tokens_per_s()
+            );
+            dp.push(g.prefill_tokens_per_s());
+            dd.push(g.decode_tokens_per_s());
+        }
+    }
+    let bound = |bytes: usize| read_gbs * 1e9 / bytes as f64;
+    println!(
+        "\n| model | prefill tok/s | decode tok/s | bytes read / token | decode bound (read bw) | % of bound | resident |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| packed W2A8 (LM head f32) | {:.1} | {:.2} | {:.3} GB | {:.2} tok/s | {:.0} % | {:.0} MiB |",
+        median(&mut pp),
+        median(&mut pd),
+        packed_token_bytes as f64 / 1e9,
+        bound(packed_token_bytes),
+        100.0 * median(&mut pd) / bound(packed_token_bytes),
+        rss_packed
+    );
+    if dense.is_some() {
+        println!(
+            "| dense f32 (Burn Flex) | {:.1} | {:.2} | {:.3} GB | {:.2} tok/s | {:.0} % | |",
+            median(&mut dp),
+            median(&mut dd),
+            dense_token_bytes as f64 / 1e9,
+            bound(dense_token_bytes),
+            100.0 * median(&mut dd) / bound(dense_token_bytes),
+        );
+        println!(
+            "packed / f32: prefill {:.2}x, decode {:.2}x",
+            median(&mut pp) / median(&mut dp),
+            median(&mut pd) / median(&mut dd)
+        );
+    }
+    println!("process peak resident: {:.0} MiB", peak_rss_mib());
+}
+
+fn dense_weights_bytes(model: &BitNet) -> usize {
+    model
+        .projections()
+        .iter()
+        .map(|p| match p {
+            burn_ternary_bitnet::model::Projection::Dense(l) => {
+                l.weight.val().shape().num_elements() * 4
+            }
+            burn_ternary_bitnet::model::Projection::Ternary(_) => 0,
+        })
+        .sum()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn status_mib(key: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
