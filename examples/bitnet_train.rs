@@ -99,6 +99,37 @@ struct Args {
     device: String,
 }
 
+/// What a run was started with, written to `OUT/run.json` so that `--resume` continues the
+/// same run (same windows, batches, schedule) whatever the flags say now.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+struct RunSettings {
+    seq_len: usize,
+    batch: usize,
+    epochs: usize,
+    lr: f64,
+    warmup: usize,
+    weight_decay: f32,
+    valid_fraction: f64,
+    seed: u64,
+    full_precision: bool,
+}
+
+impl RunSettings {
+    fn of(args: &Args) -> Self {
+        Self {
+            seq_len: args.seq_len,
+            batch: args.batch,
+            epochs: args.epochs,
+            lr: args.lr,
+            warmup: args.warmup,
+            weight_decay: args.weight_decay,
+            valid_fraction: args.valid_fraction,
+            seed: args.seed,
+            full_precision: args.full_precision,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {
@@ -124,6 +155,20 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&args.out)?;
     let config_path = args.out.join("config.json");
     let tokenizer_path = args.out.join("tokenizer.json");
+    let settings_path = args.out.join("run.json");
+    let settings = if args.resume && settings_path.exists() {
+        let saved: RunSettings = serde_json::from_str(&std::fs::read_to_string(&settings_path)?)
+            .map_err(|e| format!("{}: {e}", settings_path.display()))?;
+        if saved != RunSettings::of(args) {
+            println!(
+                "resuming with the run's own settings from {} (the flags given now differ): {saved:?}",
+                settings_path.display()
+            );
+        }
+        saved
+    } else {
+        RunSettings::of(args)
+    };
 
     // The run's config and tokenizer are written once; a resumed run reads them back, so it
     // continues the same model whatever the shape flags say now.
@@ -132,7 +177,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let (model, tokenizer) = if args.resume && config_path.exists() {
         let config = BitNetConfig::from_file(&config_path)?;
-        let model = if args.full_precision {
+        let model = if settings.full_precision {
             BitNet::init_dense(&config, &device)
         } else {
             BitNet::init(&config, &device)
@@ -173,10 +218,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 std::fs::rename(&tmp, &tokenizer_path)?;
             }
         }
-        let json = serde_json::to_string_pretty(&model.config.to_json())?;
-        let tmp = config_path.with_extension("json.tmp");
-        std::fs::write(&tmp, json)?;
-        std::fs::rename(&tmp, &config_path)?;
+        write_atomic(
+            &config_path,
+            &serde_json::to_string_pretty(&model.config.to_json())?,
+        )?;
+        write_atomic(&settings_path, &serde_json::to_string_pretty(&settings)?)?;
         let tokenizer = Tokenizer::from_file(&tokenizer_path)?;
         (model, tokenizer)
     };
@@ -185,7 +231,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let clock = Instant::now();
     let tokens = tokenizer.encode(&text)?;
     let encode_s = clock.elapsed().as_secs_f64();
-    let (train_set, valid_set) = TokenWindows::split(tokens, args.seq_len, args.valid_fraction)?;
+    let (train_set, valid_set) =
+        TokenWindows::split(tokens, settings.seq_len, settings.valid_fraction)?;
     let c = &model.config;
     let params: usize = model.num_params();
     println!(
@@ -193,7 +240,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         args.text.display(),
         train_set.len(),
         valid_set.len(),
-        args.seq_len,
+        settings.seq_len,
         c.num_hidden_layers,
         c.hidden_size,
         c.intermediate_size,
@@ -201,7 +248,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         c.num_key_value_heads,
         c.vocab_size,
         params as f64 / 1e6,
-        if args.full_precision {
+        if settings.full_precision {
             "full precision: dense f32 projections (the baseline, not BitNet)"
         } else {
             "QAT: ternary weights (absmean), int8 activations per token"
@@ -209,12 +256,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let mut options = TrainOptions::new(&args.out);
-    options.epochs = args.epochs;
-    options.batch_size = args.batch;
-    options.lr = args.lr;
-    options.warmup_steps = args.warmup;
-    options.weight_decay = args.weight_decay;
-    options.seed = args.seed;
+    options.epochs = settings.epochs;
+    options.batch_size = settings.batch;
+    options.lr = settings.lr;
+    options.warmup_steps = settings.warmup;
+    options.weight_decay = settings.weight_decay;
+    options.seed = settings.seed;
     options.resume = args.resume;
     let sample_prompt: String = text
         .chars()
@@ -222,21 +269,28 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .take(24)
         .collect();
     let (trained, report) = train(model, train_set, valid_set, &options, &device)?;
-    let steps = report.steps_per_epoch * (args.epochs - report.resumed_after);
-    println!(
-        "trained {} steps in {:.1} s: {:.3} s/step, {:.0} tokens/s{}",
-        steps,
-        report.seconds,
-        report.seconds / steps.max(1) as f64,
-        (steps * report.tokens_per_step) as f64 / report.seconds,
-        if report.resumed_after > 0 {
-            format!(" (resumed after epoch {})", report.resumed_after)
-        } else {
-            String::new()
-        }
-    );
-    print_curve(&args.out, args.epochs, report.steps_per_epoch);
-    if args.full_precision {
+    let steps = report.steps_per_epoch * (settings.epochs - report.resumed_after);
+    if steps == 0 {
+        println!(
+            "all {} epochs were already trained: the last checkpoint is exported",
+            settings.epochs
+        );
+    } else {
+        println!(
+            "trained {} steps in {:.1} s: {:.3} s/step, {:.0} tokens/s{}",
+            steps,
+            report.seconds,
+            report.seconds / steps.max(1) as f64,
+            (steps * report.tokens_per_step) as f64 / report.seconds,
+            if report.resumed_after > 0 {
+                format!(" (resumed after epoch {})", report.resumed_after)
+            } else {
+                String::new()
+            }
+        );
+    }
+    print_curve(&args.out, settings.epochs, report.steps_per_epoch);
+    if settings.full_precision {
         println!("full-precision baseline: nothing to pack or export");
         return Ok(());
     }
@@ -341,6 +395,13 @@ fn print_curve(out: &Path, epochs: usize, steps_per_epoch: usize) {
             );
         }
     }
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
 
 fn copy_atomic(from: &Path, to: &Path) -> Result<(), Box<dyn std::error::Error>> {
