@@ -16,7 +16,7 @@ use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn_ternary::import::gguf::GgufTernary;
 use burn_ternary::import::hf_bitnet::LinearClass;
-use burn_ternary_bitnet::export::{export_gguf, export_hf};
+use burn_ternary_bitnet::export::{export_gguf, export_gguf_llama, export_hf};
 use burn_ternary_bitnet::generate::generate;
 use burn_ternary_bitnet::train::{
     END_OF_TEXT_ID, byte_level_tokenizer, epoch_loss, loss_curve, train,
@@ -310,7 +310,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(ty) = gguf {
         let name = format!("model-{}.gguf", args.gguf);
         let path = args.out.join(&name);
-        let notes = export_gguf(&packed, &path, ty)?;
+        // llama.cpp's BitNet layout when it can hold the model (tied embeddings), else the
+        // Hugging Face names with the config embedded; `load` reads either.
+        let notes = if packed.lm_head.is_none() {
+            export_gguf_llama(&packed, &path, ty, "bitnet_train")?
+        } else {
+            println!(
+                "  gguf: untied LM head: Hugging Face tensor names (llama.cpp's bitnet layout ties it)"
+            );
+            export_gguf(&packed, &path, ty)?
+        };
         for note in notes.iter().take(2) {
             println!("  gguf: {note}");
         }

@@ -21,6 +21,7 @@ use burn_ternary::import::raw::RawTensor;
 use safetensors::tensor::Dtype;
 
 use crate::error::BitNetError;
+use crate::gguf_names;
 use crate::model::{BitNet, Projection};
 
 /// The model as a [`ModelFile`]: projections packed (a projection still in the training
@@ -136,6 +137,48 @@ pub fn export_gguf(
 ) -> Result<Vec<String>, BitNetError> {
     let file = model_file(model)?;
     let (_, notes) = gguf::write(path, &file, ternary)?;
+    Ok(notes
+        .into_iter()
+        .map(|n| format!("{}: {}", n.tensor, n.what))
+        .collect())
+}
+
+/// Writes the model as one GGUF v3 file at `path` in llama.cpp's BitNet layout
+/// ([`crate::gguf_names`]: architecture `bitnet`, `blk.N.*` tensor names, `bitnet.*`
+/// hyper-parameter keys) with its projections in `ternary`, the rest F32, atomically; what
+/// llama.cpp-family readers expect of a BitNet GGUF, and [`crate::load`] reads it back. The
+/// tokenizer's vocabulary (`tokenizer.ggml.*` beyond BOS/EOS) is not written: llama.cpp needs it
+/// to run the file, burn-ternary reads `tokenizer.json`. Returns the writer's notes.
+///
+/// Errors: [`BitNetError::Tensor`] for an untied LM head (llama.cpp's `bitnet` architecture has
+/// no output tensor; write Hugging Face names with [`export_gguf`]); as [`export_gguf`].
+pub fn export_gguf_llama(
+    model: &BitNet,
+    path: &Path,
+    ternary: GgufTernary,
+    name: &str,
+) -> Result<Vec<String>, BitNetError> {
+    if model.lm_head.is_some() {
+        return Err(BitNetError::Tensor {
+            name: "lm_head.weight".into(),
+            msg: "llama.cpp's bitnet architecture ties the LM head to the embeddings (no output tensor): export this model with Hugging Face names".into(),
+        });
+    }
+    let hf = model_file(model)?;
+    let mut tensors = BTreeMap::new();
+    for (hf_name, t) in hf.tensors {
+        let gguf = gguf_names::gguf_name(&hf_name).ok_or_else(|| BitNetError::Tensor {
+            name: hf_name.clone(),
+            msg: "has no llama.cpp BitNet name".into(),
+        })?;
+        tensors.insert(gguf, t);
+    }
+    let mut metadata = BTreeMap::new();
+    metadata.insert(
+        gguf::METADATA_KEY.to_string(),
+        gguf_names::metadata(&model.config, name).to_string(),
+    );
+    let (_, notes) = gguf::write(path, &ModelFile { tensors, metadata }, ternary)?;
     Ok(notes
         .into_iter()
         .map(|n| format!("{}: {}", n.tensor, n.what))

@@ -16,12 +16,15 @@
 //!   streaming generation loop; [`Tokenizer`]: `tokenizer.json` through the `tokenizers` crate;
 //! * [`train`](mod@train): QAT training and fine-tuning through burn-train (next-token loss,
 //!   AdamW, warm-up + cosine schedule, atomic checkpoints, resume);
-//! * [`export`](mod@export): a trained model to a Hugging Face BitNet directory or GGUF.
+//! * [`export`](mod@export): a trained model to a Hugging Face BitNet directory or GGUF;
+//! * [`gguf_names`]: llama.cpp's GGUF layout of BitNet models (read by [`load`](mod@load), written
+//!   by [`export::export_gguf_llama`]).
 
 pub mod config;
 pub mod error;
 pub mod export;
 pub mod generate;
+pub mod gguf_names;
 pub mod load;
 pub mod model;
 pub mod tokenizer;

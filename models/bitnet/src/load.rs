@@ -22,6 +22,7 @@ use ternary_kernels::{PackedI2, Scales};
 
 use crate::config::BitNetConfig;
 use crate::error::BitNetError;
+use crate::gguf_names;
 use crate::model::{Attention, BitNet, DecoderLayer, Mlp, Projection, RmsNorm};
 
 /// How to load.
@@ -55,6 +56,26 @@ pub fn load(path: &Path, options: LoadOptions, device: &Device) -> Result<BitNet
         return from_tensors(&config, file.tensors, options, device);
     }
     let file = model_file::read(path, &ImportOptions::new())?;
+    // A GGUF named as llama.cpp names BitNet models (no embedded Hugging Face config).
+    let kv = gguf_names::key_values(&file.metadata);
+    if !file.metadata.contains_key(hf_bitnet::CONFIG_KEY)
+        && let Some(arch) = gguf_names::architecture(&kv)
+    {
+        let config =
+            gguf_names::config(arch, &kv, &file.tensors).map_err(|msg| BitNetError::Config {
+                path: path.to_path_buf(),
+                msg,
+            })?;
+        let mut tensors = BTreeMap::new();
+        for (name, t) in file.tensors {
+            let hf = gguf_names::hf_name(&name).ok_or_else(|| BitNetError::Tensor {
+                name: name.clone(),
+                msg: format!("not a tensor of llama.cpp's {arch} layout"),
+            })?;
+            tensors.insert(hf, t);
+        }
+        return from_tensors(&config, tensors, options, device);
+    }
     let config = embedded_config(path, &file.metadata)?;
     from_tensors(&config, file.tensors, options, device)
 }
@@ -81,8 +102,9 @@ fn embedded_config(
         .ok_or_else(|| BitNetError::Config {
             path: path.to_path_buf(),
             msg: format!(
-                "no embedded Hugging Face config ({}): load a model directory, or a file converted from one by `burn-ternary convert` (GGUF files named for llama.cpp are not mapped yet)",
-                hf_bitnet::CONFIG_KEY
+                "no embedded Hugging Face config ({}) and no llama.cpp BitNet architecture ({:?}): load a model directory, a file converted from one by `burn-ternary convert`, or a GGUF of llama.cpp's BitNet layout",
+                hf_bitnet::CONFIG_KEY,
+                gguf_names::READ_ARCHITECTURES
             ),
         })?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| BitNetError::Config {

@@ -448,9 +448,10 @@ fn converted_files_load_as_the_same_model() {
         // exact F32 values, which `load` packs back with their scales.
         assert_eq!(run(&loaded, &prompt, None), want, "{file}");
     }
-    // A GGUF without an embedded Hugging Face config is refused by name.
+    // A GGUF with neither an embedded Hugging Face config nor llama.cpp's BitNet layout is
+    // refused by name.
     let err = load(
-        &fixtures().join("gguf").join(first_gguf()),
+        &fixtures().join("gguf/ternary.gguf"),
         LoadOptions::default(),
         &device,
     )
@@ -459,12 +460,20 @@ fn converted_files_load_as_the_same_model() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
-fn first_gguf() -> String {
-    let mut names: Vec<String> = std::fs::read_dir(fixtures().join("gguf"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".gguf"))
-        .collect();
-    names.sort();
-    names.remove(0)
+/// A GGUF in llama.cpp's BitNet layout, written by gguf's own Python writer the way llama.cpp's
+/// converter writes one (fixtures/make_llama_gguf_fixture.py): the same model as the
+/// autobitlinear directory it was made from, bit for bit, hence transformers' logits.
+#[test]
+fn llama_cpp_named_gguf_is_the_same_model() {
+    let device = Device::flex();
+    let r = reference();
+    let prompt = ids(&r, "prompt_ids");
+    let path = fixtures().join("gguf/bitnet_llama_names.gguf");
+    let gguf = load(&path, LoadOptions::default(), &device).unwrap();
+    let hf = model("autobitlinear", &device);
+    assert_eq!(gguf.config, hf.config);
+    let logits = run(&gguf, &prompt, None);
+    assert_eq!(logits, run(&hf, &prompt, None));
+    let d = max_diff(&logits, &floats(&r, "autobitlinear/prefill_logits"));
+    assert!(d <= LOGIT_BOUND, "prefill logits differ by {d}");
 }

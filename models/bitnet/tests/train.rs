@@ -10,7 +10,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn_ternary::import::gguf::GgufTernary;
 use burn_ternary::import::hf_bitnet::LinearClass;
 use burn_ternary::nn::TernaryLinear;
-use burn_ternary_bitnet::export::{export_gguf, export_hf};
+use burn_ternary_bitnet::export::{export_gguf, export_gguf_llama, export_hf};
 use burn_ternary_bitnet::train::{
     END_OF_TEXT_ID, LmBatcher, byte_level_tokenizer, loss_curve, train,
 };
@@ -284,4 +284,44 @@ fn unfreeze_gives_back_the_packed_codes_and_scales() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max);
     assert!(diff <= 1e-4, "logits differ by {diff}");
+}
+
+#[test]
+fn llama_cpp_layout_export_loads_as_the_same_model() {
+    let dir = scratch("llama");
+    let device = Device::flex();
+    device.seed(5);
+    let mut config = tiny_config(256, 256, 2);
+    config.tie_word_embeddings = true;
+    config.bos_token_id = Some(1);
+    let model = BitNet::init(&config, &device).freeze().unwrap();
+    let prompt: Vec<u32> = "llama".bytes().map(u32::from).collect();
+    let path = dir.join("model-i2_s.gguf");
+    export_gguf_llama(&model, &path, GgufTernary::I2S, "tiny").unwrap();
+
+    // llama.cpp's names and keys, no embedded Hugging Face config.
+    let file =
+        burn_ternary::import::model_file::read(&path, &burn_ternary::import::ImportOptions::new())
+            .unwrap();
+    assert!(file.tensors.contains_key("blk.1.ffn_sub_norm.weight"));
+    assert!(file.tensors.contains_key("token_embd.weight"));
+    assert!(!file.tensors.keys().any(|k| k.starts_with("model.")));
+    let kv = burn_ternary_bitnet::gguf_names::key_values(&file.metadata);
+    assert_eq!(
+        kv["general.architecture"],
+        serde_json::json!({"str": "bitnet"})
+    );
+    assert_eq!(kv["bitnet.block_count"], serde_json::json!({"u32": 2}));
+
+    let back = load(&path, LoadOptions::default(), &device).unwrap();
+    assert_eq!(back.config, model.config);
+    assert_eq!(logits(&back, &prompt), logits(&model, &prompt));
+
+    // An untied head has no place in llama.cpp's bitnet architecture: refused by name.
+    let untied = BitNet::init(&tiny_config(256, 256, 1), &device)
+        .freeze()
+        .unwrap();
+    let err = export_gguf_llama(&untied, &dir.join("x.gguf"), GgufTernary::I2S, "x").unwrap_err();
+    assert!(err.to_string().contains("lm_head.weight"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
