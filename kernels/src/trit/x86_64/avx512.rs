@@ -1,0 +1,206 @@
+//! AVX-512 trit kernels: 512-bit registers (256 trits; the formulas of `logic.rs` fuse into
+//! `vpternlogq`). Counts use `vpopcntq` where the host has AVX512_VPOPCNTDQ, else
+//! `vpshufb` nibble tables (AVX-512 BW).
+//!
+//! The register type [`Z`] is private to this file and only created inside the entry points
+//! below, all `#[target_feature(enable = "avx512f,avx512bw")]` or more, which is what makes
+//! the intrinsic calls in its methods sound.
+
+use std::arch::x86_64::*;
+
+use super::super::logic::{self, BinaryOp, HI, LO, Lanes, NibbleCount, UnaryOp};
+use super::super::scalar;
+
+#[derive(Clone, Copy)]
+struct Z(__m512i);
+
+impl Lanes for Z {
+    const BYTES: usize = 64;
+    #[inline(always)]
+    fn splat(v: u64) -> Self {
+        // SAFETY (every method of Z): only called within the AVX-512 entry points (module
+        // doc).
+        Z(unsafe { _mm512_set1_epi64(v as i64) })
+    }
+    #[inline(always)]
+    fn and(self, o: Self) -> Self {
+        // SAFETY: see `splat`.
+        Z(unsafe { _mm512_and_si512(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn or(self, o: Self) -> Self {
+        // SAFETY: see `splat`.
+        Z(unsafe { _mm512_or_si512(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn xor(self, o: Self) -> Self {
+        // SAFETY: see `splat`.
+        Z(unsafe { _mm512_xor_si512(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn andnot(self, o: Self) -> Self {
+        // SAFETY: see `splat`.
+        Z(unsafe { _mm512_andnot_si512(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn shr1(self) -> Self {
+        // SAFETY: see `splat`.
+        Z(unsafe { _mm512_srli_epi64::<1>(self.0) })
+    }
+    #[inline(always)]
+    fn shl1(self) -> Self {
+        // SAFETY: see `splat`.
+        Z(unsafe { _mm512_slli_epi64::<1>(self.0) })
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const u8) -> Self {
+        // SAFETY: 64 readable bytes (caller); the unaligned load has no alignment need.
+        Z(unsafe { _mm512_loadu_si512(p.cast()) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut u8) {
+        // SAFETY: 64 writable bytes (caller).
+        unsafe { _mm512_storeu_si512(p.cast(), self.0) }
+    }
+}
+
+impl NibbleCount for Z {
+    #[inline(always)]
+    fn nibble_lut(self, table: &[u8; 16]) -> Self {
+        // SAFETY: see `Lanes::splat`; the table is 16 readable bytes.
+        unsafe {
+            let t = _mm512_broadcast_i32x4(_mm_loadu_si128(table.as_ptr().cast()));
+            let m = _mm512_set1_epi8(0x0F);
+            let lo = _mm512_and_si512(self.0, m);
+            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(self.0), m);
+            Z(_mm512_add_epi8(
+                _mm512_shuffle_epi8(t, lo),
+                _mm512_shuffle_epi8(t, hi),
+            ))
+        }
+    }
+    #[inline(always)]
+    fn add_u8(self, o: Self) -> Self {
+        // SAFETY: see `Lanes::splat`.
+        Z(unsafe { _mm512_add_epi8(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn sum_u8(self) -> u64 {
+        // SAFETY: see `Lanes::splat`.
+        unsafe { _mm512_reduce_add_epi64(_mm512_sad_epu8(self.0, _mm512_setzero_si512())) as u64 }
+    }
+    #[inline(always)]
+    fn zero() -> Self {
+        // SAFETY: see `Lanes::splat`.
+        Z(unsafe { _mm512_setzero_si512() })
+    }
+}
+
+/// AVX-512 [`scalar::binary`].
+///
+/// # Safety
+/// The host has AVX-512 F and BW; otherwise as [`scalar::binary`].
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) unsafe fn binary(op: BinaryOp, a: *const u8, b: *const u8, out: *mut u8, n: usize) {
+    // SAFETY: forwarded; the tail starts at the bytes done.
+    unsafe {
+        let d = logic::binary::<Z>(op, a, b, out, n);
+        scalar::binary(op, a.add(d), b.add(d), out.add(d), n - d);
+    }
+}
+
+/// AVX-512 [`scalar::unary`].
+///
+/// # Safety
+/// The host has AVX-512 F and BW; otherwise as [`scalar::unary`].
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) unsafe fn unary(op: UnaryOp, a: *const u8, out: *mut u8, n: usize) {
+    // SAFETY: forwarded.
+    unsafe {
+        let d = logic::unary::<Z>(op, a, out, n);
+        scalar::unary(op, a.add(d), out.add(d), n - d);
+    }
+}
+
+/// AVX-512 [`scalar::select`].
+///
+/// # Safety
+/// The host has AVX-512 F and BW; otherwise as [`scalar::select`].
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) unsafe fn select(c: *const u8, a: *const u8, b: *const u8, out: *mut u8, n: usize) {
+    // SAFETY: forwarded.
+    unsafe {
+        let d = logic::select_loop::<Z>(c, a, b, out, n);
+        scalar::select(c.add(d), a.add(d), b.add(d), out.add(d), n - d);
+    }
+}
+
+/// AVX-512 BW [`scalar::count`] (nibble tables).
+///
+/// # Safety
+/// The host has AVX-512 F and BW; otherwise as [`scalar::count`].
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) unsafe fn count_bw(a: *const u8, n: usize) -> [u64; 2] {
+    // SAFETY: forwarded.
+    unsafe {
+        let ([p, z], d) = logic::count_lut::<Z>(a, n);
+        let [tp, tz] = scalar::count(a.add(d), n - d);
+        [p + tp, z + tz]
+    }
+}
+
+/// AVX-512 BW [`scalar::dot`] (nibble tables).
+///
+/// # Safety
+/// The host has AVX-512 F and BW; otherwise as [`scalar::dot`].
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) unsafe fn dot_bw(a: *const u8, b: *const u8, n: usize) -> i64 {
+    // SAFETY: forwarded.
+    unsafe {
+        let (s, d) = logic::dot_lut::<Z>(a, b, n);
+        s + scalar::dot(a.add(d), b.add(d), n - d)
+    }
+}
+
+/// AVX-512 [`scalar::count`] with `vpopcntq` on the +1 and 0 bit planes.
+///
+/// # Safety
+/// The host has AVX-512 F, BW and VPOPCNTDQ; otherwise as [`scalar::count`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq")]
+pub(crate) unsafe fn count_vpopcnt(a: *const u8, n: usize) -> [u64; 2] {
+    let whole = n / Z::BYTES * Z::BYTES;
+    let (hi, lo) = (Z::splat(HI), Z::splat(LO));
+    let (mut pos, mut zero) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+    for i in (0..whole).step_by(Z::BYTES) {
+        // SAFETY: i + 64 ≤ n.
+        let x = unsafe { Z::load(a.add(i)) };
+        pos = _mm512_add_epi64(pos, _mm512_popcnt_epi64(x.and(hi).0));
+        zero = _mm512_add_epi64(zero, _mm512_popcnt_epi64(x.and(lo).0));
+    }
+    // SAFETY: the tail lies within the n bytes.
+    let [tp, tz] = unsafe { scalar::count(a.add(whole), n - whole) };
+    [
+        _mm512_reduce_add_epi64(pos) as u64 + tp,
+        _mm512_reduce_add_epi64(zero) as u64 + tz,
+    ]
+}
+
+/// AVX-512 [`scalar::dot`] with `vpopcntq` on the product's +1 and −1 planes.
+///
+/// # Safety
+/// The host has AVX-512 F, BW and VPOPCNTDQ; otherwise as [`scalar::dot`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq")]
+pub(crate) unsafe fn dot_vpopcnt(a: *const u8, b: *const u8, n: usize) -> i64 {
+    let whole = n / Z::BYTES * Z::BYTES;
+    let (mut pos, mut neg) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+    for i in (0..whole).step_by(Z::BYTES) {
+        // SAFETY: i + 64 ≤ n.
+        let (x, y) = unsafe { (Z::load(a.add(i)), Z::load(b.add(i))) };
+        let (p, m) = logic::mul_planes(x, y);
+        pos = _mm512_add_epi64(pos, _mm512_popcnt_epi64(p.0));
+        neg = _mm512_add_epi64(neg, _mm512_popcnt_epi64(m.0));
+    }
+    // SAFETY: the tail lies within the n bytes.
+    let t = unsafe { scalar::dot(a.add(whole), b.add(whole), n - whole) };
+    _mm512_reduce_add_epi64(pos) - _mm512_reduce_add_epi64(neg) + t
+}
