@@ -56,6 +56,8 @@ pub mod random;
 #[cfg(feature = "report")]
 pub mod report;
 pub mod trit;
+#[cfg(feature = "report")]
+pub mod trit_report;
 
 pub use cpu::Conv2dParams;
 pub use cpu::matmul::MAX_K_W2A8;
