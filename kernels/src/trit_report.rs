@@ -7,13 +7,17 @@
 //! the same rayon pool in one contiguous share per thread — the byte-per-trit design of the
 //! engine issue 15 describes. Ours and the baseline of one row are timed in alternation and
 //! reported as medians (see `report::median_times`); each sample repeats its call for
-//! ~200 µs, so cache-sized buffers are timed hot.
+//! ~200 µs, so cache-sized buffers are timed hot. Working sets above 32 MiB rotate through
+//! copies that together exceed 512 MiB (twice the dev VM's reported L3), so they are timed
+//! from DRAM; the row's read reference rotates likewise.
 //!
 //! Units: a *trit-op* is one element of one op (a binary op on `n` trits is `n` trit-ops;
 //! `sum` and `dot` are `n` too). GB/s counts the bytes an op reads and writes in its own
-//! layout: for ours `n / 4` per packed operand and result, for the baseline `n`. The `read`
-//! rows are a `u64` sum over a buffer as large as the packed op's traffic (both operands and
-//! the result of a binary op), the same pool: `%read` is our GB/s over that figure.
+//! layout: for ours `n / 4` per packed operand and result, for the baseline `n`. `read` is a
+//! `u64` sum over a buffer as large as the packed op's traffic (both operands and the result
+//! of a binary op), on the same pool, timed in alternation with the row's two ops: `%read`
+//! is our GB/s over it (stores count as bytes moved, though a store costs the memory system
+//! more than a read).
 
 use std::hint::black_box;
 
@@ -280,70 +284,34 @@ pub fn run(args: &TritReportArgs) {
             PackedTrits::from_i8(&a8).expect("ternary"),
             PackedTrits::from_i8(&b8).expect("ternary"),
         );
-        let mut out = PackedTrits::zeros(n);
-        let mut out8 = vec![0i8; n];
         let packed = a.as_bytes().len();
+        let (c, c8) = (copies(3 * packed), copies(3 * n));
+        let set = Set {
+            a: vec![a; c],
+            b: vec![b; c],
+            out: vec![PackedTrits::zeros(n); c],
+            a8: vec![a8; c8],
+            b8: vec![b8; c8],
+            out8: vec![vec![0i8; n]; c8],
+            // The read reference: as many bytes as the largest packed op moves, per copy.
+            words: vec![1u64; c * (3 * packed).div_ceil(8)],
+        };
+        if c > 1 {
+            println!(
+                "{n} trits: rotating {c} packed / {c8} i8 buffer sets (> {} MiB, beyond L3)",
+                ROTATE_BYTES >> 20
+            );
+        }
         for &t in &threads {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(t)
                 .build()
                 .expect("a rayon pool");
             pool.install(|| {
-                // Read bandwidth at the size of a packed binary op's traffic.
-                let words = vec![1u64; (3 * packed).div_ceil(8)];
-                let rt = median_per_call(
-                    args.reps,
-                    &mut [Box::new(|_| {
-                        black_box(read_sum(black_box(&words)));
-                    })],
-                );
-                let read_gbs = (words.len() * 8) as f64 / rt[0] / 1e9;
-                println!(
-                    "read  {:>11} {t:>2} {:>10.1}  (u64 sum over {} bytes: {read_gbs:.1} GB/s)",
-                    n,
-                    rt[0] * 1e6,
-                    words.len() * 8
-                );
                 for &op in &ops {
-                    let k = best();
+                    let times = time_row(op, &set, args.reps);
                     let (ins, outs) = op.buffers();
-                    let times = {
-                        let (a, b, a8, b8) = (&a, &b, &a8, &b8);
-                        let (out, out8) = (&mut out, &mut out8);
-                        let ours: Box<dyn FnMut(usize) + '_> = match op {
-                            Op::Binary(o) => Box::new(move |_| {
-                                k.binary_into(o, a, b, out).expect("equal lengths");
-                                black_box(&*out);
-                            }),
-                            Op::Neg => Box::new(move |_| {
-                                k.unary_into(UnaryOp::Neg, a, out);
-                                black_box(&*out);
-                            }),
-                            Op::Sum => Box::new(move |_| {
-                                black_box(k.sum(black_box(a)));
-                            }),
-                            Op::Dot => Box::new(move |_| {
-                                black_box(k.dot(black_box(a), b).expect("equal lengths"));
-                            }),
-                        };
-                        let base: Box<dyn FnMut(usize) + '_> = match op {
-                            Op::Binary(o) => Box::new(move |_| {
-                                i8_binary(o, a8, b8, out8);
-                                black_box(&*out8);
-                            }),
-                            Op::Neg => Box::new(move |_| {
-                                i8_neg(a8, out8);
-                                black_box(&*out8);
-                            }),
-                            Op::Sum => Box::new(move |_| {
-                                black_box(i8_sum(black_box(a8)));
-                            }),
-                            Op::Dot => Box::new(move |_| {
-                                black_box(i8_dot(black_box(a8), b8));
-                            }),
-                        };
-                        median_per_call(args.reps, &mut [ours, base])
-                    };
+                    let read_bytes = ((ins + outs) * packed).div_ceil(8) * 8;
                     Row {
                         op: op.name(),
                         trits: n,
@@ -352,11 +320,87 @@ pub fn run(args: &TritReportArgs) {
                         base_s: times[1],
                         ours_bytes: (ins + outs) * packed,
                         base_bytes: (ins + outs) * n,
-                        read_gbs,
+                        read_gbs: read_bytes as f64 / times[2] / 1e9,
                     }
                     .print();
                 }
             });
         }
     }
+}
+
+/// The buffers of one size: `copies` of each, cycled through call by call.
+struct Set {
+    a: Vec<PackedTrits>,
+    b: Vec<PackedTrits>,
+    out: Vec<PackedTrits>,
+    a8: Vec<Vec<i8>>,
+    b8: Vec<Vec<i8>>,
+    out8: Vec<Vec<i8>>,
+    words: Vec<u64>,
+}
+
+/// Working sets above this are timed from DRAM: the buffers rotate through copies that
+/// together exceed [`ROTATE_BYTES`].
+const DRAM_BYTES: usize = 32 << 20;
+/// Bytes a rotation must exceed: twice the dev VM's reported 260 MiB L3.
+const ROTATE_BYTES: usize = 512 << 20;
+
+/// Copies of a working set of `bytes` to rotate through: 1 when it is cache-sized.
+fn copies(bytes: usize) -> usize {
+    if bytes > DRAM_BYTES {
+        ROTATE_BYTES.div_ceil(bytes).max(2)
+    } else {
+        1
+    }
+}
+
+/// `[ours, i8 baseline, read]` seconds per call of `op` on `set`, in alternation.
+fn time_row(op: Op, set: &Set, reps: usize) -> [f64; 3] {
+    let k = best();
+    let (c, c8) = (set.a.len(), set.a8.len());
+    let mut outs: Vec<PackedTrits> = set.out.clone();
+    let mut outs8: Vec<Vec<i8>> = set.out8.clone();
+    let (mut r, mut r8, mut rr) = (0usize, 0usize, 0usize);
+    let ours: Box<dyn FnMut(usize) + '_> = Box::new(move |_| {
+        r = (r + 1) % c;
+        let (a, b, out) = (&set.a[r], &set.b[r], &mut outs[r]);
+        match op {
+            Op::Binary(o) => k.binary_into(o, a, b, out).expect("equal lengths"),
+            Op::Neg => k.unary_into(UnaryOp::Neg, a, out),
+            Op::Sum => {
+                black_box(k.sum(black_box(a)));
+            }
+            Op::Dot => {
+                black_box(k.dot(black_box(a), b).expect("equal lengths"));
+            }
+        }
+        black_box(&*out);
+    });
+    let base: Box<dyn FnMut(usize) + '_> = Box::new(move |_| {
+        r8 = (r8 + 1) % c8;
+        let (a, b, out) = (&set.a8[r8], &set.b8[r8], &mut outs8[r8]);
+        match op {
+            Op::Binary(o) => i8_binary(o, a, b, out),
+            Op::Neg => i8_neg(a, out),
+            Op::Sum => {
+                black_box(i8_sum(black_box(a)));
+            }
+            Op::Dot => {
+                black_box(i8_dot(black_box(a), b));
+            }
+        }
+        black_box(&*out);
+    });
+    let (ins, outn) = op.buffers();
+    let span = ((ins + outn) * set.a[0].as_bytes().len()).div_ceil(8);
+    let stride = set.words.len() / c;
+    let read: Box<dyn FnMut(usize) + '_> = Box::new(move |_| {
+        rr = (rr + 1) % c;
+        black_box(read_sum(black_box(
+            &set.words[rr * stride..rr * stride + span],
+        )));
+    });
+    let t = median_per_call(reps, &mut [ours, base, read]);
+    [t[0], t[1], t[2]]
 }
