@@ -250,6 +250,15 @@ pub(crate) fn mul_planes<W: Lanes>(a: W, b: W) -> (W, W) {
     (pa.and(pb).or(na.and(nb)), pa.and(nb).or(na.and(pb)))
 }
 
+/// `(nz, neg)` for a dot product without the product's codes: `nz` marks the lanes where
+/// both trits are non-zero (both low bits 0: `!(a | b) & M`) and `neg` those of them whose
+/// signs differ (high bits differ: `nz & (a ^ b) >> 1`). `Σ a·b = |nz| − 2·|neg|`.
+#[inline(always)]
+pub(crate) fn dot_masks<W: Lanes>(a: W, b: W) -> (W, W) {
+    let nz = a.or(b).andnot(W::splat(LO));
+    (nz, nz.and(a.xor(b).shr1()))
+}
+
 /// Element-wise minimum.
 #[inline(always)]
 pub(crate) fn min<W: Lanes>(a: W, b: W) -> W {

@@ -185,22 +185,23 @@ pub(crate) unsafe fn count_vpopcnt(a: *const u8, n: usize) -> [u64; 2] {
     ]
 }
 
-/// AVX-512 [`scalar::dot`] with `vpopcntq` on the product's +1 and −1 planes.
+/// AVX-512 [`scalar::dot`] with `vpopcntq` on the masks of [`logic::dot_masks`] (a
+/// different derivation from the scalar twin's product planes; the tests hold them equal).
 ///
 /// # Safety
 /// The host has AVX-512 F, BW and VPOPCNTDQ; otherwise as [`scalar::dot`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq")]
 pub(crate) unsafe fn dot_vpopcnt(a: *const u8, b: *const u8, n: usize) -> i64 {
     let whole = n / Z::BYTES * Z::BYTES;
-    let (mut pos, mut neg) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+    let (mut nz, mut neg) = (_mm512_setzero_si512(), _mm512_setzero_si512());
     for i in (0..whole).step_by(Z::BYTES) {
         // SAFETY: i + 64 ≤ n.
         let (x, y) = unsafe { (Z::load(a.add(i)), Z::load(b.add(i))) };
-        let (p, m) = logic::mul_planes(x, y);
-        pos = _mm512_add_epi64(pos, _mm512_popcnt_epi64(p.0));
+        let (z, m) = logic::dot_masks(x, y);
+        nz = _mm512_add_epi64(nz, _mm512_popcnt_epi64(z.0));
         neg = _mm512_add_epi64(neg, _mm512_popcnt_epi64(m.0));
     }
     // SAFETY: the tail lies within the n bytes.
     let t = unsafe { scalar::dot(a.add(whole), b.add(whole), n - whole) };
-    _mm512_reduce_add_epi64(pos) - _mm512_reduce_add_epi64(neg) + t
+    _mm512_reduce_add_epi64(nz) - 2 * _mm512_reduce_add_epi64(neg) + t
 }
