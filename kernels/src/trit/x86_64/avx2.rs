@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use super::super::logic::{self, BinaryOp, Lanes, NibbleCount, UnaryOp};
+use super::super::logic::{self, BinaryOp, Lanes, NibbleCount, PREFETCH_BYTES, UnaryOp};
 use super::super::scalar;
 
 #[derive(Clone, Copy)]
@@ -53,6 +53,11 @@ impl Lanes for Y {
     unsafe fn load(p: *const u8) -> Self {
         // SAFETY: 32 readable bytes (caller); the unaligned load has no alignment need.
         Y(unsafe { _mm256_loadu_si256(p.cast()) })
+    }
+    #[inline(always)]
+    fn prefetch(p: *const u8) {
+        // SAFETY: a prefetch never faults; wrapping_add keeps the arithmetic defined.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_BYTES).cast()) }
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut u8) {

@@ -8,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use super::super::logic::{self, BinaryOp, HI, LO, Lanes, NibbleCount, UnaryOp};
+use super::super::logic::{self, BinaryOp, HI, LO, Lanes, NibbleCount, PREFETCH_BYTES, UnaryOp};
 use super::super::scalar;
 
 #[derive(Clone, Copy)]
@@ -56,6 +56,11 @@ impl Lanes for Z {
     unsafe fn load(p: *const u8) -> Self {
         // SAFETY: 64 readable bytes (caller); the unaligned load has no alignment need.
         Z(unsafe { _mm512_loadu_si512(p.cast()) })
+    }
+    #[inline(always)]
+    fn prefetch(p: *const u8) {
+        // SAFETY: a prefetch never faults; wrapping_add keeps the arithmetic defined.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_BYTES).cast()) }
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut u8) {
@@ -172,6 +177,7 @@ pub(crate) unsafe fn count_vpopcnt(a: *const u8, n: usize) -> [u64; 2] {
     let (hi, lo) = (Z::splat(HI), Z::splat(LO));
     let (mut pos, mut zero) = (_mm512_setzero_si512(), _mm512_setzero_si512());
     for i in (0..whole).step_by(Z::BYTES) {
+        Z::prefetch(a.wrapping_add(i));
         // SAFETY: i + 64 ≤ n.
         let x = unsafe { Z::load(a.add(i)) };
         pos = _mm512_add_epi64(pos, _mm512_popcnt_epi64(x.and(hi).0));
@@ -195,6 +201,8 @@ pub(crate) unsafe fn dot_vpopcnt(a: *const u8, b: *const u8, n: usize) -> i64 {
     let whole = n / Z::BYTES * Z::BYTES;
     let (mut nz, mut neg) = (_mm512_setzero_si512(), _mm512_setzero_si512());
     for i in (0..whole).step_by(Z::BYTES) {
+        Z::prefetch(a.wrapping_add(i));
+        Z::prefetch(b.wrapping_add(i));
         // SAFETY: i + 64 ≤ n.
         let (x, y) = unsafe { (Z::load(a.add(i)), Z::load(b.add(i))) };
         let (z, m) = logic::dot_masks(x, y);
