@@ -71,6 +71,16 @@ pub(crate) trait Lanes: Copy {
     /// # Safety
     /// `p` is valid for writes of `BYTES` bytes (any alignment).
     unsafe fn store(self, p: *mut u8);
+    /// Stores `BYTES` bytes around the caches (a non-temporal store: no read of the line
+    /// before it is written). The default is [`Lanes::store`].
+    ///
+    /// # Safety
+    /// `p` is valid for writes of `BYTES` bytes and aligned to `BYTES`.
+    #[inline(always)]
+    unsafe fn store_stream(self, p: *mut u8) {
+        // SAFETY: forwarded.
+        unsafe { self.store(p) }
+    }
     /// Hints that the line [`PREFETCH_BYTES`] past `p` will be read soon (any address: a
     /// prefetch never faults). The default does nothing.
     #[inline(always)]
@@ -361,7 +371,7 @@ pub(crate) fn select<W: Lanes>(c: W, a: W, b: W) -> W {
 /// # Safety
 /// `a`, `b` valid for reads and `out` for writes of `n` bytes.
 #[inline(always)]
-unsafe fn zip_with<W: Lanes>(
+unsafe fn zip_with<W: Lanes, const STREAM: bool>(
     a: *const u8,
     b: *const u8,
     out: *mut u8,
@@ -373,20 +383,30 @@ unsafe fn zip_with<W: Lanes>(
     while i < whole {
         W::prefetch(a.wrapping_add(i));
         W::prefetch(b.wrapping_add(i));
-        // SAFETY: i + BYTES ≤ whole ≤ n, within the caller's buffers.
-        unsafe { f(W::load(a.add(i)), W::load(b.add(i))).store(out.add(i)) };
+        // SAFETY: i + BYTES ≤ whole ≤ n, within the caller's buffers; with STREAM the
+        // caller aligned `out` to BYTES.
+        unsafe {
+            let r = f(W::load(a.add(i)), W::load(b.add(i)));
+            if STREAM {
+                r.store_stream(out.add(i))
+            } else {
+                r.store(out.add(i))
+            }
+        };
         i += W::BYTES;
     }
     whole
 }
 
-/// The binary op over whole vectors (see [`zip_with`]); returns the bytes done.
+/// The binary op over whole vectors (see [`zip_with`]); returns the bytes done. `STREAM`
+/// writes with non-temporal stores.
 ///
 /// # Safety
 /// `a`, `b` valid for reads and `out` for writes of `n` bytes; `W`'s instructions are
-/// available (the caller's `#[target_feature]`).
+/// available (the caller's `#[target_feature]`); with `STREAM`, `out` is aligned to
+/// `W::BYTES`.
 #[inline(always)]
-pub(crate) unsafe fn binary<W: Lanes>(
+pub(crate) unsafe fn binary<W: Lanes, const STREAM: bool>(
     op: BinaryOp,
     a: *const u8,
     b: *const u8,
@@ -396,17 +416,17 @@ pub(crate) unsafe fn binary<W: Lanes>(
     // SAFETY: forwarded from the caller; one monomorphic loop per op.
     unsafe {
         match op {
-            BinaryOp::Add => zip_with::<W>(a, b, out, n, add),
-            BinaryOp::Sub => zip_with::<W>(a, b, out, n, sub),
-            BinaryOp::Mul => zip_with::<W>(a, b, out, n, mul),
-            BinaryOp::Min => zip_with::<W>(a, b, out, n, min),
-            BinaryOp::Max => zip_with::<W>(a, b, out, n, max),
-            BinaryOp::Eq => zip_with::<W>(a, b, out, n, eq),
-            BinaryOp::Ne => zip_with::<W>(a, b, out, n, ne),
-            BinaryOp::Lt => zip_with::<W>(a, b, out, n, lt),
-            BinaryOp::Le => zip_with::<W>(a, b, out, n, le),
-            BinaryOp::Gt => zip_with::<W>(a, b, out, n, gt),
-            BinaryOp::Ge => zip_with::<W>(a, b, out, n, ge),
+            BinaryOp::Add => zip_with::<W, STREAM>(a, b, out, n, |x, y| add(x, y)),
+            BinaryOp::Sub => zip_with::<W, STREAM>(a, b, out, n, |x, y| sub(x, y)),
+            BinaryOp::Mul => zip_with::<W, STREAM>(a, b, out, n, |x, y| mul(x, y)),
+            BinaryOp::Min => zip_with::<W, STREAM>(a, b, out, n, |x, y| min(x, y)),
+            BinaryOp::Max => zip_with::<W, STREAM>(a, b, out, n, |x, y| max(x, y)),
+            BinaryOp::Eq => zip_with::<W, STREAM>(a, b, out, n, |x, y| eq(x, y)),
+            BinaryOp::Ne => zip_with::<W, STREAM>(a, b, out, n, |x, y| ne(x, y)),
+            BinaryOp::Lt => zip_with::<W, STREAM>(a, b, out, n, |x, y| lt(x, y)),
+            BinaryOp::Le => zip_with::<W, STREAM>(a, b, out, n, |x, y| le(x, y)),
+            BinaryOp::Gt => zip_with::<W, STREAM>(a, b, out, n, |x, y| gt(x, y)),
+            BinaryOp::Ge => zip_with::<W, STREAM>(a, b, out, n, |x, y| ge(x, y)),
         }
     }
 }
@@ -420,8 +440,8 @@ pub(crate) unsafe fn unary<W: Lanes>(op: UnaryOp, a: *const u8, out: *mut u8, n:
     // SAFETY: forwarded; `a` doubles as the unused second operand.
     unsafe {
         match op {
-            UnaryOp::Neg => zip_with::<W>(a, a, out, n, |x, _| neg(x)),
-            UnaryOp::Abs => zip_with::<W>(a, a, out, n, |x, _| abs(x)),
+            UnaryOp::Neg => zip_with::<W, false>(a, a, out, n, |x, _| neg(x)),
+            UnaryOp::Abs => zip_with::<W, false>(a, a, out, n, |x, _| abs(x)),
         }
     }
 }

@@ -107,7 +107,7 @@ pub(crate) fn unary_word(op: UnaryOp, a: u64) -> u64 {
 /// but not overlap them otherwise.
 pub(crate) unsafe fn binary(op: BinaryOp, a: *const u8, b: *const u8, out: *mut u8, n: usize) {
     // SAFETY: forwarded.
-    let done = unsafe { logic::binary::<u64>(op, a, b, out, n) };
+    let done = unsafe { logic::binary::<u64, false>(op, a, b, out, n) };
     let rest = n - done;
     if rest > 0 {
         // SAFETY: rest < 8 bytes remain at offset done of each buffer.

@@ -111,7 +111,7 @@ impl NibbleCount for Y {
 pub(crate) unsafe fn binary(op: BinaryOp, a: *const u8, b: *const u8, out: *mut u8, n: usize) {
     // SAFETY: forwarded; the tail starts at the bytes done.
     unsafe {
-        let d = logic::binary::<Y>(op, a, b, out, n);
+        let d = logic::binary::<Y, false>(op, a, b, out, n);
         scalar::binary(op, a.add(d), b.add(d), out.add(d), n - d);
     }
 }

@@ -2,6 +2,9 @@
 //! `vpternlogq`). Counts use `vpopcntq` where the host has AVX512_VPOPCNTDQ, else
 //! `vpshufb` nibble tables (AVX-512 BW).
 //!
+//! Binary ops with outputs of [`STREAM_MIN_BYTES`] or more write with non-temporal stores
+//! (`vmovntdq`), so a result that will not stay in cache costs no read of its lines first.
+//!
 //! The register type [`Z`] is private to this file and only created inside the entry points
 //! below, all `#[target_feature(enable = "avx512f,avx512bw")]` or more, which is what makes
 //! the intrinsic calls in its methods sound.
@@ -58,6 +61,11 @@ impl Lanes for Z {
         Z(unsafe { _mm512_loadu_si512(p.cast()) })
     }
     #[inline(always)]
+    unsafe fn store_stream(self, p: *mut u8) {
+        // SAFETY: 64 writable bytes at a 64-byte aligned address (caller).
+        unsafe { _mm512_stream_si512(p.cast(), self.0) }
+    }
+    #[inline(always)]
     fn prefetch(p: *const u8) {
         // SAFETY: a prefetch never faults; wrapping_add keeps the arithmetic defined.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_BYTES).cast()) }
@@ -107,12 +115,29 @@ impl NibbleCount for Z {
 /// The host has AVX-512 F and BW; otherwise as [`scalar::binary`].
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(crate) unsafe fn binary(op: BinaryOp, a: *const u8, b: *const u8, out: *mut u8, n: usize) {
+    if n >= STREAM_MIN_BYTES {
+        // Scalar up to the first 64-byte boundary of `out`, then streaming stores.
+        let head = out.align_offset(Z::BYTES).min(n);
+        // SAFETY: forwarded; head ≤ n and the streamed part starts 64-byte aligned.
+        unsafe {
+            scalar::binary(op, a, b, out, head);
+            let (a, b, out, n) = (a.add(head), b.add(head), out.add(head), n - head);
+            let d = logic::binary::<Z, true>(op, a, b, out, n);
+            _mm_sfence();
+            scalar::binary(op, a.add(d), b.add(d), out.add(d), n - d);
+        }
+        return;
+    }
     // SAFETY: forwarded; the tail starts at the bytes done.
     unsafe {
-        let d = logic::binary::<Z>(op, a, b, out, n);
+        let d = logic::binary::<Z, false>(op, a, b, out, n);
         scalar::binary(op, a.add(d), b.add(d), out.add(d), n - d);
     }
 }
+
+/// Bytes of output from which [`binary`] writes around the caches: 8 MiB, beyond the 2 MiB
+/// L2 of a core, so results that large would be evicted before they are read again.
+pub(crate) const STREAM_MIN_BYTES: usize = 8 << 20;
 
 /// AVX-512 [`scalar::unary`].
 ///
@@ -212,4 +237,52 @@ pub(crate) unsafe fn dot_vpopcnt(a: *const u8, b: *const u8, n: usize) -> i64 {
     // SAFETY: the tail lies within the n bytes.
     let t = unsafe { scalar::dot(a.add(whole), b.add(whole), n - whole) };
     _mm512_reduce_add_epi64(nz) - 2 * _mm512_reduce_add_epi64(neg) + t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::XorShift;
+    use crate::trit::{Isa, PackedTrits, kernels};
+
+    /// The streaming path (outputs of `STREAM_MIN_BYTES` and more, written from the first
+    /// 64-byte boundary of `out`) against the scalar twin, at every misalignment of `out`.
+    #[test]
+    fn streaming_binary_matches_scalar_at_every_output_misalignment() {
+        if !kernels().iter().any(|k| k.isa() == Isa::Avx512Bw) {
+            return;
+        }
+        let n = STREAM_MIN_BYTES + 77;
+        let mut r = XorShift::new(5);
+        let a = PackedTrits::from_i8(&r.ternary(4 * n)).unwrap();
+        let b = PackedTrits::from_i8(&r.ternary(4 * n)).unwrap();
+        let mut want = vec![0u8; n];
+        let mut got = vec![0u8; n + 64];
+        for op in [BinaryOp::Add, BinaryOp::Lt] {
+            // SAFETY: every buffer holds n bytes.
+            unsafe {
+                scalar::binary(
+                    op,
+                    a.as_bytes().as_ptr(),
+                    b.as_bytes().as_ptr(),
+                    want.as_mut_ptr(),
+                    n,
+                )
+            };
+            for off in [0, 1, 63] {
+                let out = &mut got[off..off + n];
+                // SAFETY: the host has AVX-512 F/BW (checked above); n bytes each.
+                unsafe {
+                    binary(
+                        op,
+                        a.as_bytes().as_ptr(),
+                        b.as_bytes().as_ptr(),
+                        out.as_mut_ptr(),
+                        n,
+                    )
+                };
+                assert!(out == want.as_slice(), "{op:?} at offset {off}");
+            }
+        }
+    }
 }
