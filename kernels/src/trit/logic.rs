@@ -431,17 +431,22 @@ pub(crate) unsafe fn binary<W: Lanes, const STREAM: bool>(
     }
 }
 
-/// The unary op over whole vectors; returns the bytes done.
+/// The unary op over whole vectors; returns the bytes done. `STREAM` as for [`binary`].
 ///
 /// # Safety
 /// As [`binary`], without `b`.
 #[inline(always)]
-pub(crate) unsafe fn unary<W: Lanes>(op: UnaryOp, a: *const u8, out: *mut u8, n: usize) -> usize {
+pub(crate) unsafe fn unary<W: Lanes, const STREAM: bool>(
+    op: UnaryOp,
+    a: *const u8,
+    out: *mut u8,
+    n: usize,
+) -> usize {
     // SAFETY: forwarded; `a` doubles as the unused second operand.
     unsafe {
         match op {
-            UnaryOp::Neg => zip_with::<W, false>(a, a, out, n, |x, _| neg(x)),
-            UnaryOp::Abs => zip_with::<W, false>(a, a, out, n, |x, _| abs(x)),
+            UnaryOp::Neg => zip_with::<W, STREAM>(a, a, out, n, |x, _| neg(x)),
+            UnaryOp::Abs => zip_with::<W, STREAM>(a, a, out, n, |x, _| abs(x)),
         }
     }
 }

@@ -127,7 +127,7 @@ pub(crate) unsafe fn binary(op: BinaryOp, a: *const u8, b: *const u8, out: *mut 
 /// As [`binary`], without `b`.
 pub(crate) unsafe fn unary(op: UnaryOp, a: *const u8, out: *mut u8, n: usize) {
     // SAFETY: forwarded.
-    let done = unsafe { logic::unary::<u64>(op, a, out, n) };
+    let done = unsafe { logic::unary::<u64, false>(op, a, out, n) };
     let rest = n - done;
     if rest > 0 {
         // SAFETY: rest < 8 bytes remain at offset done.

@@ -124,7 +124,7 @@ pub(crate) unsafe fn binary(op: BinaryOp, a: *const u8, b: *const u8, out: *mut 
 pub(crate) unsafe fn unary(op: UnaryOp, a: *const u8, out: *mut u8, n: usize) {
     // SAFETY: forwarded.
     unsafe {
-        let d = logic::unary::<Y>(op, a, out, n);
+        let d = logic::unary::<Y, false>(op, a, out, n);
         scalar::unary(op, a.add(d), out.add(d), n - d);
     }
 }

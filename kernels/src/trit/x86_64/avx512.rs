@@ -2,7 +2,7 @@
 //! `vpternlogq`). Counts use `vpopcntq` where the host has AVX512_VPOPCNTDQ, else
 //! `vpshufb` nibble tables (AVX-512 BW).
 //!
-//! Binary ops with outputs of [`STREAM_MIN_BYTES`] or more write with non-temporal stores
+//! Binary and unary ops with outputs of [`STREAM_MIN_BYTES`] or more write with non-temporal stores
 //! (`vmovntdq`), so a result that will not stay in cache costs no read of its lines first.
 //!
 //! The register type [`Z`] is private to this file and only created inside the entry points
@@ -145,9 +145,21 @@ pub(crate) const STREAM_MIN_BYTES: usize = 8 << 20;
 /// The host has AVX-512 F and BW; otherwise as [`scalar::unary`].
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(crate) unsafe fn unary(op: UnaryOp, a: *const u8, out: *mut u8, n: usize) {
+    if n >= STREAM_MIN_BYTES {
+        let head = out.align_offset(Z::BYTES).min(n);
+        // SAFETY: as in `binary`.
+        unsafe {
+            scalar::unary(op, a, out, head);
+            let (a, out, n) = (a.add(head), out.add(head), n - head);
+            let d = logic::unary::<Z, true>(op, a, out, n);
+            _mm_sfence();
+            scalar::unary(op, a.add(d), out.add(d), n - d);
+        }
+        return;
+    }
     // SAFETY: forwarded.
     unsafe {
-        let d = logic::unary::<Z>(op, a, out, n);
+        let d = logic::unary::<Z, false>(op, a, out, n);
         scalar::unary(op, a.add(d), out.add(d), n - d);
     }
 }
@@ -248,7 +260,7 @@ mod tests {
     /// The streaming path (outputs of `STREAM_MIN_BYTES` and more, written from the first
     /// 64-byte boundary of `out`) against the scalar twin, at every misalignment of `out`.
     #[test]
-    fn streaming_binary_matches_scalar_at_every_output_misalignment() {
+    fn streaming_ops_match_scalar_at_every_output_misalignment() {
         if !kernels().iter().any(|k| k.isa() == Isa::Avx512Bw) {
             return;
         }
@@ -283,6 +295,14 @@ mod tests {
                 };
                 assert!(out == want.as_slice(), "{op:?} at offset {off}");
             }
+        }
+        // SAFETY: as above.
+        unsafe { scalar::unary(UnaryOp::Neg, a.as_bytes().as_ptr(), want.as_mut_ptr(), n) };
+        for off in [0, 1, 63] {
+            let out = &mut got[off..off + n];
+            // SAFETY: as above.
+            unsafe { unary(UnaryOp::Neg, a.as_bytes().as_ptr(), out.as_mut_ptr(), n) };
+            assert!(out == want.as_slice(), "neg at offset {off}");
         }
     }
 }
