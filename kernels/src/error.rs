@@ -186,6 +186,29 @@ pub enum KernelError {
         /// The block size it must be a multiple of.
         block: usize,
     },
+    /// A padding lane of a packed trit buffer (past its length) holds something other than
+    /// the code of 0.
+    #[error("packed trits: padding lane {index} holds code {code}, not the code of 0")]
+    TritPadding {
+        /// Lane index (≥ the buffer's length).
+        index: usize,
+        /// The code found (2-bit, or a base-3 digit for the 5-per-byte storage).
+        code: u8,
+    },
+    /// A threshold is negative, NaN or infinite.
+    #[error("invalid threshold {value} (must be finite and >= 0)")]
+    BadThreshold {
+        /// The threshold given.
+        value: f32,
+    },
+    /// A minimum or maximum over no elements.
+    #[error("{what} over {rows} rows of zero elements has no value")]
+    EmptyReduction {
+        /// Which reduction (`"min"` or `"max"`).
+        what: &'static str,
+        /// Rows asked for.
+        rows: usize,
+    },
     /// Padding past K in a row holds something other than a zero weight.
     #[error("non-zero padding at row {row}, column {col}")]
     BadPadding {

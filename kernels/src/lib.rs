@@ -17,6 +17,9 @@
 //!   exact integer sum per group, scaled and accumulated in a fixed order, bit-identical on
 //!   every ISA); 2-D convolutions over NCHW images in both modes ([`Conv2dParams`],
 //!   implicit im2col tiles, int8 activations per image).
+//! * **Trits** ([`trit`]): packed balanced-ternary buffers (4 trits per byte, 5 for
+//!   storage) with element-wise ops, reductions and dot products on whole packed words, a
+//!   scalar twin and AVX2 / AVX-512 kernels.
 //! * **GPU kernels** (`cube`, feature `cube`): the same products in CubeCL — an int8 row
 //!   quantizer, GEMV and tiled GEMM in W2A8 and float modes, per-tensor or per-row scales —
 //!   for any cubecl runtime, reading the packed words in place.
@@ -52,6 +55,9 @@ pub mod quant;
 pub mod random;
 #[cfg(feature = "report")]
 pub mod report;
+pub mod trit;
+#[cfg(feature = "report")]
+pub mod trit_report;
 
 pub use cpu::Conv2dParams;
 pub use cpu::matmul::MAX_K_W2A8;

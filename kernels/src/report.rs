@@ -250,7 +250,7 @@ impl Row {
 /// Median seconds of each timed closure. Every round runs each closure once, in turn, so
 /// all of them see the same machine conditions; rounds go on until there are `min_reps`
 /// and ~0.25 s per closure have passed (at most 200).
-fn median_times(min_reps: usize, fs: &mut [Box<dyn FnMut(usize) + '_>]) -> Vec<f64> {
+pub(crate) fn median_times(min_reps: usize, fs: &mut [Box<dyn FnMut(usize) + '_>]) -> Vec<f64> {
     for f in fs.iter_mut() {
         f(0); // warm-up: page faults, thread wake-up, lazy init
     }
