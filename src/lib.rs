@@ -36,6 +36,7 @@ pub mod import;
 pub mod nn;
 pub mod ops;
 pub mod quant;
+pub mod trit;
 
-pub use error::TernaryError;
+pub use error::{TernaryError, TritError};
 pub use ternary_kernels as kernels;
