@@ -1,6 +1,4 @@
-//! Trit tensors: N-d arrays of balanced-ternary digits (−1, 0, +1) on the CPU, packed four per
-//! byte, with NumPy-style broadcasting and views over the kernel crate's packed trit kernels
-//! (`ternary_kernels::trit`). See [`TritTensor`].
+#![doc = include_str!("guide.md")]
 
 mod convert;
 mod fmt;
