@@ -157,7 +157,7 @@ fn trits(max: usize) -> impl Strategy<Value = Vec<i8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
     #[test]
     fn every_isa_matches_the_reference_on_random_lengths(len in 0usize..1500, seed in any::<u64>()) {
         let (a, b, c) = random3(len, seed);
