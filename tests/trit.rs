@@ -312,3 +312,70 @@ fn burn_conversions_and_serialization() {
         "TritTensor { shape: [2, 3], trits: [[+ 0 -], [+ + 0]] }"
     );
 }
+
+#[test]
+fn ternary_activation_forward_is_exact_and_its_ste_reaches_x_and_theta() {
+    use burn_ternary::nn::TernaryActivationConfig;
+    let device = Device::flex().autodiff();
+    let act = TernaryActivationConfig::new()
+        .with_threshold(0.3)
+        .with_learn_threshold(true)
+        .init(&device);
+    let xs = vec![
+        -2.0f32, -0.5, -0.31, -0.3, -0.1, 0.0, 0.2, 0.3, 0.35, 0.59, 0.61, 3.0,
+    ];
+    let x = Tensor::<1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &device).require_grad();
+    let y = act.forward(x.clone());
+    let got: Vec<f32> = y
+        .clone()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .unwrap();
+    let want: Vec<f32> = xs
+        .iter()
+        .map(|&v| if v.abs() > 0.3 { v.signum() } else { 0.0 })
+        .collect();
+    assert_eq!(got, want);
+    // The surrogate's ramp is |x| ∈ [θ − w/2, θ + w/2] = [0, 0.6] with w = 2·min(θ, 1 − θ) = 0.6:
+    // slope 1/w for x there, 0 outside; for θ, −sign(x)/w there. Weighted by c_i = i + 1 so
+    // that the θ gradient does not cancel.
+    let c: Vec<f32> = (1..=xs.len()).map(|i| i as f32).collect();
+    let weights = Tensor::<1>::from_data(TensorData::new(c.clone(), [xs.len()]), &device);
+    let grads = (y * weights).sum().backward();
+    let gx: Vec<f32> = x
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .unwrap();
+    let on_ramp = |v: f32| v.abs() <= 0.6 && v != 0.0; // sign(0) = 0: no gradient exactly at 0
+    for ((v, g), ci) in xs.iter().zip(&gx).zip(&c) {
+        let want = if on_ramp(*v) { ci / 0.6 } else { 0.0 };
+        assert!((g - want).abs() < 1e-3, "d/dx at {v}: {g} vs {want}");
+    }
+    let gt: f32 = act
+        .threshold
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .unwrap()[0];
+    let want: f32 = xs
+        .iter()
+        .zip(&c)
+        .filter(|(v, _)| on_ramp(**v))
+        .map(|(v, ci)| -v.signum() * ci / 0.6)
+        .sum();
+    assert!(
+        want.abs() > 1.0 && (gt - want).abs() < 1e-3,
+        "d/dθ {gt} vs {want}"
+    );
+    // A fixed threshold gets no gradient.
+    let fixed = TernaryActivationConfig::new().init(&device);
+    let y = fixed.forward(x.clone());
+    let grads = y.sum().backward();
+    assert!(fixed.threshold.grad(&grads).is_none());
+}

@@ -477,3 +477,35 @@ fn the_kernel_list_follows_the_host() {
     }
     eprintln!("trit kernels on this host: {isas:?}");
 }
+
+#[test]
+fn matmul_of_every_isa_matches_the_i8_reference_on_ragged_shapes() {
+    let mut r = XorShift::new(77);
+    for &(m, n, k) in &[
+        (0, 3, 5),
+        (3, 0, 5),
+        (2, 3, 0),
+        (1, 1, 1),
+        (3, 5, 7),
+        (4, 9, 64),
+        (5, 3, 257),
+        (7, 11, 784),
+        (2, 2, 4099),
+    ] {
+        let (a, b) = (r.ternary(m * k), r.ternary(n * k));
+        let want: Vec<i64> = (0..m)
+            .flat_map(|i| {
+                let (a, b) = (&a, &b);
+                (0..n).map(move |j| dot_ref(&a[i * k..(i + 1) * k], &b[j * k..(j + 1) * k]))
+            })
+            .collect();
+        for kernel in kernels() {
+            let got = kernel.matmul(&pack(&a), &pack(&b), m, n, k).unwrap();
+            assert_eq!(got, want, "{:?} {m}x{n}x{k}", kernel.isa());
+        }
+    }
+    let err = scalar()
+        .matmul(&pack(&[1, 0, 1]), &pack(&[1]), 1, 1, 2)
+        .unwrap_err();
+    assert!(matches!(err, KernelError::Length { .. }), "{err}");
+}

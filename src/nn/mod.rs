@@ -1,5 +1,6 @@
 //! Ternary modules in the burn-nn style, and the one-call conversions of whole models.
 
+mod activation;
 mod conv2d;
 mod fold;
 mod freeze;
@@ -7,6 +8,7 @@ mod linear;
 mod packing;
 mod ternarize;
 
+pub use activation::{TernaryActivation, TernaryActivationConfig};
 pub use conv2d::{TernaryConv2d, TernaryConv2dConfig};
 pub use fold::fold_batch_norm_conv2d;
 pub use freeze::freeze;

@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 
 use super::dispatch::{Kernel, best};
-use super::packed::{PAR_MIN_TRITS, PackedTrits, TRITS_PER_BYTE, chunk_bytes};
+use super::packed::{PAR_MIN_TRITS, PackedTrits, TRITS_PER_BYTE, ZERO_BYTE, chunk_bytes};
 use crate::error::{KernelError, Result};
 
 /// How many trits of a buffer (or row) are −1, 0 and +1.
@@ -217,6 +217,59 @@ impl Kernel {
             .map(|r| self.dot_range(a, b, r * cols, (r + 1) * cols))
             .collect())
     }
+}
+
+impl Kernel {
+    /// The trit × trit matrix product `out[i·n + j] = Σ_c a[i, c]·b[j, c]` of row-major
+    /// `a` `[m, k]` and `b` `[n, k]` (both operands row by row, as a linear layer's inputs and
+    /// weights are stored): `m·n` exact popcount dot products, no multiplications, rows of
+    /// the output split across rayon. Each row is first copied to start on a byte (its
+    /// padding lanes hold the zero code, which adds nothing).
+    ///
+    /// # Errors
+    /// [`KernelError::Length`] when a buffer does not hold `m·k` / `n·k` trits;
+    /// [`KernelError::ShapeOverflow`] when those products overflow.
+    pub fn matmul(
+        &self,
+        a: &PackedTrits,
+        b: &PackedTrits,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<Vec<i64>> {
+        check_rows(a, m, k)?;
+        check_rows(b, n, k)?;
+        let mut out = vec![0i64; m * n];
+        if n == 0 {
+            return Ok(out);
+        }
+        let rb = k.div_ceil(TRITS_PER_BYTE);
+        let (x, w) = (aligned_rows(a, m, k), aligned_rows(b, n, k));
+        out.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+            let xi = &x[i * rb..(i + 1) * rb];
+            for (j, o) in row.iter_mut().enumerate() {
+                let wj = &w[j * rb..(j + 1) * rb];
+                // SAFETY: both slices hold `rb` readable bytes; the ISA is supported.
+                *o = unsafe { (self.dot)(xi.as_ptr(), wj.as_ptr(), rb) };
+            }
+        });
+        Ok(out)
+    }
+}
+
+/// `rows` rows of `cols` trits, each starting on a byte of its own: `rows · ceil(cols / 4)`
+/// bytes, padding lanes at the zero code.
+fn aligned_rows(a: &PackedTrits, rows: usize, cols: usize) -> Vec<u8> {
+    let rb = cols.div_ceil(TRITS_PER_BYTE);
+    if cols % TRITS_PER_BYTE == 0 {
+        // Rows already start on bytes.
+        return a.as_bytes()[..rows * rb].to_vec();
+    }
+    let mut out = vec![ZERO_BYTE; rows * rb];
+    for (r, dst) in out.chunks_exact_mut(rb).enumerate() {
+        dst.copy_from_slice(a.slice(r * cols..(r + 1) * cols).as_bytes());
+    }
+    out
 }
 
 impl PackedTrits {
