@@ -10,6 +10,7 @@ pub mod model;
 pub mod progress;
 pub mod resnet;
 pub mod run;
+pub mod trit_mlp;
 
 pub use data::DataError;
 pub use run::{Args, Summary};

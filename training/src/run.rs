@@ -152,8 +152,11 @@ struct Settings {
 pub trait Task {
     /// Name shown to the user (`MNIST`).
     const NAME: &'static str;
-    /// Directory name under the data root and in the default artifact directory (`mnist`).
+    /// Directory name under the data root (`mnist`).
     const KEY: &'static str;
+    /// Name of the default artifact directory, `target/<RUN>-run` (the data key unless two
+    /// tasks share a data set).
+    const RUN: &'static str = Self::KEY;
     /// One example.
     type Item: Clone + Send + Sync + std::fmt::Debug + 'static;
     /// A split.
@@ -223,7 +226,7 @@ impl Args {
             artifact_dir: self
                 .artifact_dir
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("target/{}-run", T::KEY))),
+                .unwrap_or_else(|| PathBuf::from(format!("target/{}-run", T::RUN))),
             epochs: self.epochs.unwrap_or(d.epochs),
             batch_size: self.batch_size.unwrap_or(d.batch_size),
             optimizer,
@@ -425,6 +428,18 @@ pub fn parse_device(name: &str) -> Result<Device, String> {
         "vulkan" => Err("built without the `vulkan` feature (cargo run --features vulkan)".into()),
         other => Err(format!("unknown device {other:?} (flex, wgpu, vulkan)")),
     }
+}
+
+/// The artifact directory a run of `T` with `args` writes to (`--artifact-dir`, or
+/// `target/<RUN>-run`): where `model-packed.bpk` is.
+pub fn artifact_dir<T: Task>(args: &Args) -> PathBuf {
+    args.settings::<T>().artifact_dir
+}
+
+/// The test split of `T` as `args` locate it (`--data-dir`, `--limit-test`), downloading it
+/// when it belongs in the cache and is absent.
+pub fn test_data<T: Task>(args: &Args) -> Result<T::Data, DataError> {
+    T::load(&args.data_dir::<T>()?, Split::Test, args.limit_test)
 }
 
 /// Runs training (or `--eval`) of task `T` as the arguments say.

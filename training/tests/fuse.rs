@@ -110,3 +110,84 @@ fn fused_mnist_and_resnet_give_the_unfused_models_outputs() {
         }
     }
 }
+
+/// Sets batch norm statistics and affine parameters (only) to values in [0.5, 1.5), γ with
+/// alternating signs, so the folded thresholds of the trit form see real affine maps.
+#[derive(Default)]
+struct PerturbNorms {
+    field: String,
+}
+
+impl ModuleMapper for PerturbNorms {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.field = name.to_string();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let norm = ["running_mean", "running_var", "gamma", "beta"].contains(&self.field.as_str());
+        if D != 1 || !norm {
+            return param;
+        }
+        let gamma = self.field == "gamma";
+        let mean = self.field == "running_mean";
+        let beta = self.field == "beta";
+        param.map(|t| {
+            let dims = t.dims();
+            let v = Tensor::random(dims, Distribution::Uniform(0.5, 1.5), &t.device());
+            if gamma {
+                let signs: Vec<f32> = (0..dims[0])
+                    .map(|c| if c % 2 == 0 { -1.0 } else { 1.0 })
+                    .collect();
+                v * Tensor::<1>::from_floats(signs.as_slice(), &t.device()).reshape(dims)
+            } else if mean || beta {
+                // Small shifts in [−0.25, 0.25): pre-activations fall on both sides of ±θ.
+                (v - 1.0) * 0.5
+            } else {
+                v
+            }
+        })
+    }
+}
+
+#[test]
+fn trit_form_gives_the_packed_models_logits() {
+    use training::trit_mlp::TritMlp;
+    let device = Device::flex();
+    device.seed(9);
+    for activation in [ActivationQuant::Int8PerImage, ActivationQuant::None] {
+        let model = TritMlp::new(activation, &device).map(&mut PerturbNorms::default());
+        let packed = freeze(model).unwrap();
+        let trit = packed.trit_form().unwrap();
+        // MNIST-like normalized pixels: mostly background, some bright strokes.
+        let x = Tensor::<4>::random([64, 1, 28, 28], Distribution::Uniform(-0.5, 2.8), &device);
+        let pixels: Vec<f32> = x
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .unwrap();
+        let want: Vec<f32> = packed
+            .forward(x)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .unwrap();
+        let got = trit.logits(&pixels);
+        assert_eq!(got.len(), want.len());
+        // The hidden trits depend on the input (not all thresholds saturated): logits differ
+        // between images.
+        assert!(
+            want.chunks(10).any(|r| r != &want[..10]),
+            "{activation:?}: constant logits"
+        );
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = got
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            scale > 0.0 && diff <= 1e-4 * scale.max(1.0),
+            "{activation:?}: logits differ by {diff} (max |logit| {scale})"
+        );
+    }
+}
