@@ -223,8 +223,8 @@ impl Kernel {
     /// The trit × trit matrix product `out[i·n + j] = Σ_c a[i, c]·b[j, c]` of row-major
     /// `a` `[m, k]` and `b` `[n, k]` (both operands row by row, as a linear layer's inputs and
     /// weights are stored): `m·n` exact popcount dot products, no multiplications, rows of
-    /// the output split across rayon. Each row is first copied to start on a byte (its
-    /// padding lanes hold the zero code, which adds nothing).
+    /// the output split across rayon. Each row is first copied to start on a byte and padded
+    /// to whole 64-byte vectors (padding lanes hold the zero code, which adds nothing).
     ///
     /// # Errors
     /// [`KernelError::Length`] when a buffer does not hold `m·k` / `n·k` trits;
@@ -240,34 +240,49 @@ impl Kernel {
         check_rows(a, m, k)?;
         check_rows(b, n, k)?;
         let mut out = vec![0i64; m * n];
-        if n == 0 {
+        if n == 0 || m == 0 || k == 0 {
             return Ok(out);
         }
-        let rb = k.div_ceil(TRITS_PER_BYTE);
-        let (x, w) = (aligned_rows(a, m, k), aligned_rows(b, n, k));
-        out.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
-            let xi = &x[i * rb..(i + 1) * rb];
-            for (j, o) in row.iter_mut().enumerate() {
-                let wj = &w[j * rb..(j + 1) * rb];
-                // SAFETY: both slices hold `rb` readable bytes; the ISA is supported.
-                *o = unsafe { (self.dot)(xi.as_ptr(), wj.as_ptr(), rb) };
-            }
-        });
+        // Rows padded with zero codes to whole 64-byte vectors: the SIMD loops then have no
+        // scalar tail (a zero lane adds nothing to a dot product).
+        let rb = k
+            .div_ceil(TRITS_PER_BYTE)
+            .next_multiple_of(MATMUL_ROW_ALIGN);
+        let (x, w) = (aligned_rows(a, m, k, rb), aligned_rows(b, n, k, rb));
+        // Chunks of outputs, not whole rows, so that a few long input rows still spread over
+        // the threads; each task gets ≥ 4·PAR_MIN_TRITS trits of work (less is cheaper on one
+        // thread than a rayon fork).
+        let per_task = (4 * PAR_MIN_TRITS / (rb * TRITS_PER_BYTE)).max(16);
+        out.par_chunks_mut(per_task)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                for (o, idx) in chunk.iter_mut().zip(c * per_task..) {
+                    let (i, j) = (idx / n, idx % n);
+                    let (xi, wj) = (&x[i * rb..(i + 1) * rb], &w[j * rb..(j + 1) * rb]);
+                    // SAFETY: both slices hold `rb` readable bytes; the ISA is supported.
+                    *o = unsafe { (self.dot)(xi.as_ptr(), wj.as_ptr(), rb) };
+                }
+            });
         Ok(out)
     }
 }
 
-/// `rows` rows of `cols` trits, each starting on a byte of its own: `rows · ceil(cols / 4)`
-/// bytes, padding lanes at the zero code.
-fn aligned_rows(a: &PackedTrits, rows: usize, cols: usize) -> Vec<u8> {
-    let rb = cols.div_ceil(TRITS_PER_BYTE);
-    if cols % TRITS_PER_BYTE == 0 {
-        // Rows already start on bytes.
-        return a.as_bytes()[..rows * rb].to_vec();
-    }
+/// Bytes each row of a [`Kernel::matmul`] operand is padded to a multiple of (one AVX-512
+/// register, two AVX2 ones).
+const MATMUL_ROW_ALIGN: usize = 64;
+
+/// `rows` rows of `cols` trits, each in `rb ≥ ceil(cols / 4)` bytes of its own, padding
+/// lanes at the zero code.
+fn aligned_rows(a: &PackedTrits, rows: usize, cols: usize, rb: usize) -> Vec<u8> {
     let mut out = vec![ZERO_BYTE; rows * rb];
+    let used = cols.div_ceil(TRITS_PER_BYTE);
     for (r, dst) in out.chunks_exact_mut(rb).enumerate() {
-        dst.copy_from_slice(a.slice(r * cols..(r + 1) * cols).as_bytes());
+        if cols % TRITS_PER_BYTE == 0 {
+            // Rows already start on bytes.
+            dst[..used].copy_from_slice(&a.as_bytes()[r * used..(r + 1) * used]);
+        } else {
+            dst[..used].copy_from_slice(a.slice(r * cols..(r + 1) * cols).as_bytes());
+        }
     }
     out
 }
