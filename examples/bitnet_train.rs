@@ -19,7 +19,7 @@ use burn_ternary::import::hf_bitnet::LinearClass;
 use burn_ternary_bitnet::export::{export_gguf, export_gguf_llama, export_hf};
 use burn_ternary_bitnet::generate::generate;
 use burn_ternary_bitnet::train::{
-    END_OF_TEXT_ID, byte_level_tokenizer, epoch_loss, loss_curve, train,
+    END_OF_TEXT_ID, byte_level_tokenizer, epoch_loss, last_complete_checkpoint, loss_curve, train,
 };
 use burn_ternary_bitnet::{
     BitNet, BitNetConfig, LoadOptions, Sampler, SamplingConfig, TokenWindows, Tokenizer,
@@ -156,7 +156,24 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let config_path = args.out.join("config.json");
     let tokenizer_path = args.out.join("tokenizer.json");
     let settings_path = args.out.join("run.json");
-    let settings = if args.resume && settings_path.exists() {
+    // Before anything is written: a run that holds checkpoints is only ever resumed.
+    let ckpt = args.out.join("checkpoint");
+    let any_checkpoint = training::checkpoint::AtomicFileCheckpointer::last_epoch(&ckpt, "model");
+    if any_checkpoint.is_some() && !args.resume {
+        return Err(format!(
+            "{} already holds checkpoints: pass --resume to continue that run, or choose another --out",
+            ckpt.display()
+        )
+        .into());
+    }
+    let resuming = args.resume && last_complete_checkpoint(&ckpt).is_some();
+    if args.resume && !resuming {
+        println!(
+            "--resume: no complete checkpoint in {}, starting the run",
+            ckpt.display()
+        );
+    }
+    let settings = if resuming && settings_path.exists() {
         let saved: RunSettings = serde_json::from_str(&std::fs::read_to_string(&settings_path)?)
             .map_err(|e| format!("{}: {e}", settings_path.display()))?;
         if saved != RunSettings::of(args) {
@@ -175,7 +192,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.full_precision && args.init.is_some() {
         return Err("--full-precision trains the f32 baseline from scratch: drop --init".into());
     }
-    let (model, tokenizer) = if args.resume && config_path.exists() {
+    let (model, tokenizer) = if resuming && config_path.exists() {
         let config = BitNetConfig::from_file(&config_path)?;
         let model = if settings.full_precision {
             BitNet::init_dense(&config, &device)
@@ -269,7 +286,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .take(24)
         .collect();
     let (trained, report) = train(model, train_set, valid_set, &options, &device)?;
-    let steps = report.steps_per_epoch * (settings.epochs - report.resumed_after);
+    let steps = report.steps_per_epoch * settings.epochs.saturating_sub(report.resumed_after);
     if steps == 0 {
         println!(
             "all {} epochs were already trained: the last checkpoint is exported",

@@ -191,6 +191,20 @@ fn cat_and_stack() {
 #[test]
 fn reductions_along_every_axis() {
     let mut rng = XorShift::new(4);
+    // An empty reduced dimension: sums and dots of nothing are 0, a minimum of nothing is an
+    // error.
+    let empty = TritTensor::<3>::zeros([3, 0, 2]);
+    let sums: Vec<i64> = empty.sum_dim(1).convert::<i64>().try_into_vec().unwrap();
+    assert_eq!(sums, [0; 6]);
+    let dots: Vec<i64> = empty
+        .dot_dim(&empty, 1)
+        .unwrap()
+        .convert::<i64>()
+        .try_into_vec()
+        .unwrap();
+    assert_eq!(dots, [0; 6]);
+    assert!(matches!(empty.min_dim(1), Err(TritError::Kernel(_))));
+    assert_eq!(empty.sum_dim(0).shape().to_vec(), vec![1, 0, 2]);
     for shape in [[3, 5, 7], [1, 1, 1], [2, 65, 3], [4, 1, 33]] {
         let (t, v) = random(&mut rng, shape);
         assert_eq!(t.sum(), v.iter().map(|&x| i64::from(x)).sum::<i64>());

@@ -194,9 +194,10 @@ impl<const D: usize> TritTensor<D> {
         axes[dim..].rotate_left(1);
         let moved = self.permute(axes);
         let cols = self.shape[dim];
-        let rows = self.numel().checked_div(cols).unwrap_or(0);
         let mut kept = self.shape;
         kept[dim] = 1;
+        // Every index of the other dimensions is a row, even when `dim` itself is empty.
+        let rows = kept.iter().product();
         (moved.packed(), rows, cols, kept)
     }
 
@@ -216,8 +217,8 @@ impl<const D: usize> TritTensor<D> {
     /// Smallest trit along `dim` (kept as size 1).
     ///
     /// # Errors
-    /// [`TritError::Kernel`] when `dim` is empty and the other dimensions are not (a minimum
-    /// of nothing).
+    /// [`TritError::Kernel`] (the kernel crate's `EmptyReduction`) when `dim` is empty and the
+    /// other dimensions are not (a minimum of nothing).
     pub fn min_dim(&self, dim: usize) -> Result<Self, TritError> {
         let (p, rows, cols, shape) = self.rows_along(dim);
         Self::from_i8(&best().min_rows(&p, rows, cols)?, shape)

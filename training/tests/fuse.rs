@@ -11,9 +11,14 @@ use training::resnet::ResNet20;
 /// Sets every vector parameter and buffer (biases, batch norm γ, β and running statistics)
 /// to values in [0.5, 1.5), and batch norm γ to ±[0.5, 1.5) (every other channel negative),
 /// so each batch norm is a real affine map, sign flips included.
+///
+/// With `norms_only`, only batch norm fields change, and the running means and β are small
+/// shifts in [−0.25, 0.25) so that pre-activations fall on both sides of a ternary
+/// activation's ±θ.
 #[derive(Default)]
 struct Perturb {
     field: String,
+    norms_only: bool,
 }
 
 impl ModuleMapper for Perturb {
@@ -22,10 +27,13 @@ impl ModuleMapper for Perturb {
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if D != 1 {
+        let field = self.field.as_str();
+        let norm = ["running_mean", "running_var", "gamma", "beta"].contains(&field);
+        if D != 1 || (self.norms_only && !norm) {
             return param;
         }
-        let gamma = self.field == "gamma";
+        let gamma = field == "gamma";
+        let shift = self.norms_only && (field == "running_mean" || field == "beta");
         param.map(|t| {
             let dims = t.dims();
             let v = Tensor::random(dims, Distribution::Uniform(0.5, 1.5), &t.device());
@@ -34,6 +42,8 @@ impl ModuleMapper for Perturb {
                     .map(|c| if c % 2 == 0 { -1.0 } else { 1.0 })
                     .collect();
                 v * Tensor::<1>::from_floats(signs.as_slice(), &t.device()).reshape(dims)
+            } else if shift {
+                (v - 1.0) * 0.5
             } else {
                 v
             }
@@ -111,51 +121,16 @@ fn fused_mnist_and_resnet_give_the_unfused_models_outputs() {
     }
 }
 
-/// Sets batch norm statistics and affine parameters (only) to values in [0.5, 1.5), γ with
-/// alternating signs, so the folded thresholds of the trit form see real affine maps.
-#[derive(Default)]
-struct PerturbNorms {
-    field: String,
-}
-
-impl ModuleMapper for PerturbNorms {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.field = name.to_string();
-    }
-
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let norm = ["running_mean", "running_var", "gamma", "beta"].contains(&self.field.as_str());
-        if D != 1 || !norm {
-            return param;
-        }
-        let gamma = self.field == "gamma";
-        let mean = self.field == "running_mean";
-        let beta = self.field == "beta";
-        param.map(|t| {
-            let dims = t.dims();
-            let v = Tensor::random(dims, Distribution::Uniform(0.5, 1.5), &t.device());
-            if gamma {
-                let signs: Vec<f32> = (0..dims[0])
-                    .map(|c| if c % 2 == 0 { -1.0 } else { 1.0 })
-                    .collect();
-                v * Tensor::<1>::from_floats(signs.as_slice(), &t.device()).reshape(dims)
-            } else if mean || beta {
-                // Small shifts in [−0.25, 0.25): pre-activations fall on both sides of ±θ.
-                (v - 1.0) * 0.5
-            } else {
-                v
-            }
-        })
-    }
-}
-
 #[test]
 fn trit_form_gives_the_packed_models_logits() {
     use training::trit_mlp::TritMlp;
     let device = Device::flex();
     device.seed(9);
     for activation in [ActivationQuant::Int8PerImage, ActivationQuant::None] {
-        let model = TritMlp::new(activation, &device).map(&mut PerturbNorms::default());
+        let model = TritMlp::new(activation, &device).map(&mut Perturb {
+            norms_only: true,
+            ..Perturb::default()
+        });
         let packed = freeze(model).unwrap();
         let trit = packed.trit_form().unwrap();
         // MNIST-like normalized pixels: mostly background, some bright strokes.

@@ -239,7 +239,11 @@ impl Kernel {
     ) -> Result<Vec<i64>> {
         check_rows(a, m, k)?;
         check_rows(b, n, k)?;
-        let mut out = vec![0i64; m * n];
+        let outputs = m.checked_mul(n).ok_or(KernelError::ShapeOverflow {
+            n: m as u64,
+            k: n as u64,
+        })?;
+        let mut out = vec![0i64; outputs];
         if n == 0 || m == 0 || k == 0 {
             return Ok(out);
         }
@@ -277,7 +281,7 @@ fn aligned_rows(a: &PackedTrits, rows: usize, cols: usize, rb: usize) -> Vec<u8>
     let mut out = vec![ZERO_BYTE; rows * rb];
     let used = cols.div_ceil(TRITS_PER_BYTE);
     for (r, dst) in out.chunks_exact_mut(rb).enumerate() {
-        if cols % TRITS_PER_BYTE == 0 {
+        if cols.is_multiple_of(TRITS_PER_BYTE) {
             // Rows already start on bytes.
             dst[..used].copy_from_slice(&a.as_bytes()[r * used..(r + 1) * used]);
         } else {

@@ -145,10 +145,11 @@ pub fn export_gguf(
 
 /// Writes the model as one GGUF v3 file at `path` in llama.cpp's BitNet layout
 /// ([`crate::gguf_names`]: architecture `bitnet`, `blk.N.*` tensor names, `bitnet.*`
-/// hyper-parameter keys) with its projections in `ternary`, the rest F32, atomically; what
-/// llama.cpp-family readers expect of a BitNet GGUF, and [`crate::load`] reads it back. The
-/// tokenizer's vocabulary (`tokenizer.ggml.*` beyond BOS/EOS) is not written: llama.cpp needs it
-/// to run the file, burn-ternary reads `tokenizer.json`. Returns the writer's notes.
+/// hyper-parameter keys, `bitnet.hidden_activation = "relu2"`) with its projections in
+/// `ternary`, the rest F32, atomically; [`crate::load`] reads it back. Not written: the
+/// tokenizer's vocabulary (`tokenizer.ggml.*` beyond BOS/EOS), which llama.cpp needs to run the
+/// file (burn-ternary reads `tokenizer.json`). `I2_S` is bitnet.cpp's type, which mainline
+/// llama.cpp does not read; `TQ2_0`/`TQ1_0` are llama.cpp's. Returns the writer's notes.
 ///
 /// Errors: [`BitNetError::Tensor`] for an untied LM head (llama.cpp's `bitnet` architecture has
 /// no output tensor; write Hugging Face names with [`export_gguf`]); as [`export_gguf`].

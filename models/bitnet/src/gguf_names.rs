@@ -16,7 +16,14 @@
 //! | `blk.N.ffn_gate` / `ffn_up` / `ffn_down` `.weight` | `…mlp.gate_proj` / `up_proj` / `down_proj.weight` |
 //! | `blk.N.ffn_sub_norm.weight` | `…mlp.ffn_sub_norm.weight` |
 //!
-//! and writes the hyper-parameters as `bitnet.*` keys (`context_length`, `embedding_length`,
+//! The FFN activation is `<arch>.hidden_activation` (llama.cpp's `LLM_KV_HIDDEN_ACT`):
+//! llama.cpp's `bitnet` graph runs SiLU when the key is absent (the 1bitLLM models), while
+//! BitNet b1.58-2B-4T and everything this crate runs use squared ReLU (`relu2`). So a file of
+//! architecture `bitnet` must say `relu2` (the export writes it); bitnet.cpp's own
+//! architecture names (`bitnet-b1.58`, `bitnet-25`) are its 2B-4T ports, squared ReLU without
+//! the key; any other value is refused by key.
+//!
+//! It writes the hyper-parameters as `bitnet.*` keys (`context_length`, `embedding_length`,
 //! `feed_forward_length`, `block_count`, `attention.head_count`, `attention.head_count_kv`,
 //! `attention.layer_norm_rms_epsilon`, `rope.freq_base`, `rope.scaling.type` = `linear` with
 //! `rope.scaling.factor` 1) and the tokenizer's `tokenizer.ggml.bos_token_id` /
@@ -151,6 +158,21 @@ pub fn config(
             .then_some(v as u64)
             .ok_or_else(|| format!("{} = {v} is not a positive integer", key(k)))
     };
+    match (kv.get(&key("hidden_activation")).and_then(string), arch) {
+        (Some("relu2"), _) | (None, "bitnet-b1.58" | "bitnet-25") => {}
+        (Some(other), _) => {
+            return Err(format!(
+                "{} = {other:?}: BitNet b1.58 uses \"relu2\" (squared ReLU), nothing else is implemented",
+                key("hidden_activation")
+            ));
+        }
+        (None, _) => {
+            return Err(format!(
+                "{} is missing: llama.cpp runs such a `{arch}` file with SiLU (the 1bitLLM models), which is not implemented; a BitNet b1.58 (squared ReLU) file says \"relu2\" there",
+                key("hidden_activation")
+            ));
+        }
+    }
     if let Some(kind) = kv.get(&key("rope.scaling.type")).and_then(string) {
         let factor = num("rope.scaling.factor")?.unwrap_or(1.0);
         if kind != "none" && !(kind == "linear" && factor == 1.0) {
@@ -209,8 +231,10 @@ pub fn config(
     BitNetConfig::from_json(&json)
 }
 
-/// The `general.*` and `bitnet.*` key/values of `config` as llama.cpp's converter writes them,
-/// in the typed form of [`METADATA_KEY`].
+/// The `general.*` and `bitnet.*` key/values of `config` as llama.cpp's converter writes them
+/// (plus `bitnet.hidden_activation = "relu2"`, see the module docs), in the typed form of
+/// [`METADATA_KEY`]. Only the first EOS id is written (GGUF's `tokenizer.ggml.eos_token_id`
+/// holds one).
 pub fn metadata(config: &BitNetConfig, name: &str) -> Value {
     let a = ARCHITECTURE;
     let u32_ = |v: usize| json!({ "u32": v });
@@ -246,6 +270,7 @@ pub fn metadata(config: &BitNetConfig, name: &str) -> Value {
             f32_(config.rms_norm_eps)
         ]),
         json!([format!("{a}.rope.scaling.type"), { "str": "linear" }]),
+        json!([format!("{a}.hidden_activation"), { "str": "relu2" }]),
         json!([format!("{a}.rope.scaling.factor"), f32_(1.0)]),
     ];
     if let Some(bos) = config.bos_token_id {

@@ -123,6 +123,8 @@ pub fn bitlinear(d_input: usize, d_output: usize, device: &Device) -> TernaryLin
 /// One projection of the model: a BitLinear layer (what BitNet is), or a dense f32 linear
 /// layer of the same shape — the full-precision baseline of the same architecture that
 /// benchmarks and the f32 training comparison run, never part of a BitNet checkpoint.
+// Seven per decoder layer, built once: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Projection {
     /// BitLinear: a [`TernaryLinear`] (absmean per tensor, per-token int8 activations).

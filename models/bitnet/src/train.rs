@@ -92,9 +92,9 @@ impl TokenWindows {
         valid_fraction: f64,
     ) -> Result<(Self, Self), BitNetError> {
         let n = tokens.len();
-        if seq_len == 0 || !(0.0..1.0).contains(&valid_fraction) {
+        if seq_len == 0 || !(valid_fraction > 0.0 && valid_fraction < 1.0) {
             return Err(BitNetError::Data(format!(
-                "seq_len {seq_len} must be > 0 and the validation fraction {valid_fraction} in [0, 1)"
+                "seq_len {seq_len} must be > 0 and the validation fraction {valid_fraction} in (0, 1)"
             )));
         }
         let valid_len = ((n as f64) * valid_fraction) as usize;
@@ -102,7 +102,7 @@ impl TokenWindows {
         let tokens = Arc::new(tokens);
         let train = Self::new(tokens.clone(), 0..cut, seq_len);
         let valid = Self::new(tokens, cut..n, seq_len);
-        if train.count == 0 || (valid_fraction > 0.0 && valid.count == 0) {
+        if train.count == 0 || valid.count == 0 {
             return Err(BitNetError::Data(format!(
                 "{n} tokens make {} training and {} validation windows of {} tokens: give more text or a smaller --seq-len",
                 train.count,
@@ -346,8 +346,9 @@ pub struct TrainReport {
 /// [`TrainOptions`], loss / accuracy / perplexity / learning-rate metrics (logged per step
 /// under `artifact_dir/{train,valid}/epoch-N/`), and model, optimizer and scheduler
 /// checkpoints after every epoch (`artifact_dir/checkpoint/*-N.bpk`, each written to a
-/// temporary file and renamed). With `resume`, the run continues after the last complete
-/// checkpoint; without it, a directory that already holds checkpoints is refused. Returns the
+/// temporary file and renamed). With `resume`, the run continues after the last epoch whose
+/// three checkpoints are all there ([`last_complete_checkpoint`]); without it, a directory that
+/// already holds checkpoints is refused. Returns the
 /// trained model (training state, on the plain device) and a report.
 ///
 /// Errors: [`BitNetError::Data`] for an unusable setup (existing checkpoints without
@@ -367,8 +368,8 @@ pub fn train(
     }
     let dir = &options.artifact_dir;
     let ckpt = dir.join("checkpoint");
-    let last = AtomicFileCheckpointer::last_epoch(&ckpt, "model");
-    if last.is_some() && !options.resume {
+    let last = last_complete_checkpoint(&ckpt);
+    if AtomicFileCheckpointer::last_epoch(&ckpt, "model").is_some() && !options.resume {
         return Err(BitNetError::Data(format!(
             "{} already holds checkpoints: resume, or choose another artifact directory",
             ckpt.display()
@@ -422,6 +423,17 @@ pub fn train(
             tokens_per_step,
         },
     ))
+}
+
+/// The last epoch whose model, optimizer and scheduler checkpoints are all in `ckpt` (a run
+/// killed between writing them leaves an epoch that cannot be resumed from), if any.
+pub fn last_complete_checkpoint(ckpt: &Path) -> Option<usize> {
+    let last = AtomicFileCheckpointer::last_epoch(ckpt, "model")?;
+    (1..=last).rev().find(|e| {
+        ["model", "optim", "scheduler"]
+            .iter()
+            .all(|n| ckpt.join(format!("{n}-{e}.bpk")).exists())
+    })
 }
 
 /// Per-step training losses of a run, in order (epochs `1..=epochs`), from burn-train's

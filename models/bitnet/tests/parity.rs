@@ -476,4 +476,27 @@ fn llama_cpp_named_gguf_is_the_same_model() {
     assert_eq!(logits, run(&hf, &prompt, None));
     let d = max_diff(&logits, &floats(&r, "autobitlinear/prefill_logits"));
     assert!(d <= LOGIT_BOUND, "prefill logits differ by {d}");
+
+    // Without `bitnet.hidden_activation`, llama.cpp runs a `bitnet` file with SiLU: such a
+    // file is refused by key, not run with squared ReLU.
+    use burn_ternary::import::gguf::{self, GgufTernary, METADATA_KEY};
+    let mut file = burn_ternary::import::model_file::read(&path, &ImportOptions::new()).unwrap();
+    let list: Vec<serde_json::Value> = serde_json::from_str(&file.metadata[METADATA_KEY]).unwrap();
+    let kept: Vec<_> = list
+        .into_iter()
+        .filter(|kv| kv[0] != "bitnet.hidden_activation")
+        .collect();
+    file.metadata.insert(
+        METADATA_KEY.into(),
+        serde_json::Value::Array(kept).to_string(),
+    );
+    let silu = std::env::temp_dir().join(format!("bitnet-silu-{}.gguf", std::process::id()));
+    gguf::write(&silu, &file, GgufTernary::Tq2_0).unwrap();
+    let err = load(&silu, LoadOptions::default(), &device).unwrap_err();
+    std::fs::remove_file(&silu).unwrap();
+    assert!(matches!(err, BitNetError::Config { .. }), "{err}");
+    assert!(
+        err.to_string().contains("bitnet.hidden_activation"),
+        "{err}"
+    );
 }
