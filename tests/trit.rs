@@ -393,3 +393,52 @@ fn ternary_activation_forward_is_exact_and_its_ste_reaches_x_and_theta() {
     let grads = y.sum().backward();
     assert!(fixed.threshold.grad(&grads).is_none());
 }
+
+#[test]
+fn packed_linear_on_trits_equals_its_float_forward() {
+    use burn_ternary::nn::{TernaryLinearConfig, freeze};
+    use burn_ternary::quant::{ActivationQuant, Granularity};
+    let device = Device::flex();
+    device.seed(3);
+    let mut rng = XorShift::new(8);
+    for (k, n, m, granularity, bias) in [
+        (784, 64, 5, Granularity::PerChannel, true),
+        (130, 7, 1, Granularity::PerTensor, false),
+        (3, 2, 4, Granularity::PerChannel, true),
+    ] {
+        let layer = TernaryLinearConfig::new(k, n)
+            .with_bias(bias)
+            .with_granularity(granularity)
+            .with_activation(ActivationQuant::None)
+            .init(&device);
+        let packed = freeze(layer).unwrap();
+        let v = rng.ternary(m * k);
+        let trits = TritTensor::from_i8(&v, [m, k]).unwrap();
+        let got: Vec<f32> = packed
+            .forward_trits(&trits, &device)
+            .unwrap()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .unwrap();
+        let x = trits.to_float(1.0, &device);
+        let want: Vec<f32> = packed
+            .forward(x)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .unwrap();
+        let diff = got
+            .iter()
+            .zip(&want)
+            .fold(0f32, |d, (a, b)| d.max((a - b).abs()));
+        assert!(diff <= 1e-4, "{k}x{n}, batch {m}: differs by {diff}");
+    }
+    // The training state has no packed codes: a typed error.
+    let fresh = TernaryLinearConfig::new(4, 2).init(&device);
+    assert!(
+        fresh
+            .forward_trits(&TritTensor::zeros([1, 4]), &device)
+            .is_err()
+    );
+}

@@ -283,6 +283,68 @@ impl TernaryLinear {
             })
     }
 
+    /// The packed layer applied to trit inputs (`[m, d_input]`, e.g. the outputs of a
+    /// [`TernaryActivation`](super::TernaryActivation)) as a trit × trit product: exact integer
+    /// dot products by popcount (`ternary_kernels::trit::Kernel::matmul`, no
+    /// multiplications), then one multiply by the output's scale and the bias. Equals
+    /// [`TernaryLinear::forward`] on the same values as floats up to f32 rounding. Returns
+    /// `[m, d_output]` on `device`.
+    ///
+    /// # Errors
+    /// [`TernaryError::Pack`] when the layer is not packed ([`TernaryLinear::freeze`] first) or
+    /// its words are corrupt.
+    ///
+    /// # Panics
+    /// When the inputs' width is not `d_input` (names both).
+    pub fn forward_trits(
+        &self,
+        input: &crate::trit::TritTensor<2>,
+        device: &Device,
+    ) -> Result<Tensor<2>, TernaryError> {
+        let [m, k] = input.dims();
+        assert_eq!(
+            k, self.d_input,
+            "TernaryLinear::forward_trits: inputs of width {k}, d_input = {}",
+            self.d_input
+        );
+        let packed = self.to_packed()?.ok_or_else(|| TernaryError::Pack {
+            layer: "TernaryLinear::forward_trits".into(),
+            source: ternary_kernels::KernelError::Length {
+                what: "packed rows (the layer is in the training state: freeze it first)",
+                expected: self.d_output(),
+                actual: 0,
+            },
+        })?;
+        let n = packed.n();
+        let weights = ternary_kernels::trit::PackedTrits::from_i8(&packed.to_ternary())
+            .expect("packed codes are trits");
+        let dots = ternary_kernels::trit::best()
+            .matmul(&input.packed(), &weights, m, n, k)
+            .map_err(|source| TernaryError::Pack {
+                layer: "TernaryLinear::forward_trits".into(),
+                source,
+            })?;
+        let scales: Vec<f32> = (0..n).map(|r| packed.scales().at(r, 0, k)).collect();
+        let bias: Vec<f32> = match &self.bias {
+            Some(b) => b
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec()
+                .expect("f32 data"),
+            None => vec![0.0; n],
+        };
+        let out: Vec<f32> = dots
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| d as f32 * scales[i % n] + bias[i % n])
+            .collect();
+        Ok(Tensor::from_data(
+            burn::tensor::TensorData::new(out, [m, n]),
+            device,
+        ))
+    }
+
     /// Applies the layer.
     ///
     /// # Shapes
