@@ -468,7 +468,7 @@ fn llama_cpp_named_gguf_is_the_same_model() {
     let device = Device::flex();
     let r = reference();
     let prompt = ids(&r, "prompt_ids");
-    let path = fixtures().join("gguf/bitnet_llama_names.gguf");
+    let path = fixtures().join("bitnet_lm/llama_layout.gguf");
     let gguf = load(&path, LoadOptions::default(), &device).unwrap();
     let hf = model("autobitlinear", &device);
     assert_eq!(gguf.config, hf.config);
