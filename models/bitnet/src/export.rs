@@ -7,7 +7,7 @@
 //! projections as the packed matrices the model's W2A8 kernels run (codes and per-tensor
 //! scales exactly; BitNet b1.58 has one scale per tensor), every other tensor (embeddings,
 //! norms, an untied LM head) as F32, all named as transformers names them, with the
-//! model's `config.json` embedded so that [`crate::load`] reads either output back.
+//! model's `config.json` embedded so that [`crate::load()`] reads either output back.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -125,7 +125,7 @@ pub fn export_hf(
 
 /// Writes the model as one GGUF v3 file at `path` (atomically) with its projections in
 /// `ternary` and the rest F32; the `config.json` rides along as a metadata key so that
-/// [`crate::load`] reads the file back. A projection whose rows are not whole blocks of the
+/// [`crate::load()`] reads the file back. A projection whose rows are not whole blocks of the
 /// type (256 weights for `TQ1_0`/`TQ2_0`, 128 for `I2_S`) is written as F32, exactly, as
 /// llama.cpp does; the returned notes say which.
 ///
@@ -146,7 +146,7 @@ pub fn export_gguf(
 /// Writes the model as one GGUF v3 file at `path` in llama.cpp's BitNet layout
 /// ([`crate::gguf_names`]: architecture `bitnet`, `blk.N.*` tensor names, `bitnet.*`
 /// hyper-parameter keys, `bitnet.hidden_activation = "relu2"`) with its projections in
-/// `ternary`, the rest F32, atomically; [`crate::load`] reads it back. Not written: the
+/// `ternary`, the rest F32, atomically; [`crate::load()`] reads it back. Not written: the
 /// tokenizer's vocabulary (`tokenizer.ggml.*` beyond BOS/EOS), which llama.cpp needs to run the
 /// file (burn-ternary reads `tokenizer.json`). `I2_S` is bitnet.cpp's type, which mainline
 /// llama.cpp does not read; `TQ2_0`/`TQ1_0` are llama.cpp's. Returns the writer's notes.

@@ -70,7 +70,7 @@ impl Rope {
     /// Tables for `positions` positions of `head_dim` (even) with base `theta`. They are
     /// constants, so they are made without autodiff even on an autodiff device: the same
     /// tables then serve the training forward and the validation / inference forward of
-    /// [`Module::valid`](burn::module::Module::valid)'s model.
+    /// [`Module::valid`]'s model.
     pub fn new(head_dim: usize, positions: usize, theta: f64, device: &Device) -> Self {
         let device = &device.clone().without_autodiff();
         let half = head_dim / 2;
