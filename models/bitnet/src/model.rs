@@ -552,8 +552,9 @@ impl BitNet {
             None => self.embed_tokens.val(),
         };
         // `W · hᵀ` with the `[vocab, hidden]` matrix as stored: `h · Wᵀ` would make the
-        // backend copy the transposed head (1.3 GB at 2B shapes) on every call; only the small
-        // `[b·t, hidden]` and `[vocab, b·t]` operands are transposed this way.
+        // backend copy the transposed head (1.3 GB at 2B shapes) on every call. This way the
+        // copies are of `[b·t, hidden]` and of the `[vocab, b·t]` result: small when decoding
+        // (b·t = 1), b·t·vocab floats for a prefill or a training batch.
         let [b, t, d] = h.dims();
         let vocab = w.dims()[0];
         w.matmul(h.reshape([b * t, d]).transpose())
