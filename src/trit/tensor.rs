@@ -108,9 +108,8 @@ impl<const D: usize> TritTensor<D> {
 
     /// Whether the elements are stored row-major without gaps (offset aside).
     pub fn is_contiguous(&self) -> bool {
-        self.numel() == 0
-            || (0..D)
-                .all(|d| self.shape[d] == 1 || self.strides[d] == contiguous_strides(self.shape)[d])
+        let want = contiguous_strides(self.shape);
+        self.numel() == 0 || (0..D).all(|d| self.shape[d] == 1 || self.strides[d] == want[d])
     }
 
     /// The trit at a multi-index.

@@ -23,7 +23,7 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 use burn_ternary::TernaryError;
-use burn_ternary::kernels::trit::{PackedTrits, best};
+use burn_ternary::kernels::trit::{PackedTrits, TritRows, best};
 use burn_ternary::nn::{
     TernaryActivation, TernaryActivationConfig, TernaryLinear, TernaryLinearConfig,
 };
@@ -128,7 +128,7 @@ fn floats(t: Tensor<1>) -> Vec<f32> {
 }
 
 /// A packed layer's codes as trits `[n, k]` and its per-output scales.
-fn trits_of(fc: &TernaryLinear) -> Result<(Trits, Vec<f32>), TernaryError> {
+fn trits_of(fc: &TernaryLinear) -> Result<(TritRows, Vec<f32>), TernaryError> {
     let p = fc.to_packed()?.ok_or_else(|| TernaryError::Pack {
         layer: "TritMlp".into(),
         source: burn_ternary::kernels::KernelError::Length {
@@ -140,13 +140,9 @@ fn trits_of(fc: &TernaryLinear) -> Result<(Trits, Vec<f32>), TernaryError> {
     let (n, k) = (p.n(), p.k());
     let scales = (0..n).map(|r| p.scales().at(r, 0, k)).collect();
     let codes = PackedTrits::from_i8(&p.to_ternary()).expect("codes are trits");
-    Ok((Trits { codes, n, k }, scales))
-}
-
-struct Trits {
-    codes: PackedTrits,
-    n: usize,
-    k: usize,
+    // Laid out for the kernel's matmul once, not on every product.
+    let rows = TritRows::new(&codes, n, k).expect("n·k codes");
+    Ok((rows, scales))
 }
 
 /// `t(dot)` for one output: `+1` above `hi`, `−1` below `lo`, else 0 (for a positive slope;
@@ -205,7 +201,7 @@ impl Bounds {
 }
 
 struct TritLayer {
-    w: Trits,
+    w: TritRows,
     bounds: Vec<Bounds>,
 }
 
@@ -213,7 +209,7 @@ struct TritLayer {
 pub struct TritForm {
     input_threshold: f32,
     layers: Vec<TritLayer>,
-    out: (Trits, Vec<f32>, Vec<f32>),
+    out: (TritRows, Vec<f32>, Vec<f32>),
 }
 
 impl TritForm {
@@ -226,24 +222,25 @@ impl TritForm {
         let b = pixels.len() / 784;
         let mut x =
             PackedTrits::from_f32_threshold(pixels, self.input_threshold).expect("finite pixels");
+        let product = |x: &PackedTrits, w: &TritRows| {
+            let x = TritRows::new(x, b, w.cols()).expect("b rows of the layer's width");
+            best().matmul_rows(&x, w).expect("equal widths")
+        };
         for layer in &self.layers {
-            let dots = best()
-                .matmul(&x, &layer.w.codes, b, layer.w.n, layer.w.k)
-                .expect("shapes fit");
-            let t: Vec<i8> = dots
+            let n = layer.w.rows();
+            let t: Vec<i8> = product(&x, &layer.w)
                 .iter()
                 .enumerate()
-                .map(|(i, &d)| layer.bounds[i % layer.w.n].apply(d))
+                .map(|(i, &d)| layer.bounds[i % n].apply(d))
                 .collect();
             x = PackedTrits::from_i8(&t).expect("trits");
         }
         let (w, scales, bias) = &self.out;
-        let dots = best()
-            .matmul(&x, &w.codes, b, w.n, w.k)
-            .expect("shapes fit");
-        dots.iter()
+        let n = w.rows();
+        product(&x, w)
+            .iter()
             .enumerate()
-            .map(|(i, &d)| d as f32 * scales[i % w.n] + bias[i % w.n])
+            .map(|(i, &d)| d as f32 * scales[i % n] + bias[i % n])
             .collect()
     }
 }

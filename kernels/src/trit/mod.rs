@@ -44,5 +44,5 @@ mod x86_64;
 pub use dispatch::{Isa, Kernel, best, kernels};
 pub use logic::{BinaryOp, COUNT_LUT_ROUNDS, DOT_LUT_ROUNDS, UnaryOp};
 pub use packed::{PAR_MIN_TRITS, PackedTrits, TRITS_PER_BYTE};
-pub use reduce::TritCounts;
+pub use reduce::{TritCounts, TritRows};
 pub use storage::{MAX_BYTE5, PackedTrits5, TRITS_PER_BYTE5};

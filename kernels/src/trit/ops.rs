@@ -14,7 +14,7 @@ use super::packed::{PackedTrits, chunk_bytes};
 use crate::error::{KernelError, Result};
 
 /// `Err(Shape)` unless the two lengths agree.
-fn same_len(what: &'static str, a: usize, b: usize) -> Result<()> {
+pub(super) fn same_len(what: &'static str, a: usize, b: usize) -> Result<()> {
     if a != b {
         return Err(KernelError::Shape {
             what,

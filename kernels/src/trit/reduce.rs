@@ -10,6 +10,7 @@
 use rayon::prelude::*;
 
 use super::dispatch::{Kernel, best};
+use super::ops::same_len;
 use super::packed::{PAR_MIN_TRITS, PackedTrits, TRITS_PER_BYTE, ZERO_BYTE, chunk_bytes};
 use crate::error::{KernelError, Result};
 
@@ -219,16 +220,92 @@ impl Kernel {
     }
 }
 
-impl Kernel {
-    /// The trit × trit matrix product `out[i·n + j] = Σ_c a[i, c]·b[j, c]` of row-major
-    /// `a` `[m, k]` and `b` `[n, k]` (both operands row by row, as a linear layer's inputs and
-    /// weights are stored): `m·n` exact popcount dot products, no multiplications, rows of
-    /// the output split across rayon. Each row is first copied to start on a byte and padded
-    /// to whole 64-byte vectors (padding lanes hold the zero code, which adds nothing).
+/// A `[rows, cols]` trit matrix laid out for [`Kernel::matmul_rows`]: each row starts on a
+/// byte and is padded with zero codes to whole 64-byte vectors, so the SIMD dot loops have no
+/// scalar tail (a zero lane adds nothing). Made once for a layer's weights, it is not redone
+/// on every product.
+#[derive(Debug, Clone)]
+pub struct TritRows {
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+    bytes: Vec<u8>,
+}
+
+impl TritRows {
+    /// The rows of row-major `a` `[rows, cols]`.
     ///
     /// # Errors
-    /// [`KernelError::Length`] when a buffer does not hold `m·k` / `n·k` trits;
-    /// [`KernelError::ShapeOverflow`] when those products overflow.
+    /// [`KernelError::Length`] when `a` does not hold `rows·cols` trits;
+    /// [`KernelError::ShapeOverflow`] when that product overflows.
+    pub fn new(a: &PackedTrits, rows: usize, cols: usize) -> Result<Self> {
+        check_rows(a, rows, cols)?;
+        let row_bytes = cols
+            .div_ceil(TRITS_PER_BYTE)
+            .next_multiple_of(MATMUL_ROW_ALIGN);
+        Ok(Self {
+            rows,
+            cols,
+            row_bytes,
+            bytes: aligned_rows(a, rows, cols, row_bytes),
+        })
+    }
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Trits per row.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn row(&self, r: usize) -> &[u8] {
+        &self.bytes[r * self.row_bytes..(r + 1) * self.row_bytes]
+    }
+}
+
+impl Kernel {
+    /// The trit × trit matrix product `out[i·n + j] = Σ_c x[i, c]·w[j, c]` of `x` `[m, k]` and
+    /// `w` `[n, k]` (both row by row, as a linear layer's inputs and weights are stored): `m·n`
+    /// exact popcount dot products, no multiplications, the outputs split across rayon in
+    /// tasks of ≥ 4·[`PAR_MIN_TRITS`] trits of work (a smaller product is cheaper on one thread
+    /// than a fork), so that even one input row spreads over the threads when it is long.
+    ///
+    /// # Errors
+    /// [`KernelError::Shape`] when the row widths differ; [`KernelError::ShapeOverflow`] when
+    /// `m·n` overflows.
+    pub fn matmul_rows(&self, x: &TritRows, w: &TritRows) -> Result<Vec<i64>> {
+        same_len("trit matmul row widths", x.cols, w.cols)?;
+        let (m, n) = (x.rows, w.rows);
+        let outputs = m.checked_mul(n).ok_or(KernelError::ShapeOverflow {
+            n: m as u64,
+            k: n as u64,
+        })?;
+        let mut out = vec![0i64; outputs];
+        if outputs == 0 || x.cols == 0 {
+            return Ok(out);
+        }
+        let rb = x.row_bytes;
+        let per_task = (4 * PAR_MIN_TRITS / (rb * TRITS_PER_BYTE)).max(16);
+        out.par_chunks_mut(per_task)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                for (o, idx) in chunk.iter_mut().zip(c * per_task..) {
+                    let (xi, wj) = (x.row(idx / n), w.row(idx % n));
+                    // SAFETY: both rows hold `rb` readable bytes; the ISA is supported.
+                    *o = unsafe { (self.dot)(xi.as_ptr(), wj.as_ptr(), rb) };
+                }
+            });
+        Ok(out)
+    }
+
+    /// [`Kernel::matmul_rows`] of row-major `a` `[m, k]` and `b` `[n, k]`, both laid out as
+    /// [`TritRows`] for this one product (hold a [`TritRows`] to lay out weights once).
+    ///
+    /// # Errors
+    /// As [`TritRows::new`] for each operand, and [`Kernel::matmul_rows`].
     pub fn matmul(
         &self,
         a: &PackedTrits,
@@ -237,42 +314,12 @@ impl Kernel {
         n: usize,
         k: usize,
     ) -> Result<Vec<i64>> {
-        check_rows(a, m, k)?;
-        check_rows(b, n, k)?;
-        let outputs = m.checked_mul(n).ok_or(KernelError::ShapeOverflow {
-            n: m as u64,
-            k: n as u64,
-        })?;
-        let mut out = vec![0i64; outputs];
-        if n == 0 || m == 0 || k == 0 {
-            return Ok(out);
-        }
-        // Rows padded with zero codes to whole 64-byte vectors: the SIMD loops then have no
-        // scalar tail (a zero lane adds nothing to a dot product).
-        let rb = k
-            .div_ceil(TRITS_PER_BYTE)
-            .next_multiple_of(MATMUL_ROW_ALIGN);
-        let (x, w) = (aligned_rows(a, m, k, rb), aligned_rows(b, n, k, rb));
-        // Chunks of outputs, not whole rows, so that a few long input rows still spread over
-        // the threads; each task gets ≥ 4·PAR_MIN_TRITS trits of work (less is cheaper on one
-        // thread than a rayon fork).
-        let per_task = (4 * PAR_MIN_TRITS / (rb * TRITS_PER_BYTE)).max(16);
-        out.par_chunks_mut(per_task)
-            .enumerate()
-            .for_each(|(c, chunk)| {
-                for (o, idx) in chunk.iter_mut().zip(c * per_task..) {
-                    let (i, j) = (idx / n, idx % n);
-                    let (xi, wj) = (&x[i * rb..(i + 1) * rb], &w[j * rb..(j + 1) * rb]);
-                    // SAFETY: both slices hold `rb` readable bytes; the ISA is supported.
-                    *o = unsafe { (self.dot)(xi.as_ptr(), wj.as_ptr(), rb) };
-                }
-            });
-        Ok(out)
+        self.matmul_rows(&TritRows::new(a, m, k)?, &TritRows::new(b, n, k)?)
     }
 }
 
-/// Bytes each row of a [`Kernel::matmul`] operand is padded to a multiple of (one AVX-512
-/// register, two AVX2 ones).
+/// Bytes each row of a [`TritRows`] is padded to a multiple of (one AVX-512 register, two
+/// AVX2 ones).
 const MATMUL_ROW_ALIGN: usize = 64;
 
 /// `rows` rows of `cols` trits, each in `rb ≥ ceil(cols / 4)` bytes of its own, padding

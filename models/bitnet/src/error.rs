@@ -82,7 +82,7 @@ pub enum BitNetError {
     /// zero batch size, checkpoints already in the output directory, …).
     #[error("{0}")]
     Data(String),
-    /// Reading or writing a file other than a checkpoint.
+    /// Reading or writing a file other than a checkpoint (see [`BitNetError::io`]).
     #[error("{path}: {source}")]
     Io {
         /// The file.
@@ -91,4 +91,14 @@ pub enum BitNetError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl BitNetError {
+    /// [`BitNetError::Io`] for `path`.
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        BitNetError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }

@@ -111,14 +111,14 @@ pub fn export_hf(
     tokenizer: Option<&Path>,
 ) -> Result<BTreeMap<String, String>, BitNetError> {
     let file = model_file(model)?;
-    std::fs::create_dir_all(dir).map_err(|source| io(dir, source))?;
+    std::fs::create_dir_all(dir).map_err(|source| BitNetError::io(dir, source))?;
     let (_, notes) = hf_bitnet::write(dir, &file, class)?;
     if let Some(src) = tokenizer {
         let dst = dir.join("tokenizer.json");
         let tmp = dir.join("tokenizer.json.tmp");
         std::fs::copy(src, &tmp)
             .and_then(|_| std::fs::rename(&tmp, &dst))
-            .map_err(|source| io(&dst, source))?;
+            .map_err(|source| BitNetError::io(&dst, source))?;
     }
     Ok(notes)
 }
@@ -225,11 +225,4 @@ fn f32_vector(t: Tensor<1>) -> RawTensor {
     let mut raw = f32_tensor(t.unsqueeze::<2>());
     raw.shape.remove(0);
     raw
-}
-
-fn io(path: &Path, source: std::io::Error) -> BitNetError {
-    BitNetError::Import(burn_ternary::import::ImportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }

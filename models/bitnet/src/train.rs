@@ -375,7 +375,7 @@ pub fn train(
             ckpt.display()
         )));
     }
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| BitNetError::io(dir, e))?;
     let tokens_per_step = options.batch_size * train.seq_len();
     let steps_per_epoch = train.len().div_ceil(options.batch_size);
     let train_device = device.clone().autodiff();
@@ -465,11 +465,4 @@ pub fn epoch_loss(artifact_dir: &Path, split: &str, epoch: usize) -> Option<f64>
         let (value, tag) = l.split_once(',')?;
         (tag.trim() == "final").then(|| value.parse().ok())?
     })
-}
-
-fn io(path: &Path, source: std::io::Error) -> BitNetError {
-    BitNetError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
