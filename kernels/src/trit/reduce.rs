@@ -326,6 +326,10 @@ const MATMUL_ROW_ALIGN: usize = 64;
 /// lanes at the zero code.
 fn aligned_rows(a: &PackedTrits, rows: usize, cols: usize, rb: usize) -> Vec<u8> {
     let mut out = vec![ZERO_BYTE; rows * rb];
+    if rb == 0 {
+        // Rows of no trits hold no bytes.
+        return out;
+    }
     let used = cols.div_ceil(TRITS_PER_BYTE);
     for (r, dst) in out.chunks_exact_mut(rb).enumerate() {
         if cols.is_multiple_of(TRITS_PER_BYTE) {
