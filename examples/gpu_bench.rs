@@ -16,6 +16,11 @@
 //! * `conv`: `ternary_conv2d` (exact f32 and W2A8 activations) at ResNet-20's 3×3 shapes
 //!   (16 channels 32×32, 32 channels 16×16, 64 channels 8×8, padding 1) against Burn's f32 and
 //!   f16 `conv2d`.
+//! * `variants`: for each `M×K×N`, every kernel variant of the packed product (GEMV with 1, 2
+//!   and 4 weight rows per row of lanes, GEMM with 32 and 64 tiles; W2A8 and f32 activations)
+//!   timed on its own through the kernel API, then the variant autotune settles on; the same for
+//!   the cube shapes of the direct conv at ResNet-20's shapes and `--batch`. These are the
+//!   figures that say which tile sizes the device wants.
 //! * `models`: the whole MNIST CNN and ResNet-20 forward at `--batch`: the f32 model, and the
 //!   packed model with exact f32 and W2A8 activations (random weights; speed does not depend
 //!   on them).
@@ -23,7 +28,8 @@
 //! The run starts with the Vulkan adapters wgpu sees (name, type, driver and driver version).
 //! Timings are medians over `--reps` samples of several back-to-back calls, each sample closed
 //! by a device sync. `--json` prints one JSON object per line instead of the tables; every
-//! object has a `kind` (`device`, `adapter`, `copy`, `linear`, `conv`, `model`), and a
+//! object has a `kind` (`device`, `adapter`, `copy`, `linear`, `variant`, `autotune`,
+//! `conv_variant`, `conv_autotune`, `conv`, `model`), and a
 //! measurement that panicked has an `error` instead of its figures.
 
 use std::hint::black_box;
@@ -54,7 +60,7 @@ const DEFAULT_SHAPES: &[(usize, usize, usize)] = &[
 /// ResNet-20's 3×3 convolutions, `(channels, height = width)`, one per stage.
 const CONV_SHAPES: &[(usize, usize)] = &[(16, 32), (32, 16), (64, 8)];
 
-const SECTIONS: &[&str] = &["copy", "linear", "conv", "models"];
+const SECTIONS: &[&str] = &["copy", "linear", "variants", "conv", "models"];
 
 #[derive(Parser, Debug)]
 #[command(about = "Ternary GPU kernels vs Burn's f32/f16 ops, and whole CNNs f32 vs packed")]
@@ -74,7 +80,7 @@ struct Args {
     /// Size of the buffer of the copy-bandwidth measurement, MiB.
     #[arg(long, default_value_t = 64)]
     copy_mib: usize,
-    /// Sections to run, comma-separated: copy, linear, conv, models [default: all].
+    /// Sections to run, comma-separated: copy, linear, variants, conv, models [default: all].
     #[arg(long, value_delimiter = ',')]
     sections: Vec<String>,
     /// Batch of the conv and whole-model sections.
@@ -140,17 +146,28 @@ fn median_secs<T>(
     device: &Device,
     reps: usize,
     inner: usize,
+    f: impl FnMut() -> T,
+) -> Result<f64, String> {
+    median_secs_synced(|| device.sync().expect("device sync"), reps, inner, f)
+}
+
+/// [`median_secs`] with the sync given as a closure (the kernel-level section syncs a cubecl
+/// client, not a Burn device).
+fn median_secs_synced<T>(
+    sync: impl Fn(),
+    reps: usize,
+    inner: usize,
     mut f: impl FnMut() -> T,
 ) -> Result<f64, String> {
     catch_unwind(AssertUnwindSafe(|| {
         let warm: Vec<T> = (0..3).map(|_| f()).collect();
-        device.sync().expect("device sync");
+        sync();
         drop(warm);
         let mut samples: Vec<f64> = (0..reps.max(1))
             .map(|_| {
                 let start = Instant::now();
                 let outputs: Vec<T> = (0..inner).map(|_| black_box(f())).collect();
-                device.sync().expect("device sync");
+                sync();
                 let secs = start.elapsed().as_secs_f64() / inner as f64;
                 drop(outputs);
                 secs
@@ -365,6 +382,196 @@ fn linear(args: &Args, shapes: &[(usize, usize, usize)], dev: &Device, out: &Rep
                     format!("{shape:>16} | {label:>18} | failed (see the panic above)")
                 }),
             }
+        }
+    }
+}
+
+/// The cubecl client of the device `name` names, for the kernel-level section.
+fn kernel_client(name: &str) -> Result<burn_cubecl::cubecl::prelude::Client, String> {
+    use burn_cubecl::cubecl::{self, device::WgpuDeviceKind};
+    let device = match name {
+        "vulkan" => cubecl::Device::vulkan(WgpuDeviceKind::DefaultDevice),
+        _ => cubecl::Device::wgpu(WgpuDeviceKind::DefaultDevice),
+    };
+    device
+        .map(|d| d.client())
+        .map_err(|e| format!("no {name} device for the kernel section: {e:?}"))
+}
+
+fn variants(args: &Args, shapes: &[(usize, usize, usize)], out: &Report) {
+    use burn_cubecl::cubecl::future::block_on;
+    use burn_ternary::kernels::cube::{self as gpu, DeviceMatrix, Strategy, Variant};
+    let client = match kernel_client(&args.device) {
+        Ok(c) => c,
+        Err(e) => return out.emit(Row::new("variant").with("error", e.clone()), || e),
+    };
+    let sync = || block_on(client.sync()).expect("device sync");
+    out.text(|| {
+        format!(
+            "{:>16} | {:>6} | {:>12} | {:>10} | {:>11}",
+            "M×K×N", "act", "variant", "time", "weight GB/s"
+        )
+    });
+    let mut rng = XorShift::new(11);
+    for &(m, k, n) in shapes {
+        let inner = if m == 1 {
+            args.inner
+        } else {
+            (args.inner / 4).max(2)
+        };
+        let packed = rng.packed(n, k);
+        let scales: Vec<f32> = (0..n)
+            .map(|j| burn_ternary::kernels::PackedI2Ref::from(&packed).scale(j))
+            .collect();
+        let w = DeviceMatrix {
+            words: client.create_from_slice(packed.data()),
+            scales: client.create_from_slice(bytemuck::cast_slice(&scales)),
+            n,
+            k,
+            per_row: true,
+        };
+        let x = client.create_from_slice(bytemuck::cast_slice(&rng.f32s(m * k)));
+        let q = gpu::quantize_rows::<f32>(&client, &x, m, k);
+        let weight_bytes = packed.data().len();
+        let shape = format!("{m}×{k}×{n}");
+        for act in ["w2a8", "f32"] {
+            let run = |strategy: Strategy| match act {
+                "w2a8" => gpu::matmul_w2a8::<f32>(&client, &q, &w, strategy, false),
+                _ => gpu::matmul_float::<f32>(&client, &x, m, &w, strategy),
+            };
+            for variant in Variant::ALL {
+                let t =
+                    median_secs_synced(sync, args.reps, inner, || run(Strategy::Fixed(variant)));
+                let row = Row::new("variant")
+                    .with("m", m)
+                    .with("k", k)
+                    .with("n", n)
+                    .with("act", act)
+                    .with("variant", variant.name());
+                match t {
+                    Ok(t) => out.emit(
+                        row.fig("time_us", t * 1e6)
+                            .fig("weight_gb_per_s", weight_bytes as f64 / t / 1e9),
+                        || {
+                            format!(
+                                "{shape:>16} | {act:>6} | {variant:>12} | {:>8.1}µs | {:>11.1}",
+                                t * 1e6,
+                                weight_bytes as f64 / t / 1e9
+                            )
+                        },
+                    ),
+                    Err(e) => out.emit(row.with("error", e.clone()), || {
+                        format!("{shape:>16} | {act:>6} | {variant:>12} | failed ({e})")
+                    }),
+                }
+            }
+            // The first autotuned call times every variant; then ask what it kept.
+            let tuned = catch_unwind(AssertUnwindSafe(|| {
+                drop(run(Strategy::Autotune));
+                sync();
+                match act {
+                    "w2a8" => gpu::tuned_w2a8::<f32>(&client, m, n, k, true, false),
+                    _ => gpu::tuned_float::<f32>(&client, m, n, k, true),
+                }
+            }));
+            let pick = match tuned {
+                Ok(Some(v)) => v.name().to_string(),
+                Ok(None) => "unsettled".to_string(),
+                Err(_) => "panicked".to_string(),
+            };
+            out.emit(
+                Row::new("autotune")
+                    .with("m", m)
+                    .with("k", k)
+                    .with("n", n)
+                    .with("act", act)
+                    .with("variant", pick.as_str()),
+                || format!("{shape:>16} | {act:>6} | autotune kept {pick}"),
+            );
+        }
+    }
+    conv_variants(args, &client, &sync, out);
+}
+
+/// The conv half of the `variants` section: every cube shape of the direct conv (W2A8 and f32
+/// activations) at ResNet-20's 3×3 shapes, then autotune's pick.
+fn conv_variants(
+    args: &Args,
+    client: &burn_cubecl::cubecl::prelude::Client,
+    sync: &dyn Fn(),
+    out: &Report,
+) {
+    use burn_ternary::kernels::Conv2dParams;
+    use burn_ternary::kernels::cube::{self as gpu, ConvStrategy, ConvVariant, DeviceMatrix};
+    let mut rng = XorShift::new(12);
+    let inner = (args.inner / 8).max(2);
+    for &(c, hw) in CONV_SHAPES {
+        let p = Conv2dParams::new(args.batch, c, [hw, hw], c, [3, 3]).with_padding([1, 1]);
+        let k = p.k();
+        let packed = rng.packed(c, k);
+        let scales: Vec<f32> = (0..c)
+            .map(|j| burn_ternary::kernels::PackedI2Ref::from(&packed).scale(j))
+            .collect();
+        let w = DeviceMatrix {
+            words: client.create_from_slice(packed.data()),
+            scales: client.create_from_slice(bytemuck::cast_slice(&scales)),
+            n: c,
+            k,
+            per_row: true,
+        };
+        let image = c * hw * hw;
+        let x = client.create_from_slice(bytemuck::cast_slice(&rng.f32s(args.batch * image)));
+        let q = gpu::quantize_rows::<f32>(client, &x, args.batch, image);
+        let shape = format!("{}×{c}×{hw}×{hw}", args.batch);
+        for act in ["w2a8", "f32"] {
+            let run = |strategy: ConvStrategy| match act {
+                "w2a8" => gpu::conv2d_w2a8::<f32>(client, &q, &p, &w, strategy, false),
+                _ => gpu::conv2d_float::<f32>(client, &x, &p, &w, strategy),
+            };
+            for variant in ConvVariant::ALL {
+                let t = median_secs_synced(sync, args.reps, inner, || {
+                    run(ConvStrategy::Fixed(variant))
+                });
+                let row = Row::new("conv_variant")
+                    .with("batch", args.batch)
+                    .with("channels", c)
+                    .with("hw", hw)
+                    .with("act", act)
+                    .with("variant", variant.name());
+                match t {
+                    Ok(t) => out.emit(row.fig("time_us", t * 1e6), || {
+                        format!(
+                            "{shape:>16} | {act:>6} | {variant:>15} | {:>8.1}µs",
+                            t * 1e6
+                        )
+                    }),
+                    Err(e) => out.emit(row.with("error", e.clone()), || {
+                        format!("{shape:>16} | {act:>6} | {variant:>15} | failed ({e})")
+                    }),
+                }
+            }
+            let tuned = catch_unwind(AssertUnwindSafe(|| {
+                drop(run(ConvStrategy::Autotune));
+                sync();
+                match act {
+                    "w2a8" => gpu::tuned_conv2d_w2a8::<f32>(client, &p, true, false),
+                    _ => gpu::tuned_conv2d_float::<f32>(client, &p, true),
+                }
+            }));
+            let pick = match tuned {
+                Ok(Some(v)) => v.name().to_string(),
+                Ok(None) => "unsettled".to_string(),
+                Err(_) => "panicked".to_string(),
+            };
+            out.emit(
+                Row::new("conv_autotune")
+                    .with("batch", args.batch)
+                    .with("channels", c)
+                    .with("hw", hw)
+                    .with("act", act)
+                    .with("variant", pick.as_str()),
+                || format!("{shape:>16} | {act:>6} | autotune kept {pick}"),
+            );
         }
     }
 }
@@ -590,6 +797,7 @@ fn main() -> Result<(), String> {
         match section {
             "copy" => copy_bandwidth(&args, &dev, &out),
             "linear" => linear(&args, &shapes, &dev, &out),
+            "variants" => variants(&args, &shapes, &out),
             "conv" => conv(&args, &dev, &out),
             _ => models(&args, &dev, &out),
         }

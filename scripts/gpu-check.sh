@@ -19,7 +19,8 @@
 #   GPU_CHECK_STEP_LIMIT  seconds each step may take, instead of its own cap (120-150 s)
 #   GPU_BENCH_ARGS     extra gpu_bench flags for every bench step (e.g. lavapipe-sized shapes)
 #   GPU_CHECK_STEPS    steps to run, space-separated, from: test_cube test_wgpu bench_copy
-#                      bench_linear bench_conv bench_models mnist_smoke (default: all, in order)
+#                      bench_linear bench_variants bench_conv bench_models mnist_smoke (default:
+#                      all, in order)
 #   GPU_CHECK_INSTALL  auto (install the carried loader only where none is found), always, never
 #   GPU_CHECK_DEB_ROOT where the .debs unpack (default /, as the device README does; any other
 #                      folder is put on LD_LIBRARY_PATH instead)
@@ -395,7 +396,7 @@ run() {
     collect_tests test_wgpu tests/wgpu.rs
     # One process per section, so a hang or crash in one keeps the others' figures.
     local section
-    for section in copy linear conv models; do
+    for section in copy linear variants conv models; do
         step "bench_$section" 150 "$bin/gpu_bench" --json --sections "$section" "${bench_args[@]}"
         collect_json "bench_$section"
     done

@@ -13,39 +13,43 @@
 //! * [`quantize_rows_kernel()`]: int8 per-row activation quantization, bit-compatible with
 //!   [`crate::QuantizedActivations`] (same rounding, same scale, same row sums);
 //! * GEMV (`m` small): 32 lanes per weight row, the activation chunk staged in shared memory,
-//!   vectorized loads of 4 packed words (64 weights) per lane;
-//! * GEMM (`m` large): 64×64 output tiles, a 128-column block of weights and activations
-//!   staged in shared memory per step, 4×4 outputs per unit;
+//!   vectorized loads of 4 packed words (64 weights) per lane, 1, 2 or 4 weight rows per row
+//!   of lanes;
+//! * GEMM (`m` large): 32×32 or 64×64 output tiles, a 128-column block of weights and
+//!   activations staged in shared memory per step, 4×4 outputs per unit;
 //! * conv2d: a direct convolution on the packed filters, one output per unit (16×16 units
 //!   over positions × channels, one cube layer per image), zero padding, stride, dilation and
 //!   groups; the int8 input quantized once per image by the row quantizer (one row per image).
-//!   Not yet tiled through shared memory: tuning it needs a GPU to measure on.
+//!   Cube shapes are [`ConvVariant`]s, picked by [`ConvStrategy`] (autotune included). Not
+//!   yet tiled through shared memory: tuning that needs a GPU to measure on.
 //!
 //! All exist for int8 activations (integer accumulation, exact) and for float activations
 //! (`f32`/`f16` in, `f32` accumulation).
+//!
+//! The GEMV/GEMM shapes are the [`Variant`]s; [`Strategy::Autotune`] lets CubeCL's autotuner
+//! time them all on the device the first time a product shape is seen and keep the fastest
+//! (per device, per [`TuneKey`]), the way Burn's own matmul picks its kernels.
 
 use cubecl::prelude::*;
 use cubecl::server::Handle;
+use cubecl::tune::{LocalTuner, Tunable, TunableSet, local_tuner};
 
 use crate::format::i2;
 
 mod conv;
-pub use conv::{conv2d_float, conv2d_float_kernel, conv2d_w2a8, conv2d_w2a8_kernel};
+pub use conv::{
+    ConvStrategy, ConvTuneKey, ConvVariant, conv2d_float, conv2d_float_kernel, conv2d_w2a8,
+    conv2d_w2a8_kernel, tuned_conv2d_float, tuned_conv2d_w2a8,
+};
 
 /// Lanes cooperating on one weight row in the GEMV kernels.
 const LANES: usize = 32;
 /// Rows of lanes per GEMV cube.
 const LANE_ROWS: usize = 8;
-/// Weight rows each row of lanes computes in the GEMV kernels.
-const GEMV_ROWS: usize = 4;
 /// I2 blocks (128 columns each) of activations staged per GEMV step.
 const CHUNK_BLOCKS: usize = 16;
 /// Packed words loaded per vector.
 const VECTOR: usize = 4;
-/// GEMM output tile: `TILE × TILE`, `TILE/4` units per side, 4×4 outputs per unit.
-const TILE: usize = 64;
-/// Units per GEMM cube side.
-const TILE_UNITS: usize = 16;
 /// Units per quantization cube.
 const QUANT_UNITS: usize = 256;
 /// `log2(QUANT_UNITS)`: steps of the tree reductions.
@@ -194,26 +198,26 @@ pub(crate) fn row_scale(ws: &[f32], j: usize, #[comptime] per_channel: bool) -> 
 }
 
 /// GEMV epilogue: the sum over the 32 lanes of lane row `ly` of their `acc[r]`, returned to
-/// lane `r` for `r < GEMV_ROWS` (other lanes get zero). Every unit of the cube must call it.
+/// lane `r` for `r < rows` (other lanes get zero). Every unit of the cube must call it.
 #[cube]
-fn lane_totals<T: Numeric>(acc: &Array<T>, lane: usize, ly: usize) -> T {
-    let mut red = Shared::<[T]>::new_slice(LANES * LANE_ROWS * GEMV_ROWS);
+fn lane_totals<T: Numeric>(acc: &Array<T>, lane: usize, ly: usize, #[comptime] rows: usize) -> T {
+    let mut red = Shared::<[T]>::new_slice(comptime!(LANES * LANE_ROWS * rows));
     #[unroll]
-    for r in 0..GEMV_ROWS {
-        red[(ly * LANES + lane) * GEMV_ROWS + r] = acc[r];
+    for r in 0..rows {
+        red[(ly * LANES + lane) * rows + r] = acc[r];
     }
     sync_cube();
     let mut total = T::from_int(0);
-    if lane < GEMV_ROWS {
+    if lane < rows {
         for l in 0..LANES {
-            total += red[(ly * LANES + l) * GEMV_ROWS + lane];
+            total += red[(ly * LANES + l) * rows + lane];
         }
     }
     total
 }
 
 /// W2A8 GEMV: cube `(bx, i)` computes activation row `i` against weight rows
-/// `bx·32 .. bx·32+32` (8 rows of 32 lanes, 4 weight rows per lane row).
+/// `bx·8·rows .. (bx+1)·8·rows` (8 rows of 32 lanes, `rows` weight rows per lane row).
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn gemv_w2a8_kernel<O: Float, N: Size>(
@@ -227,15 +231,16 @@ pub fn gemv_w2a8_kernel<O: Float, N: Size>(
     row_words: usize,
     #[comptime] per_channel: bool,
     #[comptime] raw: bool,
+    #[comptime] rows: usize,
 ) {
     let lane = UNIT_POS_X as usize;
     let ly = UNIT_POS_Y as usize;
     let t = UNIT_POS as usize;
     let i = CUBE_POS_Y as usize;
-    let row0 = (CUBE_POS_X as usize * LANE_ROWS + ly) * GEMV_ROWS;
+    let row0 = (CUBE_POS_X as usize * LANE_ROWS + ly) * rows;
     let row_units = row_words * 4;
 
-    let mut acc = Array::<i32>::new(GEMV_ROWS);
+    let mut acc = Array::<i32>::new(rows);
     let mut stage = Shared::<[i32]>::new_slice(CHUNK_BLOCKS * BLOCK_UNITS);
     let blocks = row_words / BLOCK_WORDS;
     let mut b0 = 0usize;
@@ -254,7 +259,7 @@ pub fn gemv_w2a8_kernel<O: Float, N: Size>(
         }
         sync_cube();
         #[unroll]
-        for r in 0..GEMV_ROWS {
+        for r in 0..rows {
             let j = row0 + r;
             if j < n_rows {
                 let row_vecs = nb * BLOCK_WORDS / N::value();
@@ -284,9 +289,9 @@ pub fn gemv_w2a8_kernel<O: Float, N: Size>(
         b0 += CHUNK_BLOCKS;
     }
 
-    let total = lane_totals::<i32>(&acc, lane, ly);
+    let total = lane_totals::<i32>(&acc, lane, ly, rows);
     let j = row0 + lane;
-    if lane < GEMV_ROWS && j < n_rows {
+    if lane < rows && j < n_rows {
         let wsj = row_scale(ws, j, per_channel);
         store_w2a8::<O>(out, i * n_rows + j, total, sums[i], xs[i], wsj, raw);
     }
@@ -305,14 +310,15 @@ pub fn gemv_float_kernel<F: Float, N: Size>(
     k: usize,
     row_words: usize,
     #[comptime] per_channel: bool,
+    #[comptime] rows: usize,
 ) {
     let lane = UNIT_POS_X as usize;
     let ly = UNIT_POS_Y as usize;
     let t = UNIT_POS as usize;
     let i = CUBE_POS_Y as usize;
-    let row0 = (CUBE_POS_X as usize * LANE_ROWS + ly) * GEMV_ROWS;
+    let row0 = (CUBE_POS_X as usize * LANE_ROWS + ly) * rows;
 
-    let mut acc = Array::<f32>::new(GEMV_ROWS);
+    let mut acc = Array::<f32>::new(rows);
     let mut stage = Shared::<[f32]>::new_slice(CHUNK_BLOCKS * BLOCK);
     let blocks = row_words / BLOCK_WORDS;
     let mut b0 = 0usize;
@@ -331,7 +337,7 @@ pub fn gemv_float_kernel<F: Float, N: Size>(
         }
         sync_cube();
         #[unroll]
-        for r in 0..GEMV_ROWS {
+        for r in 0..rows {
             let j = row0 + r;
             if j < n_rows {
                 let row_vecs = nb * BLOCK_WORDS / N::value();
@@ -366,28 +372,30 @@ pub fn gemv_float_kernel<F: Float, N: Size>(
         b0 += CHUNK_BLOCKS;
     }
 
-    let total = lane_totals::<f32>(&acc, lane, ly);
+    let total = lane_totals::<f32>(&acc, lane, ly, rows);
     let j = row0 + lane;
-    if lane < GEMV_ROWS && j < n_rows {
+    if lane < rows && j < n_rows {
         out[i * n_rows + j] = F::cast_from(total * row_scale(ws, j, per_channel));
     }
 }
 
-/// Stages one 128-column block of `TILE` weight rows (8 words each) into shared memory.
+/// Stages one 128-column block of `4·side` weight rows (8 words each) into shared memory.
 /// Rows past `n` read as zero codes; their outputs are never written.
 #[cube]
 fn stage_weights(
     w: &[u32],
-    tile: &mut Shared<[u32]>,
+    stage: &mut Shared<[u32]>,
     n0: usize,
     n: usize,
     row_words: usize,
     blk: usize,
+    #[comptime] side: usize,
 ) {
     let t = UNIT_POS as usize;
-    let units = TILE_UNITS * TILE_UNITS;
+    let units = comptime!(side * side);
+    let tile = comptime!(4 * side);
     let mut idx = t;
-    while idx < TILE * BLOCK_WORDS {
+    while idx < tile * BLOCK_WORDS {
         let r = idx / BLOCK_WORDS;
         let wi = idx % BLOCK_WORDS;
         let j = n0 + r;
@@ -395,13 +403,14 @@ fn stage_weights(
         if j < n {
             v = w[j * row_words + blk * BLOCK_WORDS + wi];
         }
-        tile[idx] = v;
+        stage[idx] = v;
         idx += units;
     }
 }
 
-/// W2A8 GEMM: cube `(bx, by)` computes the `64 × 64` output tile at rows `by·64`, columns
-/// `bx·64`; unit `(tx, ty)` owns rows `ty + 16·a` and columns `tx + 16·b`, `a, b < 4`.
+/// W2A8 GEMM with `side × side` units per cube: cube `(bx, by)` computes the `T × T` output
+/// tile (`T = 4·side`) at rows `by·T`, columns `bx·T`; unit `(tx, ty)` owns rows
+/// `ty + side·a` and columns `tx + side·b`, `a, b < 4`.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_w2a8_kernel<O: Float>(
@@ -416,24 +425,26 @@ pub fn gemm_w2a8_kernel<O: Float>(
     row_words: usize,
     #[comptime] per_channel: bool,
     #[comptime] raw: bool,
+    #[comptime] side: usize,
 ) {
     let tx = UNIT_POS_X as usize;
     let ty = UNIT_POS_Y as usize;
     let t = UNIT_POS as usize;
-    let m0 = CUBE_POS_Y as usize * TILE;
-    let n0 = CUBE_POS_X as usize * TILE;
+    let units = comptime!(side * side);
+    let tile = comptime!(4 * side);
+    let m0 = CUBE_POS_Y as usize * tile;
+    let n0 = CUBE_POS_X as usize * tile;
     let row_units = row_words * 4;
-    let units = TILE_UNITS * TILE_UNITS;
 
-    let mut wt = Shared::<[u32]>::new_slice(TILE * BLOCK_WORDS);
-    let mut xt = Shared::<[i32]>::new_slice(TILE * BLOCK_UNITS);
+    let mut wt = Shared::<[u32]>::new_slice(comptime!(tile * BLOCK_WORDS));
+    let mut xt = Shared::<[i32]>::new_slice(comptime!(tile * BLOCK_UNITS));
     let mut acc = Array::<i32>::new(16usize);
     let mut wc = Array::<i32>::new(4usize);
     let blocks = row_words / BLOCK_WORDS;
     for blk in 0..blocks {
-        stage_weights(w, &mut wt, n0, n, row_words, blk);
+        stage_weights(w, &mut wt, n0, n, row_words, blk, side);
         let mut idx = t;
-        while idx < TILE * BLOCK_UNITS {
+        while idx < tile * BLOCK_UNITS {
             let r = idx / BLOCK_UNITS;
             let u = idx % BLOCK_UNITS;
             let i = m0 + r;
@@ -450,12 +461,12 @@ pub fn gemm_w2a8_kernel<O: Float>(
             for s in 0..4usize {
                 #[unroll]
                 for b in 0..4usize {
-                    let word = wt[(tx + TILE_UNITS * b) * BLOCK_WORDS + wi];
+                    let word = wt[(tx + side * b) * BLOCK_WORDS + wi];
                     wc[b] = i32::cast_from(codes(word, s));
                 }
                 #[unroll]
                 for a in 0..4usize {
-                    let xa = xt[(ty + TILE_UNITS * a) * BLOCK_UNITS + 8 * s + wi];
+                    let xa = xt[(ty + side * a) * BLOCK_UNITS + 8 * s + wi];
                     #[unroll]
                     for b in 0..4usize {
                         acc[a * 4 + b] = dp4a(xa, wc[b], acc[a * 4 + b]);
@@ -467,10 +478,10 @@ pub fn gemm_w2a8_kernel<O: Float>(
     }
     #[unroll]
     for a in 0..4usize {
-        let i = m0 + ty + TILE_UNITS * a;
+        let i = m0 + ty + side * a;
         #[unroll]
         for b in 0..4usize {
-            let j = n0 + tx + TILE_UNITS * b;
+            let j = n0 + tx + side * b;
             if i < m && j < n {
                 let wsj = row_scale(ws, j, per_channel);
                 store_w2a8::<O>(out, i * n + j, acc[a * 4 + b], sums[i], xs[i], wsj, raw);
@@ -481,7 +492,7 @@ pub fn gemm_w2a8_kernel<O: Float>(
 
 /// Float GEMM: the tiling of [`gemm_w2a8_kernel()`] with float activations. Each 128-column
 /// block is staged as its four 32-column slices (bit pair `s` of every word covers slice `s`),
-/// so shared memory holds `64 × 32` f32 values plus the block's weights: 10 KiB, inside the
+/// so shared memory holds `64 × 32` f32 values plus the block's weights (64 tile): 10 KiB, inside the
 /// 16 KiB every WebGPU device offers.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
@@ -495,25 +506,27 @@ pub fn gemm_float_kernel<F: Float>(
     k: usize,
     row_words: usize,
     #[comptime] per_channel: bool,
+    #[comptime] side: usize,
 ) {
     let tx = UNIT_POS_X as usize;
     let ty = UNIT_POS_Y as usize;
     let t = UNIT_POS as usize;
-    let m0 = CUBE_POS_Y as usize * TILE;
-    let n0 = CUBE_POS_X as usize * TILE;
-    let units = TILE_UNITS * TILE_UNITS;
+    let units = comptime!(side * side);
+    let tile = comptime!(4 * side);
+    let m0 = CUBE_POS_Y as usize * tile;
+    let n0 = CUBE_POS_X as usize * tile;
 
-    let mut wt = Shared::<[u32]>::new_slice(TILE * BLOCK_WORDS);
-    let mut xt = Shared::<[f32]>::new_slice(TILE * SLICE);
+    let mut wt = Shared::<[u32]>::new_slice(comptime!(tile * BLOCK_WORDS));
+    let mut xt = Shared::<[f32]>::new_slice(comptime!(tile * SLICE));
     let mut acc = Array::<f32>::new(16usize);
     let mut wc = Array::<u32>::new(4usize);
     let blocks = row_words / BLOCK_WORDS;
     for blk in 0..blocks {
-        stage_weights(w, &mut wt, n0, n, row_words, blk);
+        stage_weights(w, &mut wt, n0, n, row_words, blk, side);
         #[unroll]
         for s in 0..4usize {
             let mut idx = t;
-            while idx < TILE * SLICE {
+            while idx < tile * SLICE {
                 let r = idx / SLICE;
                 let c = idx % SLICE;
                 let i = m0 + r;
@@ -529,14 +542,14 @@ pub fn gemm_float_kernel<F: Float>(
             for wi in 0..BLOCK_WORDS {
                 #[unroll]
                 for b in 0..4usize {
-                    wc[b] = codes(wt[(tx + TILE_UNITS * b) * BLOCK_WORDS + wi], s);
+                    wc[b] = codes(wt[(tx + side * b) * BLOCK_WORDS + wi], s);
                 }
                 #[unroll]
                 for e in 0..4usize {
                     let c = 4 * wi + e;
                     #[unroll]
                     for a in 0..4usize {
-                        let xa = xt[(ty + TILE_UNITS * a) * SLICE + c];
+                        let xa = xt[(ty + side * a) * SLICE + c];
                         #[unroll]
                         for b in 0..4usize {
                             let code = (wc[b] >> (8 * e as u32)) & 3u32;
@@ -550,10 +563,10 @@ pub fn gemm_float_kernel<F: Float>(
     }
     #[unroll]
     for a in 0..4usize {
-        let i = m0 + ty + TILE_UNITS * a;
+        let i = m0 + ty + side * a;
         #[unroll]
         for b in 0..4usize {
-            let j = n0 + tx + TILE_UNITS * b;
+            let j = n0 + tx + side * b;
             if i < m && j < n {
                 out[i * n + j] = F::cast_from(acc[a * 4 + b] * row_scale(ws, j, per_channel));
             }
@@ -561,27 +574,96 @@ pub fn gemm_float_kernel<F: Float>(
     }
 }
 
-/// Which kernel shape a product uses.
+/// One launch configuration of the matmul kernels: the candidates [`Strategy::Autotune`]
+/// measures. Every variant computes the same W2A8 integer sums bit for bit; float-activation
+/// results differ between variants only in the order of the f32 accumulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// GEMV: 32 lanes per weight row, 8 lane rows per cube, 1 weight row per lane row
+    /// (8 rows per cube: the most cubes, for devices with many cores).
+    Gemv1,
+    /// GEMV with 2 weight rows per lane row (16 rows per cube).
+    Gemv2,
+    /// GEMV with 4 weight rows per lane row (32 rows per cube: the activation chunk staged once
+    /// serves the most rows).
+    Gemv4,
+    /// Tiled GEMM, 32 × 32 output tiles (8 × 8 units, 4 × 4 outputs each).
+    Gemm32,
+    /// Tiled GEMM, 64 × 64 output tiles (16 × 16 units, 4 × 4 outputs each).
+    Gemm64,
+}
+
+impl Variant {
+    /// Every variant, in the order autotune measures them.
+    pub const ALL: [Variant; 5] = [
+        Variant::Gemv1,
+        Variant::Gemv2,
+        Variant::Gemv4,
+        Variant::Gemm32,
+        Variant::Gemm64,
+    ];
+
+    /// A stable name (autotune results are recorded under it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Gemv1 => "gemv-rows1",
+            Variant::Gemv2 => "gemv-rows2",
+            Variant::Gemv4 => "gemv-rows4",
+            Variant::Gemm32 => "gemm-tile32",
+            Variant::Gemm64 => "gemm-tile64",
+        }
+    }
+
+    /// Weight rows per lane row of a GEMV variant; `None` for GEMM.
+    fn gemv_rows(self) -> Option<usize> {
+        match self {
+            Variant::Gemv1 => Some(1),
+            Variant::Gemv2 => Some(2),
+            Variant::Gemv4 => Some(4),
+            Variant::Gemm32 | Variant::Gemm64 => None,
+        }
+    }
+
+    /// Units per cube side of a GEMM variant (the tile is 4 × that); `None` for GEMV.
+    fn gemm_side(self) -> Option<usize> {
+        match self {
+            Variant::Gemm32 => Some(8),
+            Variant::Gemm64 => Some(16),
+            _ => None,
+        }
+    }
+}
+
+impl core::fmt::Display for Variant {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// How a product picks its kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Strategy {
-    /// GEMV for `m ≤` [`GEMV_MAX_M`], tiled GEMM above.
+    /// A fixed rule: [`Variant::Gemv4`] for `m ≤` [`GEMV_MAX_M`], [`Variant::Gemm64`] above.
     #[default]
     Auto,
-    /// The GEMV kernel for every `m`.
-    Gemv,
-    /// The tiled GEMM kernel for every `m`.
-    Gemm,
+    /// CubeCL's autotuner: on the first product of a shape (`m` rounded up to a power of two,
+    /// exact `n` and `k`, the output type and scale layout) every [`Variant`] is timed on the
+    /// device and the fastest is used from then on, per device (see [`tuned_variant`]).
+    Autotune,
+    /// Always this variant.
+    Fixed(Variant),
 }
 
 /// Largest `m` [`Strategy::Auto`] sends to the GEMV kernel.
 pub const GEMV_MAX_M: usize = 8;
 
 impl Strategy {
-    fn gemv(self, m: usize) -> bool {
+    /// The variant of a non-autotuned strategy for `m` activation rows.
+    fn variant(self, m: usize) -> Variant {
         match self {
-            Strategy::Auto => m <= GEMV_MAX_M,
-            Strategy::Gemv => true,
-            Strategy::Gemm => false,
+            Strategy::Auto | Strategy::Autotune if m <= GEMV_MAX_M => Variant::Gemv4,
+            Strategy::Auto | Strategy::Autotune => Variant::Gemm64,
+            Strategy::Fixed(v) => v,
         }
     }
 }
@@ -687,6 +769,8 @@ fn cube_count(client: &Client, x: usize, y: usize) -> CubeCount {
 
 /// `out[i, j] = Σ_c x̃[i, c] · w[j, c]` times `x_scale[i] · w_scale[j]` into an `m × n`
 /// buffer of `O`; with `raw`, the unscaled i32 sums (their bits in `O = f32`) instead.
+/// `strategy` picks the kernel ([`Strategy::Autotune`] times every [`Variant`] on the first
+/// product of a shape).
 ///
 /// # Panics
 /// If `x.k != w.k`, or with `raw` for an `O` that is not 4 bytes wide.
@@ -711,6 +795,34 @@ pub fn matmul_w2a8<O: Float + CubeElement>(
     if m == 0 || n == 0 {
         return out;
     }
+    match strategy {
+        Strategy::Autotune => {
+            let id = TuneId::new(client);
+            let set = W2A8_TUNER.init(&id, w2a8_tunables::<O>);
+            let inputs = W2a8Inputs {
+                client: client.clone(),
+                x: x.clone(),
+                w: w.clone(),
+                out: out.clone(),
+                raw,
+            };
+            W2A8_TUNER.execute(&id, client, set, inputs);
+        }
+        _ => launch_w2a8::<O>(client, x, w, &out, strategy.variant(m), raw),
+    }
+    out
+}
+
+/// Launches one W2A8 variant into `out` (`m · n` values of `O`).
+fn launch_w2a8<O: Float + CubeElement>(
+    client: &Client,
+    x: &DeviceActivations,
+    w: &DeviceMatrix,
+    out: &Handle,
+    variant: Variant,
+    raw: bool,
+) {
+    let (m, n) = (x.m, w.n);
     let rw = w.row_words();
     let units = rw * 4;
     // SAFETY: the kernels index `x` below `m · rw · 4`, `w` below `n · rw`, the scales below
@@ -721,8 +833,8 @@ pub fn matmul_w2a8<O: Float + CubeElement>(
         let xs = BufferArg::from_raw_parts(x.scales.clone(), m);
         let ws = BufferArg::from_raw_parts(w.scales.clone(), if w.per_row { n } else { 1 });
         let o = BufferArg::from_raw_parts(out.clone(), m * n);
-        if strategy.gemv(m) {
-            let cubes = n.div_ceil(LANE_ROWS * GEMV_ROWS);
+        if let Some(rows) = variant.gemv_rows() {
+            let cubes = n.div_ceil(LANE_ROWS * rows);
             gemv_w2a8_kernel::launch_unchecked::<O>(
                 client,
                 cube_count(client, cubes, m),
@@ -738,12 +850,15 @@ pub fn matmul_w2a8<O: Float + CubeElement>(
                 rw,
                 w.per_row,
                 raw,
+                rows,
             );
         } else {
+            let side = variant.gemm_side().expect("a GEMM variant");
+            let tile = 4 * side;
             gemm_w2a8_kernel::launch_unchecked::<O>(
                 client,
-                cube_count(client, n.div_ceil(TILE), m.div_ceil(TILE)),
-                CubeDim::new_2d(TILE_UNITS as u32, TILE_UNITS as u32),
+                cube_count(client, n.div_ceil(tile), m.div_ceil(tile)),
+                CubeDim::new_2d(side as u32, side as u32),
                 xa,
                 sums,
                 xs,
@@ -755,14 +870,15 @@ pub fn matmul_w2a8<O: Float + CubeElement>(
                 rw,
                 w.per_row,
                 raw,
+                side,
             );
         }
     }
-    out
 }
 
 /// `out[i, j] = (Σ_c x[i, c] · w[j, c]) · w_scale[j]` for float activations `x` (`m × k`
-/// values of `F`, row-major) into an `m × n` buffer of `F`.
+/// values of `F`, row-major) into an `m × n` buffer of `F`. `strategy` as in
+/// [`matmul_w2a8`].
 pub fn matmul_float<F: Float + CubeElement>(
     client: &Client,
     x: &Handle,
@@ -770,19 +886,47 @@ pub fn matmul_float<F: Float + CubeElement>(
     w: &DeviceMatrix,
     strategy: Strategy,
 ) -> Handle {
-    let (n, k) = (w.n, w.k);
+    let n = w.n;
     let out = client.empty((m * n).max(1) * size_of::<F>());
     if m == 0 || n == 0 {
         return out;
     }
+    match strategy {
+        Strategy::Autotune => {
+            let id = TuneId::new(client);
+            let set = FLOAT_TUNER.init(&id, float_tunables::<F>);
+            let inputs = FloatInputs {
+                client: client.clone(),
+                x: x.clone(),
+                m,
+                w: w.clone(),
+                out: out.clone(),
+            };
+            FLOAT_TUNER.execute(&id, client, set, inputs);
+        }
+        _ => launch_float::<F>(client, x, m, w, &out, strategy.variant(m)),
+    }
+    out
+}
+
+/// Launches one float-activation variant into `out` (`m · n` values of `F`).
+fn launch_float<F: Float + CubeElement>(
+    client: &Client,
+    x: &Handle,
+    m: usize,
+    w: &DeviceMatrix,
+    out: &Handle,
+    variant: Variant,
+) {
+    let (n, k) = (w.n, w.k);
     let rw = w.row_words();
-    // SAFETY: as in `matmul_w2a8`; float activations are read below `m · k`.
+    // SAFETY: as in `launch_w2a8`; float activations are read below `m · k`.
     unsafe {
         let xa = BufferArg::from_raw_parts(x.clone(), m * k);
         let ws = BufferArg::from_raw_parts(w.scales.clone(), if w.per_row { n } else { 1 });
         let o = BufferArg::from_raw_parts(out.clone(), m * n);
-        if strategy.gemv(m) {
-            let cubes = n.div_ceil(LANE_ROWS * GEMV_ROWS);
+        if let Some(rows) = variant.gemv_rows() {
+            let cubes = n.div_ceil(LANE_ROWS * rows);
             gemv_float_kernel::launch_unchecked::<F>(
                 client,
                 cube_count(client, cubes, m),
@@ -796,12 +940,15 @@ pub fn matmul_float<F: Float + CubeElement>(
                 k,
                 rw,
                 w.per_row,
+                rows,
             );
         } else {
+            let side = variant.gemm_side().expect("a GEMM variant");
+            let tile = 4 * side;
             gemm_float_kernel::launch_unchecked::<F>(
                 client,
-                cube_count(client, n.div_ceil(TILE), m.div_ceil(TILE)),
-                CubeDim::new_2d(TILE_UNITS as u32, TILE_UNITS as u32),
+                cube_count(client, n.div_ceil(tile), m.div_ceil(tile)),
+                CubeDim::new_2d(side as u32, side as u32),
                 xa,
                 BufferArg::from_raw_parts(w.words.clone(), n * rw),
                 ws,
@@ -811,8 +958,185 @@ pub fn matmul_float<F: Float + CubeElement>(
                 k,
                 rw,
                 w.per_row,
+                side,
             );
         }
     }
-    out
+}
+
+/// What autotune results are kept under: one product shape, with `m` rounded up to a power of
+/// two (capped at 4096) so a model tunes once per layer and batch-size class.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct TuneKey {
+    /// `w2a8` or `float`.
+    pub op: String,
+    /// The output (W2A8) or activation (float) element type, as Rust names it.
+    pub elem: String,
+    /// Activation rows, rounded up to a power of two.
+    pub m: usize,
+    /// Weight rows.
+    pub n: usize,
+    /// Logical columns.
+    pub k: usize,
+    /// Whether the weights carry one scale per row.
+    pub per_row: bool,
+    /// Whether the output is raw i32 sums (W2A8 only).
+    pub raw: bool,
+}
+
+impl TuneKey {
+    /// The key of an `m × k` by `[n, k]` W2A8 product with output type `O`.
+    pub fn w2a8<O: 'static>(m: usize, n: usize, k: usize, per_row: bool, raw: bool) -> Self {
+        Self::new("w2a8", core::any::type_name::<O>(), m, n, k, per_row, raw)
+    }
+
+    /// The key of an `m × k` by `[n, k]` product with float activations of type `F`.
+    pub fn float<F: 'static>(m: usize, n: usize, k: usize, per_row: bool) -> Self {
+        Self::new(
+            "float",
+            core::any::type_name::<F>(),
+            m,
+            n,
+            k,
+            per_row,
+            false,
+        )
+    }
+
+    fn new(op: &str, elem: &str, m: usize, n: usize, k: usize, per_row: bool, raw: bool) -> Self {
+        Self {
+            op: op.to_string(),
+            elem: elem.to_string(),
+            m: m.max(1).next_power_of_two().min(4096),
+            n,
+            k,
+            per_row,
+            raw,
+        }
+    }
+}
+
+impl cubecl::tune::AutotuneKey for TuneKey {}
+
+impl core::fmt::Display for TuneKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{}-{}-m{}-n{}-k{}-{}{}",
+            self.op,
+            self.elem,
+            self.m,
+            self.n,
+            self.k,
+            if self.per_row { "row" } else { "tensor" },
+            if self.raw { "-raw" } else { "" }
+        )
+    }
+}
+
+/// The device a tuning result belongs to: the runtime's name and its device id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct TuneId {
+    name: &'static str,
+    type_id: u16,
+    index_id: u16,
+}
+
+impl TuneId {
+    pub(crate) fn new(client: &Client) -> Self {
+        let device = client.service_id().device;
+        Self {
+            name: client.name(),
+            type_id: device.type_id,
+            index_id: device.index_id,
+        }
+    }
+}
+
+impl core::fmt::Display for TuneId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "ternary-{}-{}-{}",
+            self.type_id, self.index_id, self.name
+        )
+    }
+}
+
+static W2A8_TUNER: LocalTuner<TuneKey, TuneId> = local_tuner!("w2a8");
+static FLOAT_TUNER: LocalTuner<TuneKey, TuneId> = local_tuner!("float");
+
+/// What a W2A8 tuning round runs on: the product's own buffers (every variant writes the
+/// same values into `out`).
+#[derive(Clone)]
+struct W2a8Inputs {
+    client: Client,
+    x: DeviceActivations,
+    w: DeviceMatrix,
+    out: Handle,
+    raw: bool,
+}
+
+#[derive(Clone)]
+struct FloatInputs {
+    client: Client,
+    x: Handle,
+    m: usize,
+    w: DeviceMatrix,
+    out: Handle,
+}
+
+type W2a8Set = TunableSet<TuneKey, W2a8Inputs, (), Variant>;
+type FloatSet = TunableSet<TuneKey, FloatInputs, (), Variant>;
+
+fn w2a8_tunables<O: Float + CubeElement>() -> W2a8Set {
+    let key = |i: &W2a8Inputs| TuneKey::w2a8::<O>(i.x.m, i.w.n, i.w.k, i.w.per_row, i.raw);
+    let mut set = TunableSet::new_cloning_inputs(key);
+    for variant in Variant::ALL {
+        set = set.with(Tunable::identified(variant, move |i: W2a8Inputs| {
+            launch_w2a8::<O>(&i.client, &i.x, &i.w, &i.out, variant, i.raw);
+            Ok::<(), String>(())
+        }));
+    }
+    set
+}
+
+fn float_tunables<F: Float + CubeElement>() -> FloatSet {
+    let key = |i: &FloatInputs| TuneKey::float::<F>(i.m, i.w.n, i.w.k, i.w.per_row);
+    let mut set = TunableSet::new_cloning_inputs(key);
+    for variant in Variant::ALL {
+        set = set.with(Tunable::identified(variant, move |i: FloatInputs| {
+            launch_float::<F>(&i.client, &i.x, i.m, &i.w, &i.out, variant);
+            Ok::<(), String>(())
+        }));
+    }
+    set
+}
+
+/// The variant [`Strategy::Autotune`] settled on for W2A8 products of this shape on
+/// `client`'s device, or `None` before the first such product has been tuned.
+pub fn tuned_w2a8<O: Float + CubeElement>(
+    client: &Client,
+    m: usize,
+    n: usize,
+    k: usize,
+    per_row: bool,
+    raw: bool,
+) -> Option<Variant> {
+    let id = TuneId::new(client);
+    let set = W2A8_TUNER.init(&id, w2a8_tunables::<O>);
+    W2A8_TUNER.fastest_identity(&id, &set, &TuneKey::w2a8::<O>(m, n, k, per_row, raw))
+}
+
+/// As [`tuned_w2a8`], for products with float activations of type `F`.
+pub fn tuned_float<F: Float + CubeElement>(
+    client: &Client,
+    m: usize,
+    n: usize,
+    k: usize,
+    per_row: bool,
+) -> Option<Variant> {
+    let id = TuneId::new(client);
+    let set = FLOAT_TUNER.init(&id, float_tunables::<F>);
+    FLOAT_TUNER.fastest_identity(&id, &set, &TuneKey::float::<F>(m, n, k, per_row))
 }

@@ -1,9 +1,12 @@
 //! The CubeCL kernels on wgpu (Mesa lavapipe on CPU-only machines, any Vulkan/Metal GPU
 //! elsewhere) against the CPU scalar reference, on random shapes including ragged ones.
 //!
-//! * W2A8: the raw integer sums equal the scalar kernel's bit for bit, through both the GEMV
-//!   and the GEMM kernel; the device quantizer produces the same int8 values, row sums and
+//! * W2A8: the raw integer sums equal the scalar kernel's bit for bit, through every kernel
+//!   variant (GEMV with 1, 2 and 4 rows per lane row, GEMM with 32 and 64 tiles) and through
+//!   autotune's pick; the device quantizer produces the same int8 values, row sums and
 //!   scales as `QuantizedActivations`.
+//! * Conv: every cube shape and autotune's pick give the direct reference's exact sums (W2A8)
+//!   and the same float bits as one another.
 //! * Float activations: within `1e-5 · Σ|x·w|` (f32) and `2e-3 · Σ|x·w|` (f16 inputs and
 //!   outputs) of the CPU result — only the order of the f32 additions differs.
 #![cfg(feature = "cube")]
@@ -12,7 +15,9 @@ use cubecl::device::WgpuDeviceKind;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 use ternary_kernels::cpu::{self, Isa};
-use ternary_kernels::cube::{self as gpu, DeviceActivations, DeviceMatrix, Strategy};
+use ternary_kernels::cube::{
+    self as gpu, ConvStrategy, ConvVariant, DeviceActivations, DeviceMatrix, Strategy, Variant,
+};
 use ternary_kernels::random::XorShift;
 use ternary_kernels::{PackedI2, QuantizedActivations, Scales};
 
@@ -38,6 +43,14 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (70, 100, 777),
     (130, 67, 2200),
 ];
+
+/// Every fixed kernel variant, then autotune (which times them all and keeps the fastest).
+fn strategies() -> impl Iterator<Item = Strategy> {
+    Variant::ALL
+        .into_iter()
+        .map(Strategy::Fixed)
+        .chain([Strategy::Autotune])
+}
 
 fn scalar() -> &'static cpu::Kernel {
     cpu::kernels()
@@ -129,7 +142,7 @@ fn w2a8_integer_sums_equal_the_scalar_reference_bit_exactly() {
             let mut expected = vec![0i32; m * n];
             scalar().matmul_w2a8_i32(&q, &w, &mut expected).unwrap();
             let dq = upload_quantized(&client, &q);
-            for strategy in [Strategy::Gemv, Strategy::Gemm] {
+            for strategy in strategies() {
                 let out = gpu::matmul_w2a8::<f32>(&client, &dq, &dw, strategy, true);
                 let got = read_i32(&client, out, m * n);
                 assert_eq!(
@@ -177,7 +190,7 @@ fn w2a8_scaled_outputs_match_the_cpu_kernel() {
         let mut expected = vec![0f32; m * n];
         cpu::matmul_w2a8(&q, &w, None, &mut expected).unwrap();
         let dq = gpu::quantize_rows::<f32>(&client, &upload_f32(&client, &x), m, k);
-        for strategy in [Strategy::Gemv, Strategy::Gemm] {
+        for strategy in strategies() {
             let out = gpu::matmul_w2a8::<f32>(&client, &dq, &dw, strategy, false);
             let got = read_f32(&client, out, m * n);
             for (idx, (g, e)) in got.iter().zip(&expected).enumerate() {
@@ -219,7 +232,7 @@ fn float_activations_match_the_cpu_kernel_within_tolerance() {
             cpu::matmul_f32(&x, m, &w, None, &mut expected).unwrap();
             let bound = magnitude(&x, &w, m);
             let dx = upload_f32(&client, &x);
-            for strategy in [Strategy::Gemv, Strategy::Gemm] {
+            for strategy in strategies() {
                 let out = gpu::matmul_float::<f32>(&client, &dx, m, &dw, strategy);
                 let got = read_f32(&client, out, m * n);
                 for idx in 0..m * n {
@@ -252,7 +265,7 @@ fn f16_activations_match_the_cpu_kernel_within_tolerance() {
         cpu::matmul_f32(&x, m, &w, None, &mut expected).unwrap();
         let bound = magnitude(&x, &w, m);
         let dx = client.create_from_slice(bytemuck::cast_slice(&xh));
-        for strategy in [Strategy::Gemv, Strategy::Gemm] {
+        for strategy in strategies() {
             let out = gpu::matmul_float::<f16>(&client, &dx, m, &dw, strategy);
             let bytes = client.read_one_unchecked(out);
             let got: &[f16] = bytemuck::cast_slice(&bytes[..m * n * 2]);
@@ -349,25 +362,42 @@ fn conv2d_w2a8_integer_sums_equal_the_direct_reference_bit_exactly() {
         cpu::conv2d_w2a8_i32_reference(&q, &p, &w, &mut want).unwrap();
         // Quantized on the device, one row per image: the same bytes as QuantizedImages.
         let xq = gpu::quantize_rows::<f32>(&client, &upload_f32(&client, &x), p.batch, image);
-        let raw = gpu::conv2d_w2a8::<f32>(&client, &xq, &p, &dw, true);
-        assert_eq!(read_i32(&client, raw, want.len()), want, "{c:?}");
-        // Scaled: the sums times x_scale[b] · w_scale[o], as the CPU kernel's epilogue.
         let mut cpu_out = vec![0f32; want.len()];
         scalar()
             .conv2d_w2a8(&q, &p, &w, None, &mut cpu_out)
             .unwrap();
-        let got = read_f32(
-            &client,
-            gpu::conv2d_w2a8::<f32>(&client, &xq, &p, &dw, false),
-            want.len(),
-        );
-        for (j, (g, e)) in got.iter().zip(&cpu_out).enumerate() {
-            assert!(
-                (g - e).abs() <= 1e-6 * e.abs(),
-                "{c:?} out[{j}] = {g} vs {e}"
+        for strategy in conv_strategies() {
+            let raw = gpu::conv2d_w2a8::<f32>(&client, &xq, &p, &dw, strategy, true);
+            assert_eq!(
+                read_i32(&client, raw, want.len()),
+                want,
+                "{strategy:?} {c:?}"
             );
+            // Scaled: the sums times x_scale[b] · w_scale[o], as the CPU kernel's epilogue.
+            let got = read_f32(
+                &client,
+                gpu::conv2d_w2a8::<f32>(&client, &xq, &p, &dw, strategy, false),
+                want.len(),
+            );
+            for (j, (g, e)) in got.iter().zip(&cpu_out).enumerate() {
+                assert!(
+                    (g - e).abs() <= 1e-6 * e.abs(),
+                    "{strategy:?} {c:?} out[{j}] = {g} vs {e}"
+                );
+            }
         }
+        // The raw product above was the first of this geometry: autotune has settled.
+        let picked = gpu::tuned_conv2d_w2a8::<f32>(&client, &p, i % 2 == 0, true);
+        assert!(picked.is_some(), "{c:?}: autotune settled on {picked:?}");
     }
+}
+
+/// Every conv cube shape, then autotune.
+fn conv_strategies() -> impl Iterator<Item = ConvStrategy> {
+    ConvVariant::ALL
+        .into_iter()
+        .map(ConvStrategy::Fixed)
+        .chain([ConvStrategy::Autotune])
 }
 
 #[test]
@@ -380,23 +410,81 @@ fn conv2d_float_matches_the_cpu_kernel_within_tolerance() {
         let x = activations(&mut rng, p.batch, p.in_channels * p.height * p.width);
         let mut want = vec![0f32; p.output_len().unwrap()];
         scalar().conv2d_f32(&x, &p, &w, None, &mut want).unwrap();
-        let got = read_f32(
-            &client,
-            gpu::conv2d_float::<f32>(&client, &upload_f32(&client, &x), &p, &dw),
-            want.len(),
-        );
-        // Only the order of the f32 additions differs: bound by Σ|x| over the window.
-        let bound = x.iter().map(|v| v.abs()).fold(0f32, f32::max) * p.k() as f32 * 1e-5;
-        for (j, (g, e)) in got.iter().zip(&want).enumerate() {
-            let scale = match w.scales() {
-                Scales::PerTensor(s) => *s,
-                Scales::PerRow(s) => s[j / (want.len() / p.batch) % p.out_channels],
-                _ => unreachable!("per-row or per-tensor scales"),
-            };
-            assert!(
-                (g - e).abs() <= bound * scale + 1e-6,
-                "{c:?} out[{j}] = {g} vs {e}"
+        let dx = upload_f32(&client, &x);
+        let mut first: Option<Vec<f32>> = None;
+        for strategy in conv_strategies() {
+            let got = read_f32(
+                &client,
+                gpu::conv2d_float::<f32>(&client, &dx, &p, &dw, strategy),
+                want.len(),
+            );
+            // Only the order of the f32 additions differs: bound by Σ|x| over the window.
+            let bound = x.iter().map(|v| v.abs()).fold(0f32, f32::max) * p.k() as f32 * 1e-5;
+            for (j, (g, e)) in got.iter().zip(&want).enumerate() {
+                let scale = match w.scales() {
+                    Scales::PerTensor(s) => *s,
+                    Scales::PerRow(s) => s[j / (want.len() / p.batch) % p.out_channels],
+                    _ => unreachable!("per-row or per-tensor scales"),
+                };
+                assert!(
+                    (g - e).abs() <= bound * scale + 1e-6,
+                    "{strategy:?} {c:?} out[{j}] = {g} vs {e}"
+                );
+            }
+            // Each output is one unit's own loop, in the same order for every cube shape.
+            let bits: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+            let first_bits: Vec<u32> = first
+                .get_or_insert_with(|| got.clone())
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            assert_eq!(
+                bits, first_bits,
+                "{strategy:?} {c:?}: same bits as the first shape"
             );
         }
+        let picked = gpu::tuned_conv2d_float::<f32>(&client, &p, i % 2 == 1);
+        assert!(picked.is_some(), "{c:?}: autotune settled on {picked:?}");
     }
+}
+
+#[test]
+fn autotune_settles_on_a_variant_per_shape_and_keeps_exact_results() {
+    let client = client();
+    let mut rng = XorShift::new(8);
+    // Two `m` classes of the same weights: each is tuned on its own.
+    let (n, k) = (96, 640);
+    let (w, dw) = matrix(&client, &mut rng, n, k, true);
+    for m in [3, 40] {
+        assert_eq!(
+            gpu::tuned_w2a8::<f32>(&client, m, n, k, true, true),
+            None,
+            "m={m}: nothing is settled before the first product"
+        );
+        let x = activations(&mut rng, m, k);
+        let q = QuantizedActivations::quantize(&x, m, k).unwrap();
+        let mut expected = vec![0i32; m * n];
+        scalar().matmul_w2a8_i32(&q, &w, &mut expected).unwrap();
+        let dq = upload_quantized(&client, &q);
+        // The first call tunes, the second runs the winner alone: both exact.
+        for call in 0..2 {
+            let out = gpu::matmul_w2a8::<f32>(&client, &dq, &dw, Strategy::Autotune, true);
+            assert_eq!(read_i32(&client, out, m * n), expected, "m={m} call {call}");
+        }
+        let picked = gpu::tuned_w2a8::<f32>(&client, m, n, k, true, true);
+        assert!(
+            picked.is_some_and(|v| Variant::ALL.contains(&v)),
+            "m={m}: autotune settled on {picked:?}"
+        );
+        // Same power-of-two class of m: the same settled result.
+        assert_eq!(
+            gpu::tuned_w2a8::<f32>(&client, m.next_power_of_two(), n, k, true, true),
+            picked
+        );
+    }
+    // A shape never run is still unsettled.
+    assert_eq!(
+        gpu::tuned_w2a8::<f32>(&client, 3, n + 1, k, true, true),
+        None
+    );
 }

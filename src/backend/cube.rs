@@ -12,7 +12,7 @@ use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::{cast, into_contiguous};
 use burn_cubecl::tensor::CubeTensor;
 use ternary_kernels::Conv2dParams;
-use ternary_kernels::cube::{self as gpu, DeviceMatrix, Strategy};
+use ternary_kernels::cube::{self as gpu, ConvStrategy, DeviceMatrix, Strategy};
 
 use super::TernaryBackend;
 use crate::ops::TernaryConvOptions;
@@ -81,16 +81,20 @@ impl TernaryBackend for CubeBackend {
         let handle = match (int8_activations, dtype) {
             (true, DType::F16) => {
                 let q = gpu::quantize_rows::<burn::tensor::f16>(&client, &x.handle, m, k);
-                gpu::matmul_w2a8::<burn::tensor::f16>(&client, &q, &w, Strategy::Auto, false)
+                gpu::matmul_w2a8::<burn::tensor::f16>(&client, &q, &w, Strategy::Autotune, false)
             }
             (true, _) => {
                 let q = gpu::quantize_rows::<f32>(&client, &x.handle, m, k);
-                gpu::matmul_w2a8::<f32>(&client, &q, &w, Strategy::Auto, false)
+                gpu::matmul_w2a8::<f32>(&client, &q, &w, Strategy::Autotune, false)
             }
-            (false, DType::F16) => {
-                gpu::matmul_float::<burn::tensor::f16>(&client, &x.handle, m, &w, Strategy::Auto)
-            }
-            (false, _) => gpu::matmul_float::<f32>(&client, &x.handle, m, &w, Strategy::Auto),
+            (false, DType::F16) => gpu::matmul_float::<burn::tensor::f16>(
+                &client,
+                &x.handle,
+                m,
+                &w,
+                Strategy::Autotune,
+            ),
+            (false, _) => gpu::matmul_float::<f32>(&client, &x.handle, m, &w, Strategy::Autotune),
         };
         let out =
             CubeTensor::new_contiguous(client, x.device.clone(), Shape::new([m, n]), handle, dtype);
@@ -136,16 +140,29 @@ impl TernaryBackend for CubeBackend {
         let handle = match (int8_activations, dtype) {
             (true, DType::F16) => {
                 let q = gpu::quantize_rows::<burn::tensor::f16>(&client, &x.handle, batch, image);
-                gpu::conv2d_w2a8::<burn::tensor::f16>(&client, &q, &params, &wm, false)
+                gpu::conv2d_w2a8::<burn::tensor::f16>(
+                    &client,
+                    &q,
+                    &params,
+                    &wm,
+                    ConvStrategy::Autotune,
+                    false,
+                )
             }
             (true, _) => {
                 let q = gpu::quantize_rows::<f32>(&client, &x.handle, batch, image);
-                gpu::conv2d_w2a8::<f32>(&client, &q, &params, &wm, false)
+                gpu::conv2d_w2a8::<f32>(&client, &q, &params, &wm, ConvStrategy::Autotune, false)
             }
-            (false, DType::F16) => {
-                gpu::conv2d_float::<burn::tensor::f16>(&client, &x.handle, &params, &wm)
+            (false, DType::F16) => gpu::conv2d_float::<burn::tensor::f16>(
+                &client,
+                &x.handle,
+                &params,
+                &wm,
+                ConvStrategy::Autotune,
+            ),
+            (false, _) => {
+                gpu::conv2d_float::<f32>(&client, &x.handle, &params, &wm, ConvStrategy::Autotune)
             }
-            (false, _) => gpu::conv2d_float::<f32>(&client, &x.handle, &params, &wm),
         };
         let out = CubeTensor::new_contiguous(
             client,

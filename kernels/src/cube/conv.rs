@@ -1,21 +1,93 @@
 //! The ternary 2-D convolution on the device: a direct convolution on the packed filters,
-//! one output per unit (16×16 units over output positions × output channels, one cube layer
-//! per image), zero padding, stride, dilation and groups. Float activations accumulate in
-//! f32; int8 activations (quantized once per image by [`quantize_rows`], one row per image)
-//! accumulate exact `i32` sums. Not tiled through shared memory yet: tuning that needs a GPU
-//! to measure on.
+//! one output per unit (a cube of 256 units over output positions × output channels, shaped
+//! by the [`ConvVariant`]; one cube layer per image), zero padding, stride, dilation and
+//! groups. Float activations accumulate in f32; int8 activations (quantized once per image by
+//! [`quantize_rows`], one row per image) accumulate exact `i32` sums. [`ConvStrategy::Autotune`]
+//! times every cube shape on the device on the first conv of a geometry and keeps the fastest.
+//! Not tiled through shared memory yet: choosing those tiles needs a GPU to measure on.
 
 use cubecl::prelude::*;
 use cubecl::server::Handle;
+use cubecl::tune::{LocalTuner, Tunable, TunableSet, local_tuner};
 
 #[cfg(doc)]
 use super::quantize_rows;
 use super::{
-    BLOCK, BLOCK_WORDS, DeviceActivations, DeviceMatrix, SLICE, row_scale, row_words, store_w2a8,
+    BLOCK, BLOCK_WORDS, DeviceActivations, DeviceMatrix, SLICE, TuneId, row_scale, row_words,
+    store_w2a8,
 };
 
-/// Output units per conv cube side: 16 positions × 16 output channels.
-const CONV_UNITS: usize = 16;
+/// The shape of a conv cube: 256 units over (output positions, output channels). Every
+/// variant computes the same values (W2A8: the same exact sums; float: the same f32 order,
+/// since each output is one unit's own loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConvVariant {
+    /// 16 positions × 16 channels.
+    Pos16Ch16,
+    /// 32 positions × 8 channels: for few output channels over large planes.
+    Pos32Ch8,
+    /// 64 positions × 4 channels.
+    Pos64Ch4,
+    /// 8 positions × 32 channels: for many channels over small planes.
+    Pos8Ch32,
+}
+
+impl ConvVariant {
+    /// Every variant, in the order autotune measures them.
+    pub const ALL: [ConvVariant; 4] = [
+        ConvVariant::Pos16Ch16,
+        ConvVariant::Pos32Ch8,
+        ConvVariant::Pos64Ch4,
+        ConvVariant::Pos8Ch32,
+    ];
+
+    /// A stable name (autotune results are recorded under it).
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvVariant::Pos16Ch16 => "conv-pos16-ch16",
+            ConvVariant::Pos32Ch8 => "conv-pos32-ch8",
+            ConvVariant::Pos64Ch4 => "conv-pos64-ch4",
+            ConvVariant::Pos8Ch32 => "conv-pos8-ch32",
+        }
+    }
+
+    /// `(positions, channels)` units per cube.
+    fn dims(self) -> (usize, usize) {
+        match self {
+            ConvVariant::Pos16Ch16 => (16, 16),
+            ConvVariant::Pos32Ch8 => (32, 8),
+            ConvVariant::Pos64Ch4 => (64, 4),
+            ConvVariant::Pos8Ch32 => (8, 32),
+        }
+    }
+}
+
+impl core::fmt::Display for ConvVariant {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// How a conv picks its cube shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConvStrategy {
+    /// [`ConvVariant::Pos16Ch16`].
+    #[default]
+    Auto,
+    /// CubeCL's autotuner, per device and [`ConvTuneKey`] (as [`super::Strategy::Autotune`]).
+    Autotune,
+    /// Always this variant.
+    Fixed(ConvVariant),
+}
+
+impl ConvStrategy {
+    fn variant(self) -> ConvVariant {
+        match self {
+            ConvStrategy::Auto | ConvStrategy::Autotune => ConvVariant::Pos16Ch16,
+            ConvStrategy::Fixed(v) => v,
+        }
+    }
+}
 
 /// The filter's ternary value (code − 1, as −1, 0 or +1 in `i32`) at column `col` of the
 /// packed row starting at word `row0` (the `I2` layout of the module docs).
@@ -47,7 +119,8 @@ fn conv_pixel(
 }
 
 /// Direct 2-D convolution on the packed filters, float activations: unit `(p, o)` of cube
-/// `(bx, by, b)` computes output position `bx·16 + p` of channel `by·16 + o` of image `b`,
+/// `(bx, by, b)` computes output position `bx·P + p` of channel `by·C + o` of image `b`
+/// (`P × C` units per cube, the [`ConvVariant`]),
 /// adding or subtracting (in f32) each input pixel its filter tap is ±1 for, column order
 /// `[c, ky, kx]`, then `· w_scale[o]`. NCHW in and out; zero padding; groups.
 #[cube(launch_unchecked)]
@@ -74,9 +147,11 @@ pub fn conv2d_float_kernel<F: Float>(
     dw: usize,
     row_words: usize,
     #[comptime] per_channel: bool,
+    #[comptime] pos_units: usize,
+    #[comptime] ch_units: usize,
 ) {
-    let p = CUBE_POS_X as usize * CONV_UNITS + UNIT_POS_X as usize;
-    let o = CUBE_POS_Y as usize * CONV_UNITS + UNIT_POS_Y as usize;
+    let p = CUBE_POS_X as usize * pos_units + UNIT_POS_X as usize;
+    let o = CUBE_POS_Y as usize * ch_units + UNIT_POS_Y as usize;
     let b = CUBE_POS_Z as usize;
     if p < oh * ow && o < c_out {
         let cg = c_in / groups;
@@ -134,9 +209,11 @@ pub fn conv2d_w2a8_kernel<O: Float>(
     image_words: usize,
     #[comptime] per_channel: bool,
     #[comptime] raw: bool,
+    #[comptime] pos_units: usize,
+    #[comptime] ch_units: usize,
 ) {
-    let p = CUBE_POS_X as usize * CONV_UNITS + UNIT_POS_X as usize;
-    let o = CUBE_POS_Y as usize * CONV_UNITS + UNIT_POS_Y as usize;
+    let p = CUBE_POS_X as usize * pos_units + UNIT_POS_X as usize;
+    let o = CUBE_POS_Y as usize * ch_units + UNIT_POS_Y as usize;
     let b = CUBE_POS_Z as usize;
     if p < oh * ow && o < c_out {
         let cg = c_in / groups;
@@ -167,15 +244,17 @@ pub fn conv2d_w2a8_kernel<O: Float>(
     }
 }
 
-/// The launch grid of a conv: 16×16 units per cube over (output positions, output
+/// The launch grid of a conv: `variant`'s units per cube over (output positions, output
 /// channels), one cube layer per image.
-fn conv_grid(client: &Client, p: &crate::Conv2dParams, positions: usize) -> CubeCount {
+fn conv_grid(
+    client: &Client,
+    p: &crate::Conv2dParams,
+    positions: usize,
+    variant: ConvVariant,
+) -> CubeCount {
     let max = client.properties().hardware.max_cube_count;
-    let (x, y, z) = (
-        positions.div_ceil(CONV_UNITS),
-        p.out_channels.div_ceil(CONV_UNITS),
-        p.batch,
-    );
+    let (pu, cu) = variant.dims();
+    let (x, y, z) = (positions.div_ceil(pu), p.out_channels.div_ceil(cu), p.batch);
     assert!(
         x as u64 <= u64::from(max.0)
             && y as u64 <= u64::from(max.1)
@@ -211,7 +290,8 @@ fn conv_check(p: &crate::Conv2dParams, w: &DeviceMatrix) -> (usize, usize) {
 /// 2-D convolution of NCHW float activations `x` (`F`, `batch · C · H · W` values) with the
 /// packed filters `w` (`out_channels` rows of `K = C/groups · kh · kw`, columns `[c, ky, kx]`):
 /// `out[b, o, oy, ox] = (Σ w·x) · w_scale[o]`, NCHW, in `F` (f32 accumulation). No bias, ReLU or
-/// residual: the caller applies them. A direct convolution, one output per unit.
+/// residual: the caller applies them. A direct convolution, one output per unit, cube shape
+/// by `strategy`.
 ///
 /// # Panics
 /// When `p` is invalid, sets [`crate::Conv2dParams::relu`] or `residual`, or does not match
@@ -221,6 +301,7 @@ pub fn conv2d_float<F: Float + CubeElement>(
     x: &Handle,
     p: &crate::Conv2dParams,
     w: &DeviceMatrix,
+    strategy: ConvStrategy,
 ) -> Handle {
     let (oh, ow) = conv_check(p, w);
     let len = p.batch * p.out_channels * oh * ow;
@@ -228,15 +309,44 @@ pub fn conv2d_float<F: Float + CubeElement>(
     if len == 0 {
         return out;
     }
+    match strategy {
+        ConvStrategy::Autotune => {
+            let id = TuneId::new(client);
+            let set = CONV_FLOAT_TUNER.init(&id, conv_float_tunables::<F>);
+            let inputs = ConvFloatInputs {
+                client: client.clone(),
+                x: x.clone(),
+                p: *p,
+                w: w.clone(),
+                out: out.clone(),
+            };
+            CONV_FLOAT_TUNER.execute(&id, client, set, inputs);
+        }
+        _ => launch_conv_float::<F>(client, x, p, w, &out, strategy.variant()),
+    }
+    out
+}
+
+fn launch_conv_float<F: Float + CubeElement>(
+    client: &Client,
+    x: &Handle,
+    p: &crate::Conv2dParams,
+    w: &DeviceMatrix,
+    out: &Handle,
+    variant: ConvVariant,
+) {
+    let (oh, ow) = conv_check(p, w);
+    let len = p.batch * p.out_channels * oh * ow;
     let input = p.batch * p.in_channels * p.height * p.width;
+    let (pu, cu) = variant.dims();
     // SAFETY: the kernel reads x below batch·C·H·W (pixels are bounds-checked against the
     // plane), w below out_channels·row_words, the scales below 1 or n, and writes out below
     // batch·out_channels·OH·OW.
     unsafe {
         conv2d_float_kernel::launch_unchecked::<F>(
             client,
-            conv_grid(client, p, oh * ow),
-            CubeDim::new_2d(CONV_UNITS as u32, CONV_UNITS as u32),
+            conv_grid(client, p, oh * ow, variant),
+            CubeDim::new_2d(pu as u32, cu as u32),
             BufferArg::from_raw_parts(x.clone(), input.max(1)),
             BufferArg::from_raw_parts(w.words.clone(), (w.n * w.row_words()).max(1)),
             BufferArg::from_raw_parts(w.scales.clone(), if w.per_row { w.n } else { 1 }),
@@ -258,16 +368,18 @@ pub fn conv2d_float<F: Float + CubeElement>(
             p.dilation[1],
             w.row_words(),
             w.per_row,
+            pu,
+            cu,
         );
     }
-    out
 }
 
 /// W2A8 2-D convolution: `x` holds the batch quantized once per image ([`quantize_rows`] with
 /// `m = batch` rows of `k = C·H·W` values), `out[b, o, oy, ox] = (Σ w·x̃) · (x_scale[b] ·
 /// w_scale[o])` in `O`, NCHW — or, with `raw`, the exact `i32` sums' bits (`O` 4 bytes wide).
 /// No bias, ReLU or residual. The sums equal
-/// [`conv2d_w2a8_i32_reference`](crate::cpu::conv2d_w2a8_i32_reference)'s bit for bit.
+/// [`conv2d_w2a8_i32_reference`](crate::cpu::conv2d_w2a8_i32_reference)'s bit for bit, for
+/// every [`ConvVariant`].
 ///
 /// # Panics
 /// As [`conv2d_float`], when `x` is not `batch` rows of `C·H·W`, or with `raw` for an `O`
@@ -277,6 +389,7 @@ pub fn conv2d_w2a8<O: Float + CubeElement>(
     x: &DeviceActivations,
     p: &crate::Conv2dParams,
     w: &DeviceMatrix,
+    strategy: ConvStrategy,
     raw: bool,
 ) -> Handle {
     let (oh, ow) = conv_check(p, w);
@@ -298,15 +411,47 @@ pub fn conv2d_w2a8<O: Float + CubeElement>(
     if len == 0 {
         return out;
     }
+    match strategy {
+        ConvStrategy::Autotune => {
+            let id = TuneId::new(client);
+            let set = CONV_W2A8_TUNER.init(&id, conv_w2a8_tunables::<O>);
+            let inputs = ConvW2a8Inputs {
+                client: client.clone(),
+                x: x.clone(),
+                p: *p,
+                w: w.clone(),
+                out: out.clone(),
+                raw,
+            };
+            CONV_W2A8_TUNER.execute(&id, client, set, inputs);
+        }
+        _ => launch_conv_w2a8::<O>(client, x, p, w, &out, strategy.variant(), raw),
+    }
+    out
+}
+
+fn launch_conv_w2a8<O: Float + CubeElement>(
+    client: &Client,
+    x: &DeviceActivations,
+    p: &crate::Conv2dParams,
+    w: &DeviceMatrix,
+    out: &Handle,
+    variant: ConvVariant,
+    raw: bool,
+) {
+    let (oh, ow) = conv_check(p, w);
+    let len = p.batch * p.out_channels * oh * ow;
+    let image = p.in_channels * p.height * p.width;
     // `quantize_rows` writes padded_k(C·H·W) int8 values, four per word, per image.
     let image_words = row_words(image) * 4;
-    // SAFETY: as in `conv2d_float`; the int8 image rows hold `image_words` words each, the
-    // image scales `batch` values.
+    let (pu, cu) = variant.dims();
+    // SAFETY: as in `launch_conv_float`; the int8 image rows hold `image_words` words each,
+    // the image scales `batch` values.
     unsafe {
         conv2d_w2a8_kernel::launch_unchecked::<O>(
             client,
-            conv_grid(client, p, oh * ow),
-            CubeDim::new_2d(CONV_UNITS as u32, CONV_UNITS as u32),
+            conv_grid(client, p, oh * ow, variant),
+            CubeDim::new_2d(pu as u32, cu as u32),
             BufferArg::from_raw_parts(x.words.clone(), (p.batch * image_words).max(1)),
             BufferArg::from_raw_parts(x.scales.clone(), p.batch.max(1)),
             BufferArg::from_raw_parts(w.words.clone(), (w.n * w.row_words()).max(1)),
@@ -331,7 +476,160 @@ pub fn conv2d_w2a8<O: Float + CubeElement>(
             image_words,
             w.per_row,
             raw,
+            pu,
+            cu,
         );
     }
-    out
+}
+
+/// What conv autotune results are kept under: the geometry (batch rounded up to a power of
+/// two, capped at 1024), the element type and scale layout.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct ConvTuneKey {
+    /// `w2a8` or `float`.
+    pub op: String,
+    /// The output (W2A8) or activation (float) element type, as Rust names it.
+    pub elem: String,
+    /// Images, rounded up to a power of two.
+    pub batch: usize,
+    /// `[in_channels, height, width, out_channels, groups]`.
+    pub shape: [usize; 5],
+    /// `[kh, kw, stride h, stride w, pad h, pad w, dilation h, dilation w]`.
+    pub window: [usize; 8],
+    /// Whether the filters carry one scale per output channel.
+    pub per_row: bool,
+    /// Whether the output is raw i32 sums (W2A8 only).
+    pub raw: bool,
+}
+
+impl ConvTuneKey {
+    /// The key of a conv with these parameters.
+    pub fn new(op: &str, elem: &str, p: &crate::Conv2dParams, per_row: bool, raw: bool) -> Self {
+        Self {
+            op: op.to_string(),
+            elem: elem.to_string(),
+            batch: p.batch.max(1).next_power_of_two().min(1024),
+            shape: [p.in_channels, p.height, p.width, p.out_channels, p.groups],
+            window: [
+                p.kernel[0],
+                p.kernel[1],
+                p.stride[0],
+                p.stride[1],
+                p.padding[0],
+                p.padding[1],
+                p.dilation[0],
+                p.dilation[1],
+            ],
+            per_row,
+            raw,
+        }
+    }
+}
+
+impl cubecl::tune::AutotuneKey for ConvTuneKey {}
+
+impl core::fmt::Display for ConvTuneKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "conv-{}-{}-b{}-{:?}-{:?}-{}{}",
+            self.op,
+            self.elem,
+            self.batch,
+            self.shape,
+            self.window,
+            if self.per_row { "row" } else { "tensor" },
+            if self.raw { "-raw" } else { "" }
+        )
+    }
+}
+
+static CONV_W2A8_TUNER: LocalTuner<ConvTuneKey, TuneId> = local_tuner!("conv-w2a8");
+static CONV_FLOAT_TUNER: LocalTuner<ConvTuneKey, TuneId> = local_tuner!("conv-float");
+
+#[derive(Clone)]
+struct ConvW2a8Inputs {
+    client: Client,
+    x: DeviceActivations,
+    p: crate::Conv2dParams,
+    w: DeviceMatrix,
+    out: Handle,
+    raw: bool,
+}
+
+#[derive(Clone)]
+struct ConvFloatInputs {
+    client: Client,
+    x: Handle,
+    p: crate::Conv2dParams,
+    w: DeviceMatrix,
+    out: Handle,
+}
+
+fn conv_w2a8_tunables<O: Float + CubeElement>()
+-> TunableSet<ConvTuneKey, ConvW2a8Inputs, (), ConvVariant> {
+    let key = |i: &ConvW2a8Inputs| {
+        ConvTuneKey::new(
+            "w2a8",
+            core::any::type_name::<O>(),
+            &i.p,
+            i.w.per_row,
+            i.raw,
+        )
+    };
+    let mut set = TunableSet::new_cloning_inputs(key);
+    for variant in ConvVariant::ALL {
+        set = set.with(Tunable::identified(variant, move |i: ConvW2a8Inputs| {
+            launch_conv_w2a8::<O>(&i.client, &i.x, &i.p, &i.w, &i.out, variant, i.raw);
+            Ok::<(), String>(())
+        }));
+    }
+    set
+}
+
+fn conv_float_tunables<F: Float + CubeElement>()
+-> TunableSet<ConvTuneKey, ConvFloatInputs, (), ConvVariant> {
+    let key = |i: &ConvFloatInputs| {
+        ConvTuneKey::new(
+            "float",
+            core::any::type_name::<F>(),
+            &i.p,
+            i.w.per_row,
+            false,
+        )
+    };
+    let mut set = TunableSet::new_cloning_inputs(key);
+    for variant in ConvVariant::ALL {
+        set = set.with(Tunable::identified(variant, move |i: ConvFloatInputs| {
+            launch_conv_float::<F>(&i.client, &i.x, &i.p, &i.w, &i.out, variant);
+            Ok::<(), String>(())
+        }));
+    }
+    set
+}
+
+/// The cube shape [`ConvStrategy::Autotune`] settled on for W2A8 convs with these parameters
+/// on `client`'s device, or `None` before the first such conv has been tuned.
+pub fn tuned_conv2d_w2a8<O: Float + CubeElement>(
+    client: &Client,
+    p: &crate::Conv2dParams,
+    per_row: bool,
+    raw: bool,
+) -> Option<ConvVariant> {
+    let id = TuneId::new(client);
+    let set = CONV_W2A8_TUNER.init(&id, conv_w2a8_tunables::<O>);
+    let key = ConvTuneKey::new("w2a8", core::any::type_name::<O>(), p, per_row, raw);
+    CONV_W2A8_TUNER.fastest_identity(&id, &set, &key)
+}
+
+/// As [`tuned_conv2d_w2a8`], for convs with float activations of type `F`.
+pub fn tuned_conv2d_float<F: Float + CubeElement>(
+    client: &Client,
+    p: &crate::Conv2dParams,
+    per_row: bool,
+) -> Option<ConvVariant> {
+    let id = TuneId::new(client);
+    let set = CONV_FLOAT_TUNER.init(&id, conv_float_tunables::<F>);
+    let key = ConvTuneKey::new("float", core::any::type_name::<F>(), p, per_row, false);
+    CONV_FLOAT_TUNER.fastest_identity(&id, &set, &key)
 }
