@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use burn_ternary::quant::ActivationQuant;
 use burn_ternary_bitnet::generate::generate;
-use burn_ternary_bitnet::{LoadOptions, Sampler, SamplingConfig, Tokenizer, load};
+use burn_ternary_bitnet::{HalfKind, LoadOptions, Sampler, SamplingConfig, Tokenizer, load};
 use clap::Parser;
 
 /// Generate text with a BitNet b1.58 model (Hugging Face directory) on burn-ternary's packed
@@ -53,6 +53,10 @@ struct Args {
     /// Exact f32 activations instead of BitNet's per-token int8 (W2A8).
     #[arg(long)]
     f32_activations: bool,
+    /// The LM head's format: f32 (as loaded), or bf16 / f16 (rounded to nearest, exact for
+    /// a checkpoint stored in that type; half the bytes per decode step, computed on the CPU).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"])]
+    lm_head: String,
 }
 
 fn main() -> ExitCode {
@@ -80,7 +84,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         ActivationQuant::Int8PerToken
     };
-    let model = load(&args.model, LoadOptions { activation }, &device)?;
+    let head = match args.lm_head.as_str() {
+        "bf16" => Some(HalfKind::Bf16),
+        "f16" => Some(HalfKind::F16),
+        _ => None,
+    };
+    let model = load(&args.model, LoadOptions { activation }, &device)?.with_half_lm_head(head);
     let tokenizer_path = args
         .tokenizer
         .clone()
@@ -89,7 +98,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     tokenizer.check(&model.config)?;
     let c = &model.config;
     eprintln!(
-        "loaded {} in {:.2} s: {} layers, hidden {}, {} heads ({} kv), vocab {}, context {}",
+        "loaded {} in {:.2} s: {} layers, hidden {}, {} heads ({} kv), vocab {}, context {}, LM head {}",
         args.model.display(),
         started.elapsed().as_secs_f64(),
         c.num_hidden_layers,
@@ -97,7 +106,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         c.num_attention_heads,
         c.num_key_value_heads,
         c.vocab_size,
-        c.max_position_embeddings
+        c.max_position_embeddings,
+        args.lm_head
     );
     let prompt = tokenizer.encode(&args.prompt)?;
     let mut sampler = Sampler::new(SamplingConfig {

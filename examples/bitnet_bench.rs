@@ -4,9 +4,11 @@
 //! 2560, FFN 6912, 30 layers, 20 heads / 5 KV heads, vocabulary 128 256, tied f32
 //! embeddings) with **random weights**: the packed W2A8 model against the same model with
 //! dense f32 projections (its effective weights) in Burn, interleaved in one process, medians
-//! of `--reps` runs. Also measures the host's read bandwidth in the same run and states
-//! decode against the bandwidth bound: bytes read per token (packed projections + the f32 LM
-//! head + norms) / read bandwidth.
+//! of `--reps` runs; the packed model twice, with its LM head in f32 and in bf16
+//! ([`BitNet::with_half_lm_head`]: half the bytes of the largest matrix a decode step reads).
+//! Also measures the host's read bandwidth in the same run and states decode against the
+//! bandwidth bound: bytes read per token (packed projections + the LM head in its format +
+//! norms) / read bandwidth.
 
 use std::time::Instant;
 
@@ -14,7 +16,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use burn_ternary::quant::ActivationQuant;
 use burn_ternary_bitnet::generate::generate;
-use burn_ternary_bitnet::{BitNet, BitNetConfig, Generation, Sampler, SamplingConfig};
+use burn_ternary_bitnet::{BitNet, BitNetConfig, Generation, HalfKind, Sampler, SamplingConfig};
 use clap::Parser;
 
 /// Prefill / decode tokens per second at BitNet-2B shapes, packed W2A8 vs dense f32.
@@ -57,6 +59,14 @@ fn main() {
         "packed model built in {:.1} s, resident +{rss_packed:.0} MiB",
         clock.elapsed().as_secs_f64()
     );
+    let clock = Instant::now();
+    let before = rss_mib();
+    let half = packed.clone().with_half_lm_head(Some(HalfKind::Bf16));
+    let rss_half = rss_mib() - before;
+    println!(
+        "bf16 LM head built in {:.1} s, resident +{rss_half:.0} MiB (shares the packed model)",
+        clock.elapsed().as_secs_f64()
+    );
     let dense = (!args.packed_only).then(|| {
         let clock = Instant::now();
         let before = rss_mib();
@@ -90,6 +100,7 @@ fn main() {
             * (2 * config.hidden_size + config.q_dim() + config.intermediate_size)
             + config.hidden_size);
     let packed_token_bytes = projection_bytes + head_bytes + norm_bytes;
+    let half_token_bytes = projection_bytes + head_bytes / 2 + norm_bytes;
     let dense_token_bytes =
         dense.as_ref().map(dense_weights_bytes).unwrap_or(0) + head_bytes + norm_bytes;
 
@@ -110,10 +121,12 @@ fn main() {
     };
     // Warm-up (page faults, rayon pool, kernel dispatch) of each model, not timed.
     let _ = run(&packed);
+    let _ = run(&half);
     if let Some(d) = &dense {
         let _ = run(d);
     }
     let (mut pp, mut pd, mut dp, mut dd) = (vec![], vec![], vec![], vec![]);
+    let (mut hp, mut hd) = (vec![], vec![]);
     for rep in 0..args.reps {
         let g = run(&packed);
         println!(
@@ -123,6 +136,14 @@ fn main() {
         );
         pp.push(g.prefill_tokens_per_s());
         pd.push(g.decode_tokens_per_s());
+        let g = run(&half);
+        println!(
+            "  rep {rep}: packed, bf16 head: prefill {:.1} tok/s, decode {:.2} tok/s",
+            g.prefill_tokens_per_s(),
+            g.decode_tokens_per_s()
+        );
+        hp.push(g.prefill_tokens_per_s());
+        hd.push(g.decode_tokens_per_s());
         if let Some(d) = &dense {
             let g = run(d);
             println!(
@@ -148,6 +169,15 @@ fn main() {
         100.0 * median(&mut pd) / bound(packed_token_bytes),
         rss_packed
     );
+    println!(
+        "| packed W2A8 (LM head bf16) | {:.1} | {:.2} | {:.3} GB | {:.2} tok/s | {:.0} % | {:.0} MiB |",
+        median(&mut hp),
+        median(&mut hd),
+        half_token_bytes as f64 / 1e9,
+        bound(half_token_bytes),
+        100.0 * median(&mut hd) / bound(half_token_bytes),
+        rss_packed + rss_half
+    );
     if dense.is_some() {
         println!(
             "| dense f32 (Burn Flex) | {:.1} | {:.2} | {:.3} GB | {:.2} tok/s | {:.0} % | |",
@@ -158,9 +188,11 @@ fn main() {
             100.0 * median(&mut dd) / bound(dense_token_bytes),
         );
         println!(
-            "packed / f32: prefill {:.2}x, decode {:.2}x",
+            "packed / f32: prefill {:.2}x, decode {:.2}x; with the bf16 head: prefill {:.2}x, decode {:.2}x",
             median(&mut pp) / median(&mut dp),
-            median(&mut pd) / median(&mut dd)
+            median(&mut pd) / median(&mut dd),
+            median(&mut hp) / median(&mut dp),
+            median(&mut hd) / median(&mut dd)
         );
     }
     println!("process peak resident: {:.0} MiB", peak_rss_mib());

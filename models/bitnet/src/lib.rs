@@ -6,7 +6,8 @@
 //! extra RMSNorm before `o_proj` and before `down_proj` ("sub-norms"), a squared-ReLU gated FFN,
 //! and every projection a BitLinear layer — absmean ternary weights with one scale per tensor
 //! and per-token int8 (absmax) activations — built from [`burn_ternary::nn::TernaryLinear`].
-//! Embeddings, norms and the LM head stay in floating point.
+//! Embeddings, norms and the LM head stay in floating point; for generation the LM head can
+//! run as bf16/f16 on the host ([`BitNet::with_half_lm_head`]).
 //!
 //! * [`BitNetConfig`]: every hyper-parameter, read from `config.json`;
 //! * [`BitNet`]: the model, its forward over a [`KvCache`];
@@ -34,6 +35,7 @@ pub use config::BitNetConfig;
 pub use error::BitNetError;
 pub use generate::{Generation, Sampler, SamplingConfig};
 pub use load::{LoadOptions, load};
-pub use model::{BitNet, KvCache};
+pub use model::{BitNet, HalfHead, KvCache};
+pub use ternary_kernels::cpu::HalfKind;
 pub use tokenizer::Tokenizer;
 pub use train::{TokenWindows, TrainOptions, TrainReport};

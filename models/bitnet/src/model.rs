@@ -22,6 +22,7 @@ use burn_ternary::nn::{TernaryLinear, TernaryLinearConfig};
 use burn_ternary::quant::{ActivationQuant, Granularity, TernaryQuantizer};
 
 use crate::config::BitNetConfig;
+use ternary_kernels::cpu::{HalfKind, HalfMatrixRef};
 
 /// Root-mean-square layer norm: `x · rsqrt(mean(x²) + ε) · weight` over the last dimension
 /// (`BitNetRMSNorm`, computed in f32).
@@ -365,6 +366,49 @@ impl KvCache {
     }
 }
 
+/// An LM head `[vocab, hidden]` of 16-bit floats on the host ([`BitNet::with_half_lm_head`]).
+#[derive(Debug, Clone)]
+pub struct HalfHead {
+    bits: std::sync::Arc<Vec<u16>>,
+    vocab: usize,
+    hidden: usize,
+    kind: HalfKind,
+}
+
+impl HalfHead {
+    /// The value format.
+    pub fn kind(&self) -> HalfKind {
+        self.kind
+    }
+
+    /// Bytes one product reads: `vocab · hidden · 2`.
+    pub fn bytes(&self) -> usize {
+        self.bits.len() * 2
+    }
+
+    /// `h · Wᵀ` for `h` `[b, t, hidden]`: `[b, t, vocab]` on `h`'s device.
+    fn logits(&self, h: Tensor<3>) -> Tensor<3> {
+        let [b, t, d] = h.dims();
+        assert_eq!(
+            d, self.hidden,
+            "BitNet LM head: hidden states have width {d} but the head {}",
+            self.hidden
+        );
+        let device = h.device();
+        let x = h
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32 hidden states");
+        let w = HalfMatrixRef::new(&self.bits, self.vocab, self.hidden, self.kind)
+            .expect("the head's length is vocab · hidden by construction");
+        let mut out = vec![0f32; b * t * self.vocab];
+        ternary_kernels::cpu::matmul_half(&x, b * t, w, &mut out)
+            .expect("operand lengths match by construction");
+        Tensor::from_data(TensorData::new(out, [b, t, self.vocab]), &device)
+    }
+}
+
 /// A BitNet b1.58 causal language model.
 #[derive(Module, Debug)]
 pub struct BitNet {
@@ -380,6 +424,10 @@ pub struct BitNet {
     /// RoPE tables (derived from the config, not saved).
     #[module(skip)]
     pub rope: Rope,
+    /// The LM head as 16-bit floats on the host, set by [`BitNet::with_half_lm_head`]: when
+    /// present, [`BitNet::logits`] streams it (2 bytes per weight) instead of the f32 tensor.
+    #[module(skip)]
+    pub half_head: Option<HalfHead>,
     /// The hyper-parameters.
     #[module(skip)]
     pub config: BitNetConfig,
@@ -487,7 +535,49 @@ impl BitNet {
             norm,
             lm_head,
             rope,
+            half_head: None,
             config: config.clone(),
+        }
+    }
+
+    /// The LM head (the untied head, or the tied embeddings) rounded to `kind` and kept on the
+    /// host, for inference: [`BitNet::logits`] then reads 2 bytes per weight instead of 4
+    /// (the head is most of what a decode step of a small-hidden, large-vocabulary model
+    /// reads: 0.66 of 1.8 GB at BitNet-b1.58-2B-4T's shapes in bf16).
+    ///
+    /// Each weight is rounded to nearest-even in `kind` — exact for weights that came from a
+    /// checkpoint in that type (BitNet-b1.58-2B-4T ships its embeddings in bf16), a change of
+    /// at most half a unit in the 8th (bf16) or 11th (f16) significant bit otherwise. The
+    /// logits then come from [`ternary_kernels::cpu::matmul_half`] on the host CPU, whatever
+    /// the model's device, with no gradient: for generation, not for training. The f32 tensor
+    /// stays in the model (the embedding lookup and checkpoints use it). `None` restores the
+    /// f32 head.
+    pub fn with_half_lm_head(mut self, kind: Option<HalfKind>) -> Self {
+        self.half_head = kind.map(|kind| {
+            let w = self.head_weight();
+            let [vocab, hidden] = w.dims();
+            let values = w
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("an f32 LM head");
+            let bits = values.iter().map(|&v| kind.from_f32(v)).collect();
+            HalfHead {
+                bits: std::sync::Arc::new(bits),
+                vocab,
+                hidden,
+                kind,
+            }
+        });
+        self
+    }
+
+    /// The LM head `[vocab, hidden]` as the model stores it: the untied head, or the tied
+    /// embeddings.
+    fn head_weight(&self) -> Tensor<2> {
+        match &self.lm_head {
+            Some(w) => w.val(),
+            None => self.embed_tokens.val(),
         }
     }
 
@@ -546,11 +636,17 @@ impl BitNet {
     }
 
     /// The LM head: `[b, t, hidden]` → `[b, t, vocab]`.
+    ///
+    /// With a 16-bit head ([`BitNet::with_half_lm_head`]) the product runs on the host CPU
+    /// and carries no gradient.
+    ///
+    /// # Panics
+    /// When `h`'s last dimension is not the model's hidden size.
     pub fn logits(&self, h: Tensor<3>) -> Tensor<3> {
-        let w = match &self.lm_head {
-            Some(w) => w.val(),
-            None => self.embed_tokens.val(),
-        };
+        if let Some(head) = &self.half_head {
+            return head.logits(h);
+        }
+        let w = self.head_weight();
         // `W · hᵀ` with the `[vocab, hidden]` matrix as stored: `h · Wᵀ` would make the
         // backend copy the transposed head (1.3 GB at 2B shapes) on every call. This way the
         // copies are of `[b·t, hidden]` and of the `[vocab, b·t]` result: small when decoding

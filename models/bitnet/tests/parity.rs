@@ -500,3 +500,53 @@ fn llama_cpp_named_gguf_is_the_same_model() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bf16_lm_head_gives_the_same_logits_for_a_bf16_checkpoint() {
+    use burn_ternary_bitnet::HalfKind;
+    let device = Device::flex();
+    let r = reference();
+    let prompt = ids(&r, "prompt_ids");
+    // This checkpoint stores its (tied) embeddings in bf16: rounding them to bf16 is exact,
+    // so the 16-bit head computes the same products, summed in another order.
+    let f32_head = model("bf16_master", &device);
+    let half = f32_head.clone().with_half_lm_head(Some(HalfKind::Bf16));
+    assert_eq!(
+        half.half_head.as_ref().map(|h| h.kind()),
+        Some(HalfKind::Bf16)
+    );
+    let vocab = half.config.vocab_size;
+    assert_eq!(
+        half.half_head.as_ref().unwrap().bytes(),
+        2 * vocab * half.config.hidden_size
+    );
+    let want = run(&f32_head, &prompt, None);
+    let got = run(&half, &prompt, None);
+    let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let d = max_diff(&got, &want);
+    assert!(
+        d <= 1e-5 * scale,
+        "bf16 head vs f32 head: {d} (|logit| ≤ {scale})"
+    );
+    let d = max_diff(&got, &floats(&r, "bf16_master/prefill_logits"));
+    assert!(d <= LOGIT_BOUND, "bf16 head vs transformers: {d}");
+    // Cached decode steps through the 16-bit head track transformers' too.
+    let mut cache = half.new_cache();
+    let _ = run(&half, &prompt, Some(&mut cache));
+    let fed = ids(&r, "bf16_master/decode_ids");
+    let decode = floats(&r, "bf16_master/decode_logits");
+    for (i, &token) in fed.iter().enumerate().take(4) {
+        let step = run(&half, &[token], Some(&mut cache));
+        let d = max_diff(&step, &decode[i * vocab..(i + 1) * vocab]);
+        assert!(d <= LOGIT_BOUND, "bf16 head, decode step {i}: {d}");
+    }
+    // f16 rounds these bf16 values (11 significant bits hold 8 exactly, but the range is
+    // narrower): still the same function within f16's rounding of the weights.
+    let f16 = f32_head.clone().with_half_lm_head(Some(HalfKind::F16));
+    let d = max_diff(&run(&f16, &prompt, None), &want);
+    assert!(d <= 1e-3 * scale, "f16 head vs f32 head: {d}");
+    // `None` restores the f32 head bit for bit.
+    let back = half.with_half_lm_head(None);
+    assert!(back.half_head.is_none());
+    assert_eq!(run(&back, &prompt, None), want);
+}

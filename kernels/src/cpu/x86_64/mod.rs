@@ -3,6 +3,7 @@
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
+pub(crate) mod dense;
 
 /// Whether the scale group being summed ends at column `end` of a row of `kp` columns: at
 /// every multiple of the group size, and at the end of the (ragged) last group.
