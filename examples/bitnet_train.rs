@@ -94,9 +94,15 @@ struct Args {
     /// full-precision baseline QAT is compared with (from scratch only; nothing is exported).
     #[arg(long)]
     full_precision: bool,
-    /// Device: flex (CPU), wgpu or vulkan.
+    /// Device: flex (CPU), wgpu or vulkan (`wgpu:cpu`, `wgpu:N`, `vulkan:N` for one of
+    /// several adapters).
     #[arg(long, default_value = "flex")]
     device: String,
+    /// Train data-parallel on several devices instead of `--device`, comma-separated (e.g.
+    /// `wgpu:0,wgpu:1`): one worker per device on its share of the windows, gradients summed
+    /// on the first device. Part of the run's settings (it sets the steps per epoch).
+    #[arg(long, value_delimiter = ',')]
+    devices: Vec<String>,
 }
 
 /// What a run was started with, written to `OUT/run.json` so that `--resume` continues the
@@ -112,6 +118,9 @@ struct RunSettings {
     valid_fraction: f64,
     seed: u64,
     full_precision: bool,
+    /// Devices trained on (`--devices`, or `--device`); absent in runs from before the flag.
+    #[serde(default)]
+    devices: Vec<String>,
 }
 
 impl RunSettings {
@@ -126,6 +135,11 @@ impl RunSettings {
             valid_fraction: args.valid_fraction,
             seed: args.seed,
             full_precision: args.full_precision,
+            devices: if args.devices.is_empty() {
+                vec![args.device.clone()]
+            } else {
+                args.devices.clone()
+            },
         }
     }
 }
@@ -149,7 +163,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         "none" => None,
         other => return Err(format!("--gguf {other:?}: tq2_0, tq1_0, i2_s or none").into()),
     };
-    let device = training::run::parse_device(&args.device)?;
+    // Device names are checked before anything is written; a resumed run then uses its own.
+    let parse = |names: &[String]| -> Result<Vec<burn::tensor::Device>, String> {
+        names
+            .iter()
+            .map(|n| training::run::parse_device(n))
+            .collect()
+    };
+    parse(&RunSettings::of(args).devices)?;
     let text =
         std::fs::read_to_string(&args.text).map_err(|e| format!("{}: {e}", args.text.display()))?;
     std::fs::create_dir_all(&args.out)?;
@@ -186,6 +207,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         RunSettings::of(args)
     };
+    let mut devices = if settings.devices.is_empty() {
+        parse(std::slice::from_ref(&args.device))?
+    } else {
+        parse(&settings.devices)?
+    };
+    let device = devices.remove(0);
 
     // The run's config and tokenizer are written once; a resumed run reads them back, so it
     // continues the same model whatever the shape flags say now.
@@ -279,6 +306,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     options.warmup_steps = settings.warmup;
     options.weight_decay = settings.weight_decay;
     options.seed = settings.seed;
+    options.extra_devices = devices;
     options.resume = args.resume;
     let sample_prompt: String = text
         .chars()

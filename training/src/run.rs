@@ -14,7 +14,10 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, SgdConfig};
 use burn::tensor::{Device, DeviceKind};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
-use burn::train::{ClassificationOutput, InferenceStep, Learner, SupervisedTraining, TrainStep};
+use burn::train::{
+    ClassificationOutput, ExecutionStrategy, InferenceStep, Learner, MultiDeviceOptim,
+    SupervisedTraining, TrainStep,
+};
 use burn_ternary::nn::freeze;
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
@@ -66,9 +69,17 @@ pub struct Args {
     /// Random seed (initialisation, shuffling, augmentation).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Device: flex (CPU), wgpu, vulkan.
+    /// Device: flex (CPU), wgpu, vulkan (`wgpu:cpu`, `wgpu:N` and `vulkan:N` name one
+    /// adapter of several).
     #[arg(long, default_value = "flex")]
     pub device: String,
+    /// Train data-parallel on several devices instead of `--device`, comma-separated (e.g.
+    /// `wgpu:0,wgpu:1`): burn-train's multi-device strategy, one worker per device on its
+    /// own share of the training set, every step one batch per device, the gradients summed
+    /// on the first device, which takes the optimizer step and runs validation. A device may
+    /// be named twice (two workers on one device).
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
     /// Use only the first N training images.
     #[arg(long)]
     pub limit_train: Option<usize>,
@@ -215,8 +226,20 @@ impl Args {
         }
     }
 
-    fn device(&self) -> Result<Device, String> {
-        parse_device(&self.device)
+    /// `--devices` when given, else `--device` alone; the first is the main device.
+    fn device_names(&self) -> Vec<String> {
+        if self.devices.is_empty() {
+            vec![self.device.clone()]
+        } else {
+            self.devices.clone()
+        }
+    }
+
+    fn devices(&self) -> Result<Vec<Device>, String> {
+        self.device_names()
+            .iter()
+            .map(|n| parse_device(n))
+            .collect()
     }
 
     fn settings<T: Task>(&self) -> Settings {
@@ -277,8 +300,10 @@ pub struct Summary {
     pub f32_model_bytes: u64,
     /// Bytes of the packed model file.
     pub packed_model_bytes: u64,
-    /// Device.
+    /// Device (the first of `devices` when several trained).
     pub device: String,
+    /// The devices training ran on (one: single-device training).
+    pub devices: Vec<String>,
     /// Epochs.
     pub epochs: usize,
     /// Batch size.
@@ -416,18 +441,42 @@ fn epoch_seconds(
 }
 
 /// The device a `--device` flag names: `flex` (or `cpu`: the CPU kernels), `wgpu` (the
-/// CubeCL kernels through wgpu), `vulkan` (with the `vulkan` feature). The error lists the
-/// accepted names.
+/// CubeCL kernels through wgpu, on wgpu's default adapter), `wgpu:cpu` (its CPU adapter, e.g.
+/// Mesa's lavapipe), `wgpu:N` (the N-th discrete GPU), `vulkan` / `vulkan:N` (with the
+/// `vulkan` feature). The error lists the accepted names.
 pub fn parse_device(name: &str) -> Result<Device, String> {
-    match name {
-        "flex" | "cpu" => Ok(Device::flex()),
-        "wgpu" => Ok(Device::wgpu(DeviceKind::DefaultDevice)),
+    let (api, which) = match name.split_once(':') {
+        Some((api, which)) => (api, Some(which)),
+        None => (name, None),
+    };
+    let kind =
+        match which {
+            None => DeviceKind::DefaultDevice,
+            Some("cpu") => DeviceKind::Cpu,
+            Some(n) => DeviceKind::DiscreteGpu(n.parse().map_err(|_| {
+                format!("device {name:?}: after `{api}:` give a GPU index or `cpu`")
+            })?),
+        };
+    match api {
+        "flex" | "cpu" if which.is_none() => Ok(Device::flex()),
+        "wgpu" => Ok(Device::wgpu(kind)),
         #[cfg(feature = "vulkan")]
-        "vulkan" => Ok(Device::vulkan(DeviceKind::DefaultDevice)),
+        "vulkan" => Ok(Device::vulkan(kind)),
         #[cfg(not(feature = "vulkan"))]
         "vulkan" => Err("built without the `vulkan` feature (cargo run --features vulkan)".into()),
-        other => Err(format!("unknown device {other:?} (flex, wgpu, vulkan)")),
+        _ => Err(format!(
+            "unknown device {name:?} (flex, wgpu, wgpu:cpu, wgpu:N, vulkan, vulkan:N)"
+        )),
     }
+}
+
+/// Optimizer steps per epoch of `len` items in batches of `batch` on `devices` devices:
+/// burn-train's multi-device strategy gives each device a contiguous share (the last takes the
+/// remainder) and a step takes one batch from each, so the largest share decides.
+pub fn steps_per_epoch(len: usize, batch: usize, devices: usize) -> usize {
+    let devices = devices.max(1);
+    let largest = len - (devices - 1) * (len / devices);
+    largest.div_ceil(batch.max(1))
 }
 
 /// The artifact directory a run of `T` with `args` writes to (`--artifact-dir`, or
@@ -444,7 +493,9 @@ pub fn test_data<T: Task>(args: &Args) -> Result<T::Data, DataError> {
 
 /// Runs training (or `--eval`) of task `T` as the arguments say.
 pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
-    let device = args.device()?;
+    let devices = args.devices()?;
+    let device = devices[0].clone();
+    let device_names = args.device_names();
     let precision = args.precision();
     let s = args.settings::<T>();
     let model_name = T::describe(precision, &args);
@@ -463,7 +514,8 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
         parameters: 0,
         f32_model_bytes: 0,
         packed_model_bytes: 0,
-        device: args.device.clone(),
+        device: device_names[0].clone(),
+        devices: device_names.clone(),
         epochs: s.epochs,
         batch_size: s.batch_size,
         optimizer: s.optimizer,
@@ -509,7 +561,7 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
         train.len(),
         test.len(),
         data_dir.display(),
-        args.device,
+        device_names.join(","),
         s.epochs,
         s.batch_size,
         s.optimizer,
@@ -525,7 +577,9 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
         .into());
     }
     std::fs::create_dir_all(&s.artifact_dir)?;
-    device.seed(args.seed);
+    for d in &devices {
+        d.seed(args.seed);
+    }
 
     // Training runs on the autodiff view of the device; validation on the plain one.
     let train_device = device.clone().autodiff();
@@ -541,7 +595,7 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
         .set_device(device.clone())
         .build(test.clone());
 
-    let iters = s.epochs * train.len().div_ceil(s.batch_size);
+    let iters = s.epochs * steps_per_epoch(train.len(), s.batch_size, devices.len());
     let lr = CosineAnnealingLrSchedulerConfig::new(s.lr, iters.max(1)).init()?;
     let optim = match s.optimizer {
         Optimizer::Adam => AdamConfig::new().init(),
@@ -569,6 +623,12 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
         )
         .renderer(Box::new(LineRenderer::new()))
         .summary();
+    if devices.len() > 1 {
+        // Data-parallel: burn-train splits the training set between the devices and sums the
+        // gradients on the first; no collective operations, so any backends work.
+        let strategy = ExecutionStrategy::multi(devices.clone(), MultiDeviceOptim::OptimMainDevice);
+        training = training.with_training_strategy(strategy.into());
+    }
     if let Some(epoch) = last.filter(|_| args.resume) {
         println!("resuming after epoch {epoch}");
         training = training.checkpoint(epoch);

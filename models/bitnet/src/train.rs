@@ -35,7 +35,8 @@ use burn::optim::lr_scheduler::{LrSchedulerConfig, module_lr_scheduler::ModuleLr
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
 use burn::train::{
-    InferenceStep, Learner, SequenceOutput, SupervisedTraining, TrainOutput, TrainStep,
+    ExecutionStrategy, InferenceStep, Learner, MultiDeviceOptim, SequenceOutput,
+    SupervisedTraining, TrainOutput, TrainStep,
 };
 use training::checkpoint::AtomicFileCheckpointer;
 use training::progress::LineRenderer;
@@ -282,6 +283,12 @@ pub struct TrainOptions {
     pub workers: usize,
     /// Continue from the last complete checkpoint in `artifact_dir`.
     pub resume: bool,
+    /// More devices to train on besides [`train`]'s `device` (empty: one device).
+    /// burn-train's multi-device strategy: the training windows are split into one
+    /// contiguous share per device, every optimizer step takes one batch from each, the
+    /// gradients are summed on the first device, which takes the step and validates. No
+    /// collective operations are needed, so any backends work.
+    pub extra_devices: Vec<Device>,
 }
 
 impl TrainOptions {
@@ -298,6 +305,7 @@ impl TrainOptions {
             weight_decay: 0.1,
             grad_clip: Some(1.0),
             seed: 0,
+            extra_devices: Vec::new(),
             workers: 1,
             resume: false,
         }
@@ -376,8 +384,9 @@ pub fn train(
         )));
     }
     std::fs::create_dir_all(dir).map_err(|e| BitNetError::io(dir, e))?;
-    let tokens_per_step = options.batch_size * train.seq_len();
-    let steps_per_epoch = train.len().div_ceil(options.batch_size);
+    let devices = 1 + options.extra_devices.len();
+    let tokens_per_step = options.batch_size * train.seq_len() * devices;
+    let steps_per_epoch = training::run::steps_per_epoch(train.len(), options.batch_size, devices);
     let train_device = device.clone().autodiff();
     let train_loader = DataLoaderBuilder::new(LmBatcher)
         .batch_size(options.batch_size)
@@ -408,6 +417,13 @@ pub fn train(
         )
         .renderer(Box::new(LineRenderer::new().with_unit("seq")))
         .summary();
+    if devices > 1 {
+        let all: Vec<Device> = std::iter::once(device.clone())
+            .chain(options.extra_devices.iter().cloned())
+            .collect();
+        let strategy = ExecutionStrategy::multi(all, MultiDeviceOptim::OptimMainDevice);
+        training = training.with_training_strategy(strategy.into());
+    }
     let resumed_after = last.filter(|_| options.resume).unwrap_or(0);
     if resumed_after > 0 {
         training = training.checkpoint(resumed_after);

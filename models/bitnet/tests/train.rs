@@ -325,3 +325,36 @@ fn llama_cpp_layout_export_loads_as_the_same_model() {
     assert!(err.to_string().contains("lm_head.weight"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `extra_devices`: burn-train's multi-device strategy (two workers on the Flex device here):
+/// half the optimizer steps per epoch, each over two batches, and the loss still falls.
+#[test]
+fn qat_training_runs_data_parallel_on_two_workers() {
+    let dir = scratch("two-workers");
+    let text = "the ternary cat sat on the packed mat. ".repeat(60);
+    let tokens: Vec<u32> = text.bytes().map(u32::from).collect();
+    let device = Device::flex();
+    device.seed(7);
+    let model = BitNet::init(&tiny_config(64, 128, 1), &device);
+    let mut options = TrainOptions::new(&dir);
+    options.epochs = 2;
+    options.batch_size = 4;
+    options.lr = 5e-3;
+    options.warmup_steps = 4;
+    options.extra_devices = vec![Device::flex()];
+    let (train_set, valid_set) = TokenWindows::split(tokens, 16, 0.1).unwrap();
+    let windows = train_set.len();
+    let (_, report) = train(model, train_set, valid_set, &options, &device).unwrap();
+    assert_eq!(
+        report.steps_per_epoch,
+        (windows - windows / 2).div_ceil(4),
+        "{windows} windows in two shares, batches of 4"
+    );
+    assert_eq!(report.tokens_per_step, 2 * 4 * 16);
+    // burn-train logs one loss per batch: two per step.
+    let curve = loss_curve(&dir, 2);
+    assert_eq!(curve.len(), 2 * 2 * report.steps_per_epoch, "{curve:?}");
+    let (start, end) = (curve[0], curve[curve.len() - 1]);
+    assert!(end < start - 1.0, "loss {start} -> {end}: {curve:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
