@@ -214,6 +214,11 @@ fn sign(x: f32) -> i8 {
 /// one per tensor. Equal block scales (what converting a BitNet model writes) become that one
 /// scale, exactly; scales constant along each row become per-row scales; anything else is
 /// refused by name (a `TernaryLinear` holds no group scales).
+///
+/// The scale of a block whose weights are all zero reaches no output (`0 · s`), and
+/// llama.cpp's quantizer writes `0` for such a block (its absmax): a finite scale of an
+/// all-zero block is left out of the comparison, so one empty block does not turn a tensor
+/// with a single scale into a refusal. A row with only zero blocks takes the tensor's scale.
 fn collapse_groups(name: &str, packed: PackedI2) -> Result<PackedI2, BitNetError> {
     let Some(g) = packed.scales().group_size() else {
         return Ok(packed);
@@ -223,18 +228,41 @@ fn collapse_groups(name: &str, packed: PackedI2) -> Result<PackedI2, BitNetError
     let groups = all.len().checked_div(n).unwrap_or(0);
     let scales = if all.iter().all(|s| s.to_bits() == all[0].to_bits()) {
         Scales::PerTensor(all.first().copied().unwrap_or(0.0))
-    } else if all
-        .chunks_exact(groups.max(1))
-        .all(|row| row.iter().all(|s| s.to_bits() == row[0].to_bits()))
-    {
-        Scales::PerRow(all.chunks_exact(groups.max(1)).map(|row| row[0]).collect())
     } else {
-        return Err(BitNetError::Tensor {
-            name: name.to_string(),
-            msg: format!(
-                "{g}-column group scales that differ along a row: a BitNet projection has one scale per tensor or per row"
-            ),
-        });
+        let zero_group =
+            |j: usize, grp: usize| (grp * g..((grp + 1) * g).min(k)).all(|c| packed.get(j, c) == 0);
+        // The one scale of each row over its non-zero blocks (`None`: every block zero).
+        let mut rows: Vec<Option<f32>> = vec![None; n];
+        for (j, row) in rows.iter_mut().enumerate() {
+            for grp in 0..groups {
+                let s = all[j * groups + grp];
+                if s.is_finite() && zero_group(j, grp) {
+                    continue;
+                }
+                match *row {
+                    None => *row = Some(s),
+                    Some(r) if r.to_bits() == s.to_bits() => {}
+                    Some(r) => {
+                        return Err(BitNetError::Tensor {
+                            name: name.to_string(),
+                            msg: format!(
+                                "{g}-column group scales that differ along row {j} ({r} and {s} in blocks with non-zero weights): a BitNet projection has one scale per tensor or per row"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        let first = rows.iter().flatten().next().copied().unwrap_or(0.0);
+        if rows
+            .iter()
+            .flatten()
+            .all(|s| s.to_bits() == first.to_bits())
+        {
+            Scales::PerTensor(first)
+        } else {
+            Scales::PerRow(rows.iter().map(|s| s.unwrap_or(first)).collect())
+        }
     };
     let data = packed.data().to_vec();
     PackedI2::from_packed_rows(n, k, scales, data).map_err(|e| BitNetError::Tensor {
@@ -327,4 +355,68 @@ fn projection(
     Ok(Projection::Ternary(TernaryLinear::from_packed(
         &packed, None, activation, device,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `[2, 512]` matrix with 256-column group scales.
+    fn grouped(values: &[i8], scales: Vec<f32>) -> PackedI2 {
+        PackedI2::from_ternary(
+            values,
+            2,
+            512,
+            Scales::PerGroup {
+                group_size: 256,
+                scales,
+            },
+        )
+        .unwrap()
+    }
+
+    fn ones_except_block(zero: Option<(usize, usize)>) -> Vec<i8> {
+        let mut v = vec![1i8; 2 * 512];
+        if let Some((row, block)) = zero {
+            v[row * 512 + block * 256..row * 512 + (block + 1) * 256].fill(0);
+        }
+        v
+    }
+
+    #[test]
+    fn equal_block_scales_become_one_scale() {
+        let p = collapse_groups("w", grouped(&ones_except_block(None), vec![0.5; 4])).unwrap();
+        assert_eq!(p.scales(), &Scales::PerTensor(0.5));
+    }
+
+    #[test]
+    fn the_scale_of_an_all_zero_block_is_ignored() {
+        // llama.cpp writes scale 0 for a block of zeros: still one scale for the tensor.
+        let values = ones_except_block(Some((1, 0)));
+        let p = collapse_groups("w", grouped(&values, vec![0.5, 0.5, 0.0, 0.5])).unwrap();
+        assert_eq!(p.scales(), &Scales::PerTensor(0.5));
+        assert_eq!(p.to_ternary(), values, "codes unchanged");
+        // Per-row scales with a zero block in one row.
+        let p = collapse_groups("w", grouped(&values, vec![0.5, 0.5, 0.0, 0.25])).unwrap();
+        assert_eq!(p.scales(), &Scales::PerRow(vec![0.5, 0.25]));
+        // A row of zero blocks only takes the tensor's scale.
+        let mut values = ones_except_block(None);
+        values[512..].fill(0);
+        let p = collapse_groups("w", grouped(&values, vec![0.5, 0.5, 0.0, 0.0])).unwrap();
+        assert_eq!(p.scales(), &Scales::PerTensor(0.5));
+    }
+
+    #[test]
+    fn scales_that_differ_on_non_zero_blocks_are_refused_by_name() {
+        let err = collapse_groups(
+            "blk.0.attn_q.weight",
+            grouped(&ones_except_block(None), vec![0.5, 0.25, 0.5, 0.5]),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("blk.0.attn_q.weight") && msg.contains("row 0"),
+            "{msg}"
+        );
+    }
 }
