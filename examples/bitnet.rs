@@ -121,7 +121,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut generated = prompt.clone();
     let base = tokenizer.decode(&prompt)?;
     let mut shown = base.len();
-    let mut stdout = std::io::stdout().lock();
+    // `Stdout` rather than its lock: the callback runs on a rayon thread (see `generate`).
+    let mut stdout = std::io::stdout();
     write!(stdout, "{base}")?;
     stdout.flush()?;
     let mut stream_error = None;

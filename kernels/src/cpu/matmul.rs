@@ -33,6 +33,8 @@ const ROW_GRANULE: usize = 12;
 /// The most rows one task takes: it keeps a task's output tile, which every K chunk of the
 /// panel kernels revisits, near L2 (512 rows × 64 columns × 4 B = 128 KiB per column tile).
 const MAX_TILE_ROWS: usize = 512;
+/// Products with at most this many activation rows run on the spinning pool.
+const SPIN_MAX_ROWS: usize = 4;
 /// Below this many MACs a problem runs on the calling thread.
 pub(super) const PARALLEL_MIN_MACS: usize = 1 << 18;
 
@@ -108,20 +110,29 @@ fn col_granule(m: usize, wide: bool) -> usize {
     }
 }
 
+/// Runs the tasks of an `m × n` product: on the calling thread when there is one, on the
+/// spinning pool for a few rows (the back-to-back GEMVs of decoding, [`super::spin`]), on
+/// rayon otherwise.
 fn run_tiles(m: usize, n: usize, kp: usize, wide: bool, task: impl Fn(Tile) + Sync + Send) {
     let t = tiles(m, n, kp, col_granule(m, wide));
     if t.len() <= 1 {
         t.into_iter().for_each(task);
+    } else if m <= SPIN_MAX_ROWS {
+        super::spin::run(t.len(), &|i| task(t[i]));
     } else {
         t.into_par_iter().for_each(task);
     }
 }
 
 pub(super) fn check_out(len: usize, m: usize, n: usize) -> Result<()> {
-    if len != m * n {
+    let expected = m.checked_mul(n).ok_or(KernelError::ShapeOverflow {
+        n: m as u64,
+        k: n as u64,
+    })?;
+    if len != expected {
         return Err(KernelError::Length {
             what: "output",
-            expected: m * n,
+            expected,
             actual: len,
         });
     }

@@ -4,11 +4,12 @@
 //! and [`kernels`] for the host's list.
 
 mod conv;
-pub(crate) mod dense;
+pub mod dense;
 mod dispatch;
 pub(crate) mod matmul;
 mod pool;
 pub(crate) mod scalar;
+mod spin;
 mod tiling;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;

@@ -173,6 +173,11 @@ pub fn check_prompt(model: &BitNet, prompt: &[u32], new: usize) -> Result<(), Bi
 /// soon as it is chosen (for streaming). Stops early at one of the config's EOS ids unless
 /// `ignore_eos`.
 ///
+/// The loop runs on a thread of rayon's pool, the one the CPU kernels fork onto: a decode
+/// step is ~200 small matrix-vector products, and each one forked from a thread outside the
+/// pool pays a hand-off both ways to workers that have fallen asleep between products
+/// (measured here: 81 µs instead of 30 µs for a 640 × 2560 GEMV after a 200 µs pause).
+///
 /// Errors: see [`check_prompt`] (checked before any compute).
 pub fn generate(
     model: &BitNet,
@@ -180,9 +185,26 @@ pub fn generate(
     max_new: usize,
     sampler: &mut Sampler,
     ignore_eos: bool,
-    mut on_token: impl FnMut(u32),
+    on_token: impl FnMut(u32) + Send,
 ) -> Result<Generation, BitNetError> {
     check_prompt(model, prompt, max_new)?;
+    let mut result = None;
+    rayon::scope(|_| {
+        result = Some(generate_here(
+            model, prompt, max_new, sampler, ignore_eos, on_token,
+        ))
+    });
+    result.expect("the scope ran the generation")
+}
+
+fn generate_here(
+    model: &BitNet,
+    prompt: &[u32],
+    max_new: usize,
+    sampler: &mut Sampler,
+    ignore_eos: bool,
+    mut on_token: impl FnMut(u32),
+) -> Result<Generation, BitNetError> {
     let device = model.embed_tokens.val().device();
     let mut cache = model.new_cache();
     let mut tokens = Vec::with_capacity(max_new);
