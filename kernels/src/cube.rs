@@ -647,8 +647,9 @@ pub enum Strategy {
     #[default]
     Auto,
     /// CubeCL's autotuner: on the first product of a shape (`m` rounded up to a power of two,
-    /// exact `n` and `k`, the output type and scale layout) every [`Variant`] is timed on the
-    /// device and the fastest is used from then on, per device (see [`tuned_variant`]).
+    /// exact `n` and `k`, the output type and scale layout) every [`Variant`] whose grid fits
+    /// the device (the GEMV ones for `m ≤ 64` only) is timed on the device and the fastest is
+    /// used from then on, per device (see [`tuned_w2a8`]).
     Autotune,
     /// Always this variant.
     Fixed(Variant),
@@ -756,6 +757,37 @@ fn rows_grid(client: &Client, rows: usize) -> CubeCount {
     let max_x = client.properties().hardware.max_cube_count.0 as usize;
     let x = rows.min(max_x);
     cube_count(client, x, rows.div_ceil(x))
+}
+
+/// Why `variant`'s grid for an `m × n` product does not fit the device, if it does not.
+fn grid_fits(client: &Client, variant: Variant, m: usize, n: usize) -> Result<(), String> {
+    let (x, y) = match (variant.gemv_rows(), variant.gemm_side()) {
+        (Some(rows), _) => (n.div_ceil(LANE_ROWS * rows), m),
+        (None, Some(side)) => (n.div_ceil(4 * side), m.div_ceil(4 * side)),
+        (None, None) => unreachable!("every variant is a GEMV or a GEMM"),
+    };
+    let max = client.properties().hardware.max_cube_count;
+    if x as u64 <= u64::from(max.0) && y as u64 <= u64::from(max.1) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{variant}: a grid of {x} × {y} cubes exceeds the device limit {max:?}"
+        ))
+    }
+}
+
+/// Autotune offers the GEMV variants up to this many activation rows only (above it they
+/// are never faster than a tile, and their grid has one row of cubes per activation row).
+const GEMV_TUNE_MAX_M: usize = 64;
+
+/// Whether autotune should time `variant` for `m` rows on this device; the reason if not.
+fn tunable(client: &Client, variant: Variant, m: usize, n: usize) -> Result<(), String> {
+    if variant.gemv_rows().is_some() && m > GEMV_TUNE_MAX_M {
+        return Err(format!(
+            "{variant}: GEMV variants are tuned for m ≤ {GEMV_TUNE_MAX_M} only"
+        ));
+    }
+    grid_fits(client, variant, m, n)
 }
 
 fn cube_count(client: &Client, x: usize, y: usize) -> CubeCount {
@@ -1094,6 +1126,7 @@ fn w2a8_tunables<O: Float + CubeElement>() -> W2a8Set {
     let mut set = TunableSet::new_cloning_inputs(key);
     for variant in Variant::ALL {
         set = set.with(Tunable::identified(variant, move |i: W2a8Inputs| {
+            tunable(&i.client, variant, i.x.m, i.w.n)?;
             launch_w2a8::<O>(&i.client, &i.x, &i.w, &i.out, variant, i.raw);
             Ok::<(), String>(())
         }));
@@ -1106,6 +1139,7 @@ fn float_tunables<F: Float + CubeElement>() -> FloatSet {
     let mut set = TunableSet::new_cloning_inputs(key);
     for variant in Variant::ALL {
         set = set.with(Tunable::identified(variant, move |i: FloatInputs| {
+            tunable(&i.client, variant, i.m, i.w.n)?;
             launch_float::<F>(&i.client, &i.x, i.m, &i.w, &i.out, variant);
             Ok::<(), String>(())
         }));

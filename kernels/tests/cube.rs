@@ -488,3 +488,26 @@ fn autotune_settles_on_a_variant_per_shape_and_keeps_exact_results() {
         None
     );
 }
+
+#[test]
+fn autotune_skips_variants_whose_grid_the_device_cannot_hold() {
+    // More activation rows than one grid dimension holds (65 535 on most devices): the GEMV
+    // variants (one row of cubes per activation row) cannot launch, the tiles can.
+    let client = client();
+    let max_y = client.properties().hardware.max_cube_count.1 as usize;
+    let (m, n, k) = (max_y + 5, 3, 8);
+    let mut rng = XorShift::new(9);
+    let (w, dw) = matrix(&client, &mut rng, n, k, true);
+    let x = rng.f32s(m * k);
+    let q = QuantizedActivations::quantize(&x, m, k).unwrap();
+    let mut expected = vec![0i32; m * n];
+    scalar().matmul_w2a8_i32(&q, &w, &mut expected).unwrap();
+    let dq = upload_quantized(&client, &q);
+    let out = gpu::matmul_w2a8::<f32>(&client, &dq, &dw, Strategy::Autotune, true);
+    assert_eq!(read_i32(&client, out, m * n), expected);
+    let picked = gpu::tuned_w2a8::<f32>(&client, m, n, k, true, true);
+    assert!(
+        matches!(picked, Some(Variant::Gemm32 | Variant::Gemm64)),
+        "{picked:?}"
+    );
+}

@@ -62,10 +62,15 @@ fn check_all_isas(m: usize, n: usize, k: usize, kind: HalfKind, special: bool, s
     let w = weights(&mut rng, n * k, kind, special);
     let x = activations(&mut rng, m * k, special);
     let wm = HalfMatrixRef::new(&w, n, k, kind).unwrap();
+    // Different sentinels: an output no task wrote shows up as a mismatch, and (finite
+    // inputs) as a NaN left in the reference.
     let mut want = vec![f32::NAN; m * n];
     scalar().matmul_half(&x, m, wm, &mut want).unwrap();
+    if !special {
+        assert!(want.iter().all(|v| !v.is_nan()), "every output written");
+    }
     for kernel in cpu::kernels() {
-        let mut got = vec![f32::NAN; m * n];
+        let mut got = vec![-12345.0f32; m * n];
         kernel.matmul_half(&x, m, wm, &mut got).unwrap();
         assert_eq!(
             canonical(&got),
@@ -154,6 +159,10 @@ fn conversions_round_trip_over_the_whole_16_bit_domain() {
     assert_eq!(HalfKind::F16.to_f32(0x0001), 2f32.powi(-24));
 }
 
+fn no_cols_ref() -> HalfMatrixRef<'static> {
+    HalfMatrixRef::new(&[], 4, 0, HalfKind::F16).unwrap()
+}
+
 #[test]
 fn wrong_lengths_are_typed_errors() {
     let w = vec![0u16; 12];
@@ -191,6 +200,11 @@ fn wrong_lengths_are_typed_errors() {
     cpu::matmul_half(&[], 0, wm, &mut []).unwrap();
     let empty = HalfMatrixRef::new(&[], 0, 3, HalfKind::F16).unwrap();
     cpu::matmul_half(&[0.0; 6], 2, empty, &mut []).unwrap();
+    // m · n overflowing with k = 0 (no activations to check it by): a typed error, no write.
+    assert!(matches!(
+        cpu::matmul_half(&[], 1 << 63, no_cols_ref(), &mut []),
+        Err(KernelError::ShapeOverflow { .. })
+    ));
     // k = 0: every output is an empty sum, +0.0.
     let no_cols = HalfMatrixRef::new(&[], 4, 0, HalfKind::F16).unwrap();
     let mut out = vec![f32::NAN; 8];

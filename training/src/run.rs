@@ -78,7 +78,7 @@ pub struct Args {
     /// own share of the training set, every step one batch per device, the gradients summed
     /// on the first device, which takes the optimizer step and runs validation. A device may
     /// be named twice (two workers on one device).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', conflicts_with = "device")]
     pub devices: Vec<String>,
     /// Use only the first N training images.
     #[arg(long)]
@@ -458,7 +458,7 @@ pub fn parse_device(name: &str) -> Result<Device, String> {
             })?),
         };
     match api {
-        "flex" | "cpu" if which.is_none() => Ok(Device::flex()),
+        "flex" | "cpu" => Ok(Device::flex()),
         "wgpu" => Ok(Device::wgpu(kind)),
         #[cfg(feature = "vulkan")]
         "vulkan" => Ok(Device::vulkan(kind)),

@@ -25,6 +25,20 @@ fn args(dir: &Path, extra: &[&str]) -> Args {
     common::args("mnist", dir, BASE, extra)
 }
 
+/// Batches logged in `epoch` (burn-train writes one `value,1` line per batch and a `final`
+/// line) and the number of distinct learning-rate values among them (one per optimizer step,
+/// the cosine schedule never repeating a value).
+fn lr_log(dir: &Path, epoch: usize) -> (usize, usize) {
+    let log = dir.join(format!("train/epoch-{epoch}/Learning_Rate.log"));
+    let values: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap_or_else(|e| panic!("{}: {e}", log.display()))
+        .lines()
+        .filter_map(|l| l.strip_suffix(",1").map(str::to_string))
+        .collect();
+    let steps = 1 + values.windows(2).filter(|w| w[0] != w[1]).count();
+    (values.len(), steps)
+}
+
 #[test]
 fn two_workers_train_to_the_accuracy_band_of_one() {
     let one_dir = scratch("mnist-one-device");
@@ -33,8 +47,14 @@ fn two_workers_train_to_the_accuracy_band_of_one() {
     let two = run(args(&two_dir, &["--devices", "flex,flex"])).unwrap();
     assert_eq!(two.devices, ["flex", "flex"]);
     assert_eq!(one.devices, ["flex"]);
-    // Each step takes one batch per device: half the steps per epoch, the same images.
+    // Each step takes one batch per device: the same images, half the optimizer steps. The
+    // learning-rate log has one line per batch (1 024 / 32 = 32 per epoch either way); the
+    // rate changes at every optimizer step: 32 values on one device, 16 on two.
     assert_eq!(two.train_images, one.train_images);
+    let (batches_one, steps_one) = lr_log(&one_dir, 1);
+    let (batches_two, steps_two) = lr_log(&two_dir, 1);
+    assert_eq!((batches_one, steps_one), (32, 32));
+    assert_eq!((batches_two, steps_two), (32, 16));
     assert!(
         one.test_accuracy > 0.5 && two.test_accuracy > 0.5,
         "one device {}, two {}",

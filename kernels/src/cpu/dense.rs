@@ -24,8 +24,8 @@ use crate::error::{KernelError, Result};
 
 /// Lanes of the accumulation order (see the module docs).
 pub(crate) const LANES: usize = 16;
-/// Weight rows whose block a task streams against all of its activation rows while the block
-/// sits in L2 (`64 × k × 2` bytes: 320 KiB at k = 2560).
+/// Weight rows whose block a task streams against all of its activation rows (`64 × k × 2`
+/// bytes: 320 KiB at k = 2560).
 const ROW_BLOCK: usize = 64;
 /// Tasks per thread.
 const TASKS_PER_THREAD: usize = 4;
@@ -196,11 +196,13 @@ impl Kernel {
 
     /// `out[i, j] = Σ_c w[j, c] · x[i, c]` for f32 activations `x` (`m × k`, row-major) and a
     /// dense 16-bit matrix `w` (`[n, k]`), into `out` (`m × n`, row-major), summed in the
-    /// order of the [module docs](self): the same bits on every ISA. Threads over blocks of
+    /// order the [`dense`](crate::cpu::dense) module defines (16 FMA lanes over zero-padded
+    /// columns, then a fixed tree): the same bits on every ISA. Threads over blocks of 64
     /// weight rows; each block is streamed once against all `m` activation rows.
     ///
     /// # Errors
-    /// [`KernelError::Length`] when `x` is not `m · k` values or `out` not `m · n`.
+    /// [`KernelError::Length`] when `x` is not `m · k` values or `out` not `m · n`;
+    /// [`KernelError::ShapeOverflow`] when `m · k` or `m · n` overflows.
     pub fn matmul_half(
         &self,
         x: &[f32],

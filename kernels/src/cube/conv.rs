@@ -264,6 +264,26 @@ fn conv_grid(
     CubeCount::Static(x as u32, y as u32, z as u32)
 }
 
+/// Why `variant`'s grid for `p` does not fit the device, if it does not (autotune skips it).
+fn conv_grid_fits(
+    client: &Client,
+    p: &crate::Conv2dParams,
+    variant: ConvVariant,
+) -> Result<(), String> {
+    let (oh, ow) = p.out_hw().map_err(|e| e.to_string())?;
+    let max = client.properties().hardware.max_cube_count;
+    let (pu, cu) = variant.dims();
+    let (x, y, z) = ((oh * ow).div_ceil(pu), p.out_channels.div_ceil(cu), p.batch);
+    if x as u64 <= u64::from(max.0) && y as u64 <= u64::from(max.1) && z as u64 <= u64::from(max.2)
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{variant}: a grid of {x} × {y} × {z} cubes exceeds the device limit {max:?}"
+        ))
+    }
+}
+
 /// Checks a conv's parameters against its weights; returns `(OH, OW)`.
 fn conv_check(p: &crate::Conv2dParams, w: &DeviceMatrix) -> (usize, usize) {
     assert!(
@@ -580,6 +600,7 @@ fn conv_w2a8_tunables<O: Float + CubeElement>()
     let mut set = TunableSet::new_cloning_inputs(key);
     for variant in ConvVariant::ALL {
         set = set.with(Tunable::identified(variant, move |i: ConvW2a8Inputs| {
+            conv_grid_fits(&i.client, &i.p, variant)?;
             launch_conv_w2a8::<O>(&i.client, &i.x, &i.p, &i.w, &i.out, variant, i.raw);
             Ok::<(), String>(())
         }));
@@ -601,6 +622,7 @@ fn conv_float_tunables<F: Float + CubeElement>()
     let mut set = TunableSet::new_cloning_inputs(key);
     for variant in ConvVariant::ALL {
         set = set.with(Tunable::identified(variant, move |i: ConvFloatInputs| {
+            conv_grid_fits(&i.client, &i.p, variant)?;
             launch_conv_float::<F>(&i.client, &i.x, &i.p, &i.w, &i.out, variant);
             Ok::<(), String>(())
         }));

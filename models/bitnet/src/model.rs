@@ -543,15 +543,17 @@ impl BitNet {
     /// The LM head (the untied head, or the tied embeddings) rounded to `kind` and kept on the
     /// host, for inference: [`BitNet::logits`] then reads 2 bytes per weight instead of 4
     /// (the head is most of what a decode step of a small-hidden, large-vocabulary model
-    /// reads: 0.66 of 1.8 GB at BitNet-b1.58-2B-4T's shapes in bf16).
+    /// reads: 1.31 of 1.84 GB at BitNet-b1.58-2B-4T's shapes in f32, 0.66 of 1.18 GB in bf16).
     ///
     /// Each weight is rounded to nearest-even in `kind` — exact for weights that came from a
     /// checkpoint in that type (BitNet-b1.58-2B-4T ships its embeddings in bf16), a change of
     /// at most half a unit in the 8th (bf16) or 11th (f16) significant bit otherwise. The
     /// logits then come from [`ternary_kernels::cpu::matmul_half`] on the host CPU, whatever
-    /// the model's device, with no gradient: for generation, not for training. The f32 tensor
-    /// stays in the model (the embedding lookup and checkpoints use it). `None` restores the
-    /// f32 head.
+    /// the model's device, with no gradient: for generation, not for training (when the hidden
+    /// states track gradients, [`BitNet::logits`] uses the f32 head, so training is unaffected). The 16-bit copy
+    /// is a snapshot of the head as it is now: after changing the weights (loading a record,
+    /// an optimizer step), call this again. The f32 tensor stays in the model (the embedding
+    /// lookup and checkpoints use it). `None` restores the f32 head.
     pub fn with_half_lm_head(mut self, kind: Option<HalfKind>) -> Self {
         self.half_head = kind.map(|kind| {
             let w = self.head_weight();
@@ -638,12 +640,16 @@ impl BitNet {
     /// The LM head: `[b, t, hidden]` → `[b, t, vocab]`.
     ///
     /// With a 16-bit head ([`BitNet::with_half_lm_head`]) the product runs on the host CPU
-    /// and carries no gradient.
+    /// (no gradient), except when `h` tracks gradients (an autodiff device), where the f32
+    /// head keeps the graph.
     ///
     /// # Panics
     /// When `h`'s last dimension is not the model's hidden size.
     pub fn logits(&self, h: Tensor<3>) -> Tensor<3> {
-        if let Some(head) = &self.half_head {
+        if let Some(head) = &self.half_head
+            && !h.is_require_grad()
+            && !h.device().is_autodiff()
+        {
             return head.logits(h);
         }
         let w = self.head_weight();

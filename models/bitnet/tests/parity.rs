@@ -545,6 +545,14 @@ fn a_bf16_lm_head_gives_the_same_logits_for_a_bf16_checkpoint() {
     let f16 = f32_head.clone().with_half_lm_head(Some(HalfKind::F16));
     let d = max_diff(&run(&f16, &prompt, None), &want);
     assert!(d <= 1e-3 * scale, "f16 head vs f32 head: {d}");
+    // In training (autodiff, parameters tracked) the f32 head runs: the 16-bit one would cut
+    // the graph.
+    use burn::module::Module;
+    let ad = device.clone().autodiff();
+    assert_eq!(
+        run(&half.clone().fork(&ad).train(), &prompt, None),
+        run(&f32_head.clone().fork(&ad).train(), &prompt, None)
+    );
     // `None` restores the f32 head bit for bit.
     let back = half.with_half_lm_head(None);
     assert!(back.half_head.is_none());
