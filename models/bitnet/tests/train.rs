@@ -135,22 +135,29 @@ fn config_json_round_trips() {
     assert_eq!(BitNetConfig::from_json(&big.to_json()).unwrap(), big);
 }
 
+/// The tokens of a repeated sentence, a seeded Flex device, a tiny 1-layer model on it and
+/// options for 2 epochs of batch 4 into `dir`.
+fn tiny_run(dir: &std::path::Path) -> (Vec<u32>, Device, BitNet, TrainOptions) {
+    let text = "the ternary cat sat on the packed mat. ".repeat(60);
+    let tokens: Vec<u32> = text.bytes().map(u32::from).collect();
+    let device = Device::flex();
+    device.seed(7);
+    let model = BitNet::init(&tiny_config(64, 128, 1), &device);
+    let mut options = TrainOptions::new(dir);
+    options.epochs = 2;
+    options.batch_size = 4;
+    options.lr = 5e-3;
+    options.warmup_steps = 4;
+    (tokens, device, model, options)
+}
+
 /// One run of a tiny model on a repeated sentence; the loss must fall well below the
 /// uniform-guess loss ln(257) ≈ 5.55 and below where it started, then a resumed run continues
 /// after the first run's checkpoint.
 #[test]
 fn qat_training_learns_and_resumes_after_a_checkpoint() {
     let dir = scratch("learn");
-    let text = "the ternary cat sat on the packed mat. ".repeat(60);
-    let tokens: Vec<u32> = text.bytes().map(u32::from).collect();
-    let device = Device::flex();
-    device.seed(7);
-    let model = BitNet::init(&tiny_config(64, 128, 1), &device);
-    let mut options = TrainOptions::new(&dir);
-    options.epochs = 2;
-    options.batch_size = 4;
-    options.lr = 5e-3;
-    options.warmup_steps = 4;
+    let (tokens, device, model, mut options) = tiny_run(&dir);
     let windows = || TokenWindows::split(tokens.clone(), 16, 0.1).unwrap();
 
     options.epochs = 1;
@@ -331,16 +338,7 @@ fn llama_cpp_layout_export_loads_as_the_same_model() {
 #[test]
 fn qat_training_runs_data_parallel_on_two_workers() {
     let dir = scratch("two-workers");
-    let text = "the ternary cat sat on the packed mat. ".repeat(60);
-    let tokens: Vec<u32> = text.bytes().map(u32::from).collect();
-    let device = Device::flex();
-    device.seed(7);
-    let model = BitNet::init(&tiny_config(64, 128, 1), &device);
-    let mut options = TrainOptions::new(&dir);
-    options.epochs = 2;
-    options.batch_size = 4;
-    options.lr = 5e-3;
-    options.warmup_steps = 4;
+    let (tokens, device, model, mut options) = tiny_run(&dir);
     options.extra_devices = vec![Device::flex()];
     let (train_set, valid_set) = TokenWindows::split(tokens, 16, 0.1).unwrap();
     let windows = train_set.len();
