@@ -89,7 +89,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         "f16" => Some(HalfKind::F16),
         _ => None,
     };
-    let model = load(&args.model, LoadOptions { activation }, &device)?.with_half_lm_head(head);
+    let model = load(&args.model, LoadOptions { activation }, &device)?
+        .fuse_projections()
+        .with_half_lm_head(head);
     let tokenizer_path = args
         .tokenizer
         .clone()

@@ -53,7 +53,10 @@ fn main() {
 
     let rss0 = rss_mib();
     let clock = Instant::now();
-    let packed = BitNet::init_packed_random(&config, 1, ActivationQuant::Int8PerToken, &device);
+    // q/k/v and gate/up fused into one product each (`BitNet::fuse_projections`), as the
+    // `bitnet` example runs; the dense baseline below is built from the separate projections.
+    let packed = BitNet::init_packed_random(&config, 1, ActivationQuant::Int8PerToken, &device)
+        .fuse_projections();
     let rss_packed = rss_mib() - rss0;
     println!(
         "packed model built in {:.1} s, resident +{rss_packed:.0} MiB",

@@ -157,6 +157,7 @@ pub fn from_tensors(
                 heads: config.num_attention_heads,
                 kv_heads: config.num_key_value_heads,
                 head_dim: config.head_dim,
+                fused_qkv: None,
             },
             post_attention_layernorm: src
                 .norm(format!("{p}.post_attention_layernorm.weight"), d)?,
@@ -168,6 +169,7 @@ pub fn from_tensors(
                     format!("{p}.mlp.ffn_sub_norm.weight"),
                     config.intermediate_size,
                 )?,
+                fused_gate_up: None,
             },
         });
     }

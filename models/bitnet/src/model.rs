@@ -206,6 +206,10 @@ pub struct Attention {
     /// Width of a head.
     #[module(skip)]
     pub head_dim: usize,
+    /// q, k and v as one packed layer ([`BitNet::fuse_projections`]): one product instead of
+    /// three, the same outputs bit for bit. Not saved.
+    #[module(skip)]
+    pub fused_qkv: Option<TernaryLinear>,
 }
 
 impl Attention {
@@ -222,9 +226,24 @@ impl Attention {
         let [b, t, _] = x.dims();
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
         let split = |y: Tensor<3>, heads: usize| y.reshape([b, t, heads, hd]).swap_dims(1, 2);
-        let q = rope.apply(split(self.q_proj.forward(x.clone()), h), start);
-        let k = rope.apply(split(self.k_proj.forward(x.clone()), kvh), start);
-        let v = split(self.v_proj.forward(x), kvh);
+        let (q, k, v) = match &self.fused_qkv {
+            Some(qkv) => {
+                let y = qkv.forward(x);
+                (
+                    y.clone().narrow(2, 0, h * hd),
+                    y.clone().narrow(2, h * hd, kvh * hd),
+                    y.narrow(2, (h + kvh) * hd, kvh * hd),
+                )
+            }
+            None => (
+                self.q_proj.forward(x.clone()),
+                self.k_proj.forward(x.clone()),
+                self.v_proj.forward(x),
+            ),
+        };
+        let q = rope.apply(split(q, h), start);
+        let k = rope.apply(split(k, kvh), start);
+        let v = split(v, kvh);
         let (k, v) = match cache {
             Some(cache) => cache.append(k, v),
             None => (k, v),
@@ -267,13 +286,24 @@ pub struct Mlp {
     pub down_proj: Projection,
     /// RMSNorm before `down_proj`.
     pub ffn_sub_norm: RmsNorm,
+    /// gate and up as one packed layer ([`BitNet::fuse_projections`]). Not saved.
+    #[module(skip)]
+    pub fused_gate_up: Option<TernaryLinear>,
 }
 
 impl Mlp {
     /// `[b, t, hidden]` → `[b, t, hidden]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = relu(self.gate_proj.forward(x.clone())).square();
-        let h = gate * self.up_proj.forward(x);
+        let (gate, up) = match &self.fused_gate_up {
+            Some(gu) => {
+                let y = gu.forward(x);
+                let i = y.dims()[2] / 2;
+                (y.clone().narrow(2, 0, i), y.narrow(2, i, i))
+            }
+            None => (self.gate_proj.forward(x.clone()), self.up_proj.forward(x)),
+        };
+        let gate = relu(gate).square();
+        let h = gate * up;
         self.down_proj.forward(self.ffn_sub_norm.forward(h))
     }
 }
@@ -364,6 +394,46 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// `parts` (packed ternary projections of one input width and activation mode) as one packed
+/// layer whose rows are theirs in order, each with its projection's scale; `None` otherwise.
+fn fuse(parts: &[&Projection]) -> Option<TernaryLinear> {
+    let layers: Vec<&TernaryLinear> = parts.iter().map(|p| p.ternary()).collect::<Option<_>>()?;
+    let first = layers.first()?;
+    if layers.iter().any(|l| {
+        !l.is_packed()
+            || l.bias.is_some()
+            || l.activation != first.activation
+            || l.d_input != first.d_input
+    }) {
+        return None;
+    }
+    let (mut data, mut scales, mut n) = (Vec::new(), Vec::new(), 0);
+    for l in &layers {
+        let p = l.to_packed().ok()??;
+        let r = ternary_kernels::PackedI2Ref::from(&p);
+        if p.scales().group_size().is_some() {
+            return None;
+        }
+        scales.extend((0..p.n()).map(|j| r.scale(j)));
+        data.extend_from_slice(p.data());
+        n += p.n();
+    }
+    let packed = ternary_kernels::PackedI2::from_packed_rows(
+        n,
+        first.d_input,
+        ternary_kernels::Scales::PerRow(scales),
+        data,
+    )
+    .ok()?;
+    let device = first.packed.val().device();
+    Some(TernaryLinear::from_packed(
+        &packed,
+        None,
+        first.activation,
+        &device,
+    ))
 }
 
 /// An LM head `[vocab, hidden]` of 16-bit floats on the host ([`BitNet::with_half_lm_head`]).
@@ -496,6 +566,7 @@ impl BitNet {
                     heads: config.num_attention_heads,
                     kv_heads: config.num_key_value_heads,
                     head_dim: config.head_dim,
+                    fused_qkv: None,
                 },
                 post_attention_layernorm: RmsNorm::new(d, eps, device),
                 mlp: Mlp {
@@ -503,6 +574,7 @@ impl BitNet {
                     up_proj: projection(d, config.intermediate_size),
                     down_proj: projection(config.intermediate_size, d),
                     ffn_sub_norm: RmsNorm::new(config.intermediate_size, eps, device),
+                    fused_gate_up: None,
                 },
             })
             .collect();
@@ -664,6 +736,26 @@ impl BitNet {
             .reshape([b, t, vocab])
     }
 
+    /// Runs q/k/v as one packed product and gate/up as another, for inference: the rows of
+    /// the packed matrices stacked, each keeping its tensor's scale as a per-row scale. The
+    /// inputs of the fused products are the same activations, quantized once instead of three
+    /// (two) times, so every output is bit-identical to the separate products; a decode step
+    /// makes 4 products per layer instead of 7. The separate projections stay in the model
+    /// (checkpoints and export use them), so the fused copies add their size to the resident
+    /// memory (q, k, v, gate and up: 0.39 GB at BitNet-b1.58-2B-4T's shapes); they are not
+    /// saved and are a snapshot: after changing weights, call this again (changing the
+    /// projections through this type's own methods drops them). Layers whose projections are not all packed
+    /// ternary with one activation mode are left as they are.
+    pub fn fuse_projections(mut self) -> Self {
+        for layer in &mut self.layers {
+            let a = &mut layer.self_attn;
+            a.fused_qkv = fuse(&[&a.q_proj, &a.k_proj, &a.v_proj]);
+            let m = &mut layer.mlp;
+            m.fused_gate_up = fuse(&[&m.gate_proj, &m.up_proj]);
+        }
+        self
+    }
+
     /// Converts every projection to the packed state (2-bit words, the W2A8 kernels) with
     /// exactly the ternary values and scales the training forward uses.
     pub fn freeze(self) -> Result<Self, burn_ternary::TernaryError> {
@@ -723,6 +815,9 @@ impl BitNet {
             ] {
                 *p = f(std::mem::replace(p, placeholder()));
             }
+            // Fused copies of the old projections would no longer match.
+            a.fused_qkv = None;
+            m.fused_gate_up = None;
         }
         self
     }

@@ -558,3 +558,63 @@ fn a_bf16_lm_head_gives_the_same_logits_for_a_bf16_checkpoint() {
     assert!(back.half_head.is_none());
     assert_eq!(run(&back, &prompt, None), want);
 }
+
+#[test]
+fn fused_projections_give_the_same_logits_bit_for_bit() {
+    let device = Device::flex();
+    let r = reference();
+    let prompt = ids(&r, "prompt_ids");
+    for (ckpt, activation) in [
+        ("bitlinear", ActivationQuant::Int8PerToken),
+        ("autobitlinear", ActivationQuant::None),
+    ] {
+        let model = load(
+            &fixtures().join("hf_bitnet").join(ckpt),
+            LoadOptions { activation },
+            &device,
+        )
+        .unwrap();
+        let fused = model.clone().fuse_projections();
+        assert!(
+            fused
+                .layers
+                .iter()
+                .all(|l| l.self_attn.fused_qkv.is_some() && l.mlp.fused_gate_up.is_some()),
+            "{ckpt}: every layer fused"
+        );
+        // Prefill and cached decode steps: the same bits.
+        let (mut c1, mut c2) = (model.new_cache(), fused.new_cache());
+        assert_eq!(
+            run(&model, &prompt, Some(&mut c1)),
+            run(&fused, &prompt, Some(&mut c2)),
+            "{ckpt} prefill"
+        );
+        for token in ids(&r, &format!("{ckpt}/decode_ids")).into_iter().take(4) {
+            assert_eq!(
+                run(&model, &[token], Some(&mut c1)),
+                run(&fused, &[token], Some(&mut c2)),
+                "{ckpt} decode"
+            );
+        }
+        // The fused layers are what runs: another layer's gate/up in layer 0 changes the logits.
+        let mut swapped = fused.clone();
+        swapped.layers[0].mlp.fused_gate_up = swapped.layers[1].mlp.fused_gate_up.clone();
+        assert_ne!(
+            run(&swapped, &prompt, None),
+            run(&fused, &prompt, None),
+            "{ckpt}"
+        );
+    }
+    // A model in the training state (latent weights) is left unfused.
+    let training = BitNet::init(
+        &BitNetConfig::from_file(&fixtures().join("hf_bitnet/bitlinear/config.json")).unwrap(),
+        &device,
+    )
+    .fuse_projections();
+    assert!(
+        training
+            .layers
+            .iter()
+            .all(|l| l.self_attn.fused_qkv.is_none())
+    );
+}
