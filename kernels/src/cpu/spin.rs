@@ -53,7 +53,8 @@ impl Job {
 }
 
 struct Pool {
-    helpers: usize,
+    /// Helper threads actually running.
+    helpers: AtomicUsize,
     /// Serialises callers: one job at a time.
     busy: Mutex<()>,
     /// Bumped once per published job.
@@ -73,9 +74,9 @@ thread_local! {
 fn pool() -> &'static Pool {
     static POOL: OnceLock<&'static Pool> = OnceLock::new();
     POOL.get_or_init(|| {
-        let helpers = rayon::current_num_threads().saturating_sub(1);
+        let wanted = rayon::current_num_threads().saturating_sub(1);
         let pool: &'static Pool = Box::leak(Box::new(Pool {
-            helpers,
+            helpers: AtomicUsize::new(0),
             busy: Mutex::new(()),
             epoch: AtomicU64::new(0),
             job: AtomicPtr::new(std::ptr::null_mut()),
@@ -83,15 +84,18 @@ fn pool() -> &'static Pool {
             parked: Mutex::new(0),
             wake: Condvar::new(),
         }));
-        for i in 0..helpers {
-            let spawned = std::thread::Builder::new()
+        let mut spawned = 0;
+        for i in 0..wanted {
+            let ok = std::thread::Builder::new()
                 .name(format!("ternary-spin-{i}"))
-                .spawn(move || helper(pool));
-            if spawned.is_err() {
-                // No helper: `run` still works (the caller runs every task).
+                .spawn(move || helper(pool))
+                .is_ok();
+            if !ok {
                 break;
             }
+            spawned += 1;
         }
+        pool.helpers.store(spawned, SeqCst);
         pool
     })
 }
@@ -140,7 +144,7 @@ pub(crate) fn run(tasks: usize, f: &(dyn Fn(usize) + Sync)) {
     }
     let pool = pool();
     let guard = match pool.busy.try_lock() {
-        Ok(g) if pool.helpers > 0 && !IS_HELPER.with(|h| h.get()) => g,
+        Ok(g) if pool.helpers.load(SeqCst) > 0 && !IS_HELPER.with(|h| h.get()) => g,
         _ => {
             use rayon::prelude::*;
             (0..tasks).into_par_iter().for_each(f);
@@ -181,7 +185,7 @@ pub(crate) fn run(tasks: usize, f: &(dyn Fn(usize) + Sync)) {
 /// Helper threads of the pool (rayon's thread count minus the caller).
 #[cfg(test)]
 pub(crate) fn helpers() -> usize {
-    pool().helpers
+    pool().helpers.load(SeqCst)
 }
 
 #[cfg(test)]

@@ -226,7 +226,7 @@ impl Attention {
         let [b, t, _] = x.dims();
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
         let split = |y: Tensor<3>, heads: usize| y.reshape([b, t, heads, hd]).swap_dims(1, 2);
-        let (q, k, v) = match &self.fused_qkv {
+        let (q, k, v) = match self.fused_qkv.as_ref().filter(|f| usable(f, &x)) {
             Some(qkv) => {
                 let y = qkv.forward(x);
                 (
@@ -294,7 +294,7 @@ pub struct Mlp {
 impl Mlp {
     /// `[b, t, hidden]` → `[b, t, hidden]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let (gate, up) = match &self.fused_gate_up {
+        let (gate, up) = match self.fused_gate_up.as_ref().filter(|f| usable(f, &x)) {
             Some(gu) => {
                 let y = gu.forward(x);
                 let i = y.dims()[2] / 2;
@@ -396,10 +396,20 @@ impl KvCache {
     }
 }
 
+/// Whether a fused layer may replace its parts for `x`: not in training (the fused copy is not
+/// a parameter, so no gradient would reach the parts) and only on the device it was built on
+/// (a module moved with `to_device`/`fork` keeps its skipped fields where they were).
+fn usable(fused: &TernaryLinear, x: &Tensor<3>) -> bool {
+    !x.is_require_grad() && !x.device().is_autodiff() && fused.packed.val().device() == x.device()
+}
+
 /// `parts` (packed ternary projections of one input width and activation mode) as one packed
 /// layer whose rows are theirs in order, each with its projection's scale; `None` otherwise.
-fn fuse(parts: &[&Projection]) -> Option<TernaryLinear> {
-    let layers: Vec<&TernaryLinear> = parts.iter().map(|p| p.ternary()).collect::<Option<_>>()?;
+fn fuse(parts: &[(&Projection, usize)]) -> Option<TernaryLinear> {
+    let layers: Vec<&TernaryLinear> = parts
+        .iter()
+        .map(|(p, width)| p.ternary().filter(|l| l.d_output() == *width))
+        .collect::<Option<_>>()?;
     let first = layers.first()?;
     if layers.iter().any(|l| {
         !l.is_packed()
@@ -742,16 +752,22 @@ impl BitNet {
     /// (two) times, so every output is bit-identical to the separate products; a decode step
     /// makes 4 products per layer instead of 7. The separate projections stay in the model
     /// (checkpoints and export use them), so the fused copies add their size to the resident
-    /// memory (q, k, v, gate and up: 0.39 GB at BitNet-b1.58-2B-4T's shapes); they are not
-    /// saved and are a snapshot: after changing weights, call this again (changing the
-    /// projections through this type's own methods drops them). Layers whose projections are not all packed
+    /// memory (q, k, v, gate and up: 0.34 GB at BitNet-b1.58-2B-4T's shapes). They are not
+    /// saved and are a snapshot: after loading other weights into the model, call this again
+    /// (this type's own projection-changing methods drop them). They are used only outside
+    /// training and on the device they were built on. Bit-identical on the CPU kernels, and
+    /// for int8 activations everywhere; with f32 activations on a GPU the product's kernel
+    /// variant (and so its f32 summation order) may differ from the separate products'. Layers whose projections are not all packed
     /// ternary with one activation mode are left as they are.
     pub fn fuse_projections(mut self) -> Self {
+        let (q, kv) = (self.config.q_dim(), self.config.kv_dim());
+        let i = self.config.intermediate_size;
         for layer in &mut self.layers {
             let a = &mut layer.self_attn;
-            a.fused_qkv = fuse(&[&a.q_proj, &a.k_proj, &a.v_proj]);
+            // The forward narrows the fused output at these widths.
+            a.fused_qkv = fuse(&[(&a.q_proj, q), (&a.k_proj, kv), (&a.v_proj, kv)]);
             let m = &mut layer.mlp;
-            m.fused_gate_up = fuse(&[&m.gate_proj, &m.up_proj]);
+            m.fused_gate_up = fuse(&[(&m.gate_proj, i), (&m.up_proj, i)]);
         }
         self
     }
