@@ -29,7 +29,8 @@ use burn_ternary::nn::{
 };
 use burn_ternary::quant::{ActivationQuant, Granularity, TernaryQuantizer};
 
-use crate::data::{self, DataError, Mnist, MnistBatcher, MnistItem, Split};
+use crate::data::{DataError, Mnist, MnistBatcher, MnistItem, Split};
+use crate::mnist::MnistTask;
 use crate::model::{Classifier, Precision, classifier_steps};
 use crate::run::{self, Args, Defaults, Optimizer, Summary, Task};
 
@@ -280,20 +281,21 @@ impl Task for MnistTritTask {
         }
     }
 
+    // The data side is the MNIST task's.
     fn present(dir: &Path) -> bool {
-        data::mnist_present(dir)
+        MnistTask::present(dir)
     }
 
     fn download(dir: &Path) -> Result<(), DataError> {
-        data::download_mnist(dir)
+        MnistTask::download(dir)
     }
 
     fn load(dir: &Path, split: Split, limit: Option<usize>) -> Result<Mnist, DataError> {
-        Ok(Mnist::load(dir, split)?.limit(limit))
+        MnistTask::load(dir, split, limit)
     }
 
-    fn batcher(_split: Split, _seed: u64) -> MnistBatcher {
-        MnistBatcher
+    fn batcher(split: Split, seed: u64) -> MnistBatcher {
+        MnistTask::batcher(split, seed)
     }
 
     fn model(_precision: Precision, args: &Args, device: &Device) -> TritMlp {

@@ -16,10 +16,8 @@
 //! Non-finite activations or weights propagate as in any dot product (NaN payloads are
 //! unspecified).
 
-use rayon::prelude::*;
-
 use super::dispatch::{Isa, Kernel, best};
-use super::matmul::{PARALLEL_MIN_MACS, SendPtr, check_out};
+use super::matmul::{SendPtr, check_out, run_tiles};
 use crate::error::{KernelError, Result};
 
 /// Lanes of the accumulation order (see the module docs).
@@ -27,8 +25,6 @@ pub(crate) const LANES: usize = 16;
 /// Weight rows whose block a task streams against all of its activation rows (`64 × k × 2`
 /// bytes: 320 KiB at k = 2560).
 const ROW_BLOCK: usize = 64;
-/// Tasks per thread.
-const TASKS_PER_THREAD: usize = 4;
 
 /// The 16-bit float format of a [`HalfMatrixRef`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -197,8 +193,9 @@ impl Kernel {
     /// `out[i, j] = Σ_c w[j, c] · x[i, c]` for f32 activations `x` (`m × k`, row-major) and a
     /// dense 16-bit matrix `w` (`[n, k]`), into `out` (`m × n`, row-major), summed in the
     /// order the [`dense`](crate::cpu::dense) module defines (16 FMA lanes over zero-padded
-    /// columns, then a fixed tree): the same bits on every ISA. Threads over blocks of 64
-    /// weight rows; each block is streamed once against all `m` activation rows.
+    /// columns, then a fixed tree): the same bits on every ISA. Threads as the packed products
+    /// do (columns first); each task streams its weight rows in blocks of 64 against its
+    /// activation rows.
     ///
     /// # Errors
     /// [`KernelError::Length`] when `x` is not `m · k` values or `out` not `m · n`;
@@ -229,38 +226,30 @@ impl Kernel {
         let f = self.half_fn();
         let ptr = SendPtr(out.as_mut_ptr());
         let (wb, kind) = (w.bits, w.kind);
-        let run = |j0: usize, j1: usize| {
-            // Blocks of weight rows, each against every activation row while it is in L2.
-            let mut b0 = j0;
-            while b0 < j1 {
-                let b1 = (b0 + ROW_BLOCK).min(j1);
-                // SAFETY: rows b0..b1 of w and all m rows of x lie inside the checked
-                // slices; the task owns output columns j0..j1 of every row.
+        // The packed products' task split (columns first, 64 wide; the spinning pool for a
+        // few rows), each task's weight rows streamed in blocks against its activation rows.
+        run_tiles(m, n, k, true, |t| {
+            let mut b0 = t.j0;
+            while b0 < t.j1 {
+                let b1 = (b0 + ROW_BLOCK).min(t.j1);
+                // SAFETY: rows b0..b1 of w and rows i0..i1 of x lie inside the checked
+                // slices; the task owns the outputs (i0..i1) × (j0..j1).
                 unsafe {
                     f(
                         wb.as_ptr().add(b0 * k),
                         k,
                         b1 - b0,
-                        x.as_ptr(),
+                        x.as_ptr().add(t.i0 * k),
                         k,
-                        m,
-                        ptr.get().add(b0),
+                        t.i1 - t.i0,
+                        ptr.get().add(t.i0 * n + b0),
                         n,
                         kind,
                     );
                 }
                 b0 = b1;
             }
-        };
-        if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
-            run(0, n);
-        } else {
-            let tasks = TASKS_PER_THREAD * rayon::current_num_threads().max(1);
-            let chunk = n.div_ceil(tasks).div_ceil(ROW_BLOCK).max(1) * ROW_BLOCK;
-            (0..n.div_ceil(chunk))
-                .into_par_iter()
-                .for_each(|t| run(t * chunk, ((t + 1) * chunk).min(n)));
-        }
+        });
         Ok(())
     }
 }

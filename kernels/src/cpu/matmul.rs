@@ -55,11 +55,11 @@ impl<T> SendPtr<T> {
 
 /// A task: rows `i0..i1` × columns `j0..j1` of the output.
 #[derive(Clone, Copy)]
-struct Tile {
-    i0: usize,
-    i1: usize,
-    j0: usize,
-    j1: usize,
+pub(super) struct Tile {
+    pub(super) i0: usize,
+    pub(super) i1: usize,
+    pub(super) j0: usize,
+    pub(super) j1: usize,
 }
 
 /// Splits `m × n` into tasks. Columns first: a task then decodes (or streams) only its own
@@ -113,7 +113,13 @@ fn col_granule(m: usize, wide: bool) -> usize {
 /// Runs the tasks of an `m × n` product: on the calling thread when there is one, on the
 /// spinning pool for a few rows (the back-to-back GEMVs of decoding, [`super::spin`]), on
 /// rayon otherwise.
-fn run_tiles(m: usize, n: usize, kp: usize, wide: bool, task: impl Fn(Tile) + Sync + Send) {
+pub(super) fn run_tiles(
+    m: usize,
+    n: usize,
+    kp: usize,
+    wide: bool,
+    task: impl Fn(Tile) + Sync + Send,
+) {
     let t = tiles(m, n, kp, col_granule(m, wide));
     if t.len() <= 1 {
         t.into_iter().for_each(task);

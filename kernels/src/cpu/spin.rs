@@ -182,12 +182,6 @@ pub(crate) fn run(tasks: usize, f: &(dyn Fn(usize) + Sync)) {
     }
 }
 
-/// Helper threads of the pool (rayon's thread count minus the caller).
-#[cfg(test)]
-pub(crate) fn helpers() -> usize {
-    pool().helpers.load(SeqCst)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,7 +238,6 @@ mod tests {
             after.fetch_add(1, SeqCst);
         });
         assert_eq!(after.load(SeqCst), 4);
-        let _ = helpers();
     }
 
     #[test]

@@ -396,11 +396,18 @@ impl KvCache {
     }
 }
 
-/// Whether a fused layer may replace its parts for `x`: not in training (the fused copy is not
-/// a parameter, so no gradient would reach the parts) and only on the device it was built on
-/// (a module moved with `to_device`/`fork` keeps its skipped fields where they were).
+/// Whether `x` belongs to a training forward (it tracks gradients, or lives on an autodiff
+/// device): the inference-only copies (fused projections, the 16-bit head) are not
+/// parameters, so no gradient would reach the weights they were made from.
+fn in_training(x: &Tensor<3>) -> bool {
+    x.is_require_grad() || x.device().is_autodiff()
+}
+
+/// Whether a fused layer may replace its parts for `x`: not in training, and only on the
+/// device it was built on (a module moved with `to_device`/`fork` keeps its skipped fields
+/// where they were).
 fn usable(fused: &TernaryLinear, x: &Tensor<3>) -> bool {
-    !x.is_require_grad() && !x.device().is_autodiff() && fused.packed.val().device() == x.device()
+    !in_training(x) && fused.packed.val().device() == x.device()
 }
 
 /// `parts` (packed ternary projections of one input width and activation mode) as one packed
@@ -729,8 +736,7 @@ impl BitNet {
     /// When `h`'s last dimension is not the model's hidden size.
     pub fn logits(&self, h: Tensor<3>) -> Tensor<3> {
         if let Some(head) = &self.half_head
-            && !h.is_require_grad()
-            && !h.device().is_autodiff()
+            && !in_training(&h)
         {
             return head.logits(h);
         }
