@@ -23,7 +23,7 @@ type Case = (
     usize,
 );
 
-const CASES: [Case; 9] = [
+const CASES: [Case; 10] = [
     (3, 8, [3, 3], [1, 1], [1, 1], [1, 1], 1, 9, 7, 2),
     (4, 6, [3, 2], [2, 1], [0, 1], [1, 1], 2, 10, 9, 2),
     (6, 6, [3, 3], [1, 2], [2, 2], [2, 1], 3, 11, 12, 1),
@@ -37,6 +37,8 @@ const CASES: [Case; 9] = [
     (3, 5, [4, 4], [1, 1], [1, 1], [1, 1], 1, 2, 2, 2),
     // 1×1 with stride 2.
     (32, 8, [1, 1], [2, 2], [0, 0], [1, 1], 1, 7, 9, 1),
+    // K = 40·9 = 360: several scale groups of 64 and 128 columns, the last one ragged.
+    (40, 6, [3, 3], [1, 1], [1, 1], [1, 1], 1, 6, 5, 2),
 ];
 
 fn layer(case: &Case, gran: Granularity, act: ActivationQuant, bias: bool) -> TernaryConv2d {
@@ -82,8 +84,17 @@ fn reference(l: &TernaryConv2d, case: &Case, x: Tensor<4>) -> Tensor<4> {
 /// For every fixed case: the packed layer and its training forward both equal Burn's conv2d
 /// with the dequantized filters, applied to `x` as the activation mode sees it.
 fn packed_and_training_equal_reference(act: ActivationQuant, tol: Tolerance<f32>) {
-    for (i, case) in CASES.iter().enumerate() {
-        let gran = [Granularity::PerTensor, Granularity::PerChannel][i % 2];
+    let grans = [
+        Granularity::PerTensor,
+        Granularity::PerChannel,
+        Granularity::PerGroup { group_size: 64 },
+        Granularity::PerGroup { group_size: 128 },
+    ];
+    for ((i, case), gran) in CASES
+        .iter()
+        .enumerate()
+        .flat_map(|c| grans.iter().map(move |g| (c, *g)))
+    {
         let l = layer(case, gran, act, i % 3 != 1);
         let x = input(case);
         let seen = match act {

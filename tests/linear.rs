@@ -8,7 +8,13 @@ use burn_ternary::quant::{ActivationQuant, Granularity, TernaryQuantizer};
 fn schemes() -> Vec<(TernaryQuantizer, Granularity)> {
     let mut v = Vec::new();
     for q in [TernaryQuantizer::AbsMean, TernaryQuantizer::Twn] {
-        for g in [Granularity::PerTensor, Granularity::PerChannel] {
+        for g in [
+            Granularity::PerTensor,
+            Granularity::PerChannel,
+            Granularity::PerGroup { group_size: 64 },
+            Granularity::PerGroup { group_size: 128 },
+            Granularity::PerGroup { group_size: 256 },
+        ] {
             v.push((q, g));
         }
     }

@@ -39,7 +39,7 @@ fn weights<'a>(packed: &'a FlexTensor, scales: &'a FlexTensor, k: usize) -> Pack
     let n = packed.shape()[0];
     let words = packed.as_slice::<i32>().expect("contiguous i32");
     let scales = scales.as_slice::<f32>().expect("contiguous f32");
-    PackedI2Ref::new(bytemuck::cast_slice(words), n, k, scales).unwrap_or_else(|e| {
+    PackedI2Ref::from_flat(bytemuck::cast_slice(words), n, k, scales).unwrap_or_else(|e| {
         panic!(
             "ternary op: packed weights of shape {:?} and {} scales do not describe a [{n}, {k}] matrix: {e}",
             packed.shape(),
@@ -192,10 +192,9 @@ impl TernaryBackend for Flex {
         let mut out = Vec::with_capacity(n * k);
         for r in 0..n {
             let row = &w.data()[r * rb..(r + 1) * rb];
-            let s = w.scale(r);
             out.extend((0..k).map(|c| {
                 let code = (row[(c / 128) * 32 + c % 32] >> (2 * ((c % 128) / 32))) & 3;
-                (f32::from(code) - 1.0) * s
+                (f32::from(code) - 1.0) * w.scale_at(r, c)
             }));
         }
         FlexTensor::from_data(TensorData::new(out, Shape::new([n, k])))

@@ -26,7 +26,8 @@ fn gather_plan(k: usize) -> (Vec<i32>, Vec<i32>) {
         .unzip()
 }
 
-/// `[n, k]` f32 weights from `[n, row_words]` packed i32 words and 1 or `n` scales.
+/// `[n, k]` f32 weights from `[n, row_words]` packed i32 words and 1, `n` or `n · groups`
+/// (row-major, per group of 64, 128 or 256 columns) scales.
 pub(crate) fn dequantize<B: Backend>(
     packed: IntTensor<B>,
     scales: FloatTensor<B>,
@@ -45,9 +46,24 @@ pub(crate) fn dequantize<B: Backend>(
     let gathered = B::int_select(packed, 1, words);
     let codes = B::bitwise_and_scalar(B::bitwise_right_shift(gathered, shifts), Scalar::from(3));
     let ternary = B::float_sub_scalar(B::int_into_float(codes, FloatDType::F32), Scalar::from(1.0));
+    let n = ternary.shape()[0];
     let s = scales.shape().num_elements();
-    let scales = B::float_reshape(scales, Shape::new([s, 1]));
-    B::float_mul(ternary, scales)
+    match ternary_kernels::format::flat_group_size(n, k, s) {
+        Some(Some(g)) if n > 0 && k > 0 => {
+            // [n · groups] → [n, groups, 1] → [n, groups, g] → [n, groups · g] → [n, k].
+            let groups = s / n;
+            let scales = B::float_reshape(scales, Shape::new([n, groups, 1]));
+            let scales = B::float_expand(scales, Shape::new([n, groups, g]));
+            let scales = B::float_reshape(scales, Shape::new([n, groups * g]));
+            let scales = B::float_slice(scales, &[(0..n).into(), (0..k).into()]);
+            B::float_mul(ternary, scales)
+        }
+        Some(Some(_)) => ternary, // no weight to scale
+        Some(None) => B::float_mul(ternary, B::float_reshape(scales, Shape::new([s, 1]))),
+        None => panic!(
+            "ternary_dequantize: {s} scales for a [{n}, {k}] matrix (expected 1, {n} or {n}·ceil({k}/g) for g = 64, 128, 256)"
+        ),
+    }
 }
 
 /// Per-row int8 fake quantization: `round(x · 127 / max|x|) · max|x| / 127`, zero rows stay 0.

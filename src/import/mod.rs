@@ -12,7 +12,8 @@
 //! - [`load`]: f32 weights into the model as it is (training-state ternary layers keep latent
 //!   f32 weights, e.g. to fine-tune with QAT);
 //! - [`load_packed`]: the same, then quantize on load — every ternary layer packed with its
-//!   configured quantizer and granularity;
+//!   configured quantizer and granularity, or, when the file already stores it ternary (GGUF,
+//!   Hugging Face BitNet, packed safetensors), taking its codes and scales as stored;
 //! - [`load_ternary`]: checkpoints that are already ternary (BitNet style: `<layer>.weight` in
 //!   {−1, 0, +1} and `<layer>.weight_scale`), packed without loss.
 
@@ -383,43 +384,90 @@ pub fn load<M: Module>(model: &M, path: &Path, options: &ImportOptions) -> Resul
     )
 }
 
-/// Quantize on load: every ternary layer of `model` is quantized (with its own quantizer and
-/// granularity) and packed straight from the checkpoint's f32 weights by the kernel crate's
-/// fused quantize-and-pack — no latent copy, no transpose — and every other parameter is
-/// loaded as by [`load`]. The result equals `freeze(load(..))` up to the summation order of
-/// the per-channel means.
+/// Quantize on load: every ternary layer of `model` is packed from the checkpoint, and every
+/// other parameter is loaded as by [`load`].
 ///
-/// A file whose weights are already ternary (GGUF `TQ1_0`/`TQ2_0`/`I2_S`) is refused with
-/// [`ImportError::Format`]: quantizing its effective weights again would keep the codes but
-/// replace each scale by `mean|W|` (and drop group scales). Use [`load`] for their exact f32
-/// values, or `convert` them.
+/// - A layer whose weight the file stores **already ternary** (GGUF `TQ1_0`/`TQ2_0`/`I2_S`, a
+///   Hugging Face BitNet directory, packed safetensors written by `burn-ternary`) receives
+///   its codes and scales exactly as stored: nothing is quantized again. The scales are held
+///   at the layer's configured [`Granularity`] only when that loses nothing (all of the
+///   file's scales inside one of the layer's scale groups are bit-identical: a per-tensor
+///   layer takes a TQ2_0 tensor whose block scales all agree; a `PerGroup { group_size: 64 }`
+///   layer takes 256-column TQ blocks by repeating each scale). Otherwise the error names the
+///   tensor and the layer's granularity to configure instead (`PerGroup { group_size: 256 }`
+///   for ggml's TQ blocks).
+/// - A layer whose weight is stored as floats is quantized with its own quantizer and
+///   granularity by the kernel crate's fused quantize-and-pack (no latent copy, no
+///   transpose); per-group layers by [`ternarize`](crate::quant::ternarize)'s group formula.
+///   The result equals `freeze(load(..))` up to the summation order of the means.
+///
+/// Packed tensors that belong to no ternary layer are loaded as their exact f32 weights
+/// (`code × scale`). GGUF tensors of types burn-ternary does not decode (`Q4_K`, ...) are an
+/// [`ImportError::BadTensor`] naming the tensor and its type.
 pub fn load_packed<M: Module>(
     model: &M,
     path: &Path,
     options: &ImportOptions,
 ) -> Result<M, ImportError> {
-    if raw::detect(path)? == raw::Container::Gguf {
-        return Err(ImportError::Format {
-            path: path.to_path_buf(),
-            what: "a GGUF file's ternary weights are already quantized: quantizing them again on load would change their scales; use import::load (exact f32 weights) or burn-ternary convert".into(),
-        });
+    let file = model_file::read(path, options)?;
+    let mut stored_packed = BTreeMap::new();
+    let mut tensors = BTreeMap::new();
+    for (name, stored) in file.tensors {
+        match stored {
+            model_file::Stored::Packed(p) => {
+                stored_packed.insert(name, p);
+            }
+            model_file::Stored::Plain(t) => {
+                let data = if t.is_quantizable_float() {
+                    let shape = t.shape.clone();
+                    TensorData::new(raw::to_f32(&name, &t)?, shape)
+                } else {
+                    raw::to_tensor_data(&name, t)?
+                };
+                tensors.insert(name, data);
+            }
+            model_file::Stored::Opaque(o) => {
+                return Err(ImportError::BadTensor {
+                    tensor: name,
+                    what: format!(
+                        "ggml type {} (id {}) is carried by convert but not decoded: it cannot be loaded into a Burn model",
+                        o.type_name, o.type_id
+                    ),
+                });
+            }
+        }
     }
-    let mut tensors = read_tensors(path, options)?;
     let device = model_device(model)?;
     let mut finder = TernaryLayers::default();
     model.visit(&mut finder);
     let mut packed = HashMap::new();
     for layer in finder.layers {
         let key = format!("{}.weight", layer.path);
-        let Some(data) = tensors.get(&key) else {
-            continue; // reported as missing by `apply`
-        };
         // PyTorch layouts: linear [out, in] (our latent weight is [in, out]); conv filters
         // [out, in/groups, kh, kw] like ours.
         let expected: Vec<usize> = if layer.dims.len() == 2 {
             vec![layer.dims[1], layer.dims[0]]
         } else {
             layer.dims.clone()
+        };
+        let (n, k) = (expected[0], expected[1..].iter().product::<usize>());
+        let (quantizer, granularity) = scheme_from_codes(&layer.scheme);
+        if let Some(p) = stored_packed.remove(&key) {
+            if (p.packed.n(), p.packed.k()) != (n, k) {
+                return Err(ImportError::ShapeMismatch {
+                    tensor: key,
+                    expected,
+                    found: p.info.shape.clone(),
+                });
+            }
+            let scales = fit_scales(&key, &p.packed, granularity)?;
+            let exact = PackedI2::from_packed_rows(n, k, scales, p.packed.data().to_vec())
+                .map_err(|e| ImportError::tensor(&key, e))?;
+            packed.insert(layer.path, to_tensors(&exact, &device));
+            continue;
+        }
+        let Some(data) = tensors.get(&key) else {
+            continue; // reported as missing by `apply`
         };
         if data.shape().to_vec() != expected {
             return Err(ImportError::ShapeMismatch {
@@ -428,30 +476,132 @@ pub fn load_packed<M: Module>(
                 found: data.shape().to_vec(),
             });
         }
-        let (n, k) = (expected[0], expected[1..].iter().product::<usize>());
         let values: &[f32] = data.as_slice().map_err(|e| ImportError::BadTensor {
             tensor: key.clone(),
             what: format!("{e:?}"),
         })?;
-        let (quantizer, granularity) = scheme_from_codes(&layer.scheme);
         let method = match quantizer {
             TernaryQuantizer::AbsMean => ternary_kernels::Method::AbsMean,
             TernaryQuantizer::Twn => ternary_kernels::Method::Twn,
         };
         let gran = match granularity {
-            Granularity::PerTensor => ternary_kernels::Granularity::PerTensor,
-            Granularity::PerChannel => ternary_kernels::Granularity::PerRow,
+            Granularity::PerTensor => Some(ternary_kernels::Granularity::PerTensor),
+            Granularity::PerChannel => Some(ternary_kernels::Granularity::PerRow),
+            Granularity::PerGroup { .. } => None,
         };
-        let p =
-            PackedI2::quantize(values, n, k, method, gran).map_err(|e| ImportError::BadTensor {
-                tensor: key.clone(),
-                what: e.to_string(),
-            })?;
+        let p = match gran {
+            Some(gran) => PackedI2::quantize(values, n, k, method, gran),
+            None => {
+                if let Some((index, value)) =
+                    values.iter().enumerate().find(|(_, v)| !v.is_finite())
+                {
+                    return Err(ImportError::NonFinite {
+                        tensor: key,
+                        index,
+                        value: *value,
+                    });
+                }
+                let w = Tensor::<2>::from_data(TensorData::new(values.to_vec(), [n, k]), &device);
+                let (t, s) = crate::quant::ternarize_for_packing(w, quantizer, granularity, 0);
+                let t: Vec<i8> = t
+                    .into_data()
+                    .convert::<f32>()
+                    .iter::<f32>()
+                    .map(|v| v as i8)
+                    .collect();
+                let s: Vec<f32> = s.into_data().convert::<f32>().iter::<f32>().collect();
+                ternary_kernels::Scales::from_flat(n, k, s)
+                    .and_then(|s| PackedI2::from_ternary(&t, n, k, s))
+            }
+        }
+        .map_err(|e| ImportError::BadTensor {
+            tensor: key.clone(),
+            what: e.to_string(),
+        })?;
         packed.insert(layer.path, to_tensors(&p, &device));
         tensors.remove(&key);
     }
+    // Packed tensors of other layers: their exact effective weights.
+    for (name, p) in stored_packed {
+        let shape = p.info.shape.clone();
+        tensors.insert(name, TensorData::new(p.packed.dequantize(), shape));
+    }
     let model = apply(model, tensors, options, &packed)?;
     Ok(freeze_with(model, HashMap::new(), packed)?)
+}
+
+/// The scales of a packed tensor read from a file, held at a layer's `granularity`: each of
+/// the layer's scale groups takes the file's scale of its columns, which must be one value
+/// (bit-identical) across the group, so nothing changes.
+///
+/// # Errors
+/// [`ImportError::BadTensor`] naming the tensor, the row and columns where two of the file's
+/// scales differ inside one of the layer's groups, and the granularity that holds them.
+pub(crate) fn fit_scales(
+    name: &str,
+    p: &PackedI2,
+    granularity: Granularity,
+) -> Result<ternary_kernels::Scales, ImportError> {
+    use ternary_kernels::Scales;
+    let (n, k, file) = (p.n(), p.k(), p.scales());
+    if let (Granularity::PerGroup { group_size }, Scales::PerGroup { group_size: g, .. }) =
+        (granularity, file)
+        && group_size == *g
+    {
+        return Ok(file.clone());
+    }
+    // Every scale boundary of every layout lies on a multiple of 64 columns.
+    let step = ternary_kernels::format::GROUP_SIZES[0];
+    let one = |r0: usize, r1: usize, c0: usize, c1: usize| -> Result<f32, ImportError> {
+        let mut first: Option<f32> = None;
+        for r in r0..r1 {
+            for c in (c0..c1).step_by(step) {
+                let v = file.at(r, c, k);
+                match first {
+                    None => first = Some(v),
+                    Some(f) if f.to_bits() == v.to_bits() => {}
+                    Some(f) => {
+                        let needed = match file.group_size() {
+                            Some(g) => format!("Granularity::PerGroup {{ group_size: {g} }}"),
+                            None => "Granularity::PerChannel".into(),
+                        };
+                        return Err(ImportError::BadTensor {
+                            tensor: name.to_string(),
+                            what: format!(
+                                "its {} scales differ inside one {granularity:?} scale of the layer (row {r}, column {c}: {v} vs {f}); configure the layer with {needed}",
+                                file.kind_name()
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        // A matrix without weights keeps its stored value, or 0.
+        Ok(first.unwrap_or_else(|| file.as_slice().first().copied().unwrap_or(0.0)))
+    };
+    Ok(match granularity {
+        Granularity::PerTensor => Scales::PerTensor(one(0, n, 0, k)?),
+        Granularity::PerChannel => Scales::PerRow(
+            (0..n)
+                .map(|r| one(r, r + 1, 0, k))
+                .collect::<Result<_, _>>()?,
+        ),
+        Granularity::PerGroup { group_size } => {
+            let groups = k.div_ceil(group_size);
+            let mut scales = Vec::with_capacity(n * groups);
+            for r in 0..n {
+                for j in 0..groups {
+                    scales.push(one(
+                        r,
+                        r + 1,
+                        j * group_size,
+                        ((j + 1) * group_size).min(k),
+                    )?);
+                }
+            }
+            Scales::PerGroup { group_size, scales }
+        }
+    })
 }
 
 fn model_device<M: Module>(model: &M) -> Result<burn::tensor::Device, ImportError> {

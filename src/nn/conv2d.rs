@@ -20,7 +20,7 @@ use crate::ops::{
 };
 use crate::quant::{
     ActivationQuant, Granularity, TernaryQuantizer, fake_quantize_activations, fake_ternarize,
-    ternarize,
+    ternarize, ternarize_for_packing,
 };
 
 /// Configuration of a [`TernaryConv2d`].
@@ -72,7 +72,8 @@ pub struct TernaryConv2d {
     pub weight: Param<Tensor<4>>,
     /// Packed `I2` words `[c_out, words]`, one row per filter; `[0, ..]` while training.
     pub packed: Param<Tensor<2, Int>>,
-    /// Scales, `[1]` or `[c_out]`; `[0]` while training.
+    /// Scales: `[1]`, `[c_out]`, or `[c_out · ceil(K / g)]` (row-major, per group of `g` of a
+    /// filter's `K = c_in/groups · kh · kw` values); `[0]` while training.
     pub scales: Param<Tensor<1>>,
     /// Bias `[c_out]`.
     pub bias: Option<Param<Tensor<1>>>,
@@ -111,6 +112,7 @@ impl TernaryConv2dConfig {
 
     /// A layer in the training state.
     pub fn init(&self, device: &Device) -> TernaryConv2d {
+        self.granularity.check("TernaryConv2dConfig");
         assert!(
             self.groups > 0
                 && self.channels[0].is_multiple_of(self.groups)
@@ -135,10 +137,8 @@ impl TernaryConv2dConfig {
         let shape = [0, self.channels[0] / self.groups, kh, kw];
         let mut layer = self.build(Param::from_tensor(Tensor::zeros(shape, device)), device);
         layer.packed = int_param(int_zeros([self.channels[1], row_words(self.k())], device));
-        let n = match self.granularity {
-            Granularity::PerTensor => 1,
-            Granularity::PerChannel => self.channels[1],
-        };
+        self.granularity.check("TernaryConv2dConfig");
+        let n = self.granularity.scale_count(self.channels[1], self.k());
         layer.scales = Param::from_tensor(Tensor::zeros([n], device)).set_require_grad(false);
         layer
     }
@@ -191,7 +191,8 @@ impl TernaryConv2d {
         }
     }
 
-    /// The ternary values and scales the training forward uses (weight layout).
+    /// The ternary values and scales the training forward uses (weight layout; per group, each
+    /// weight's own group scale).
     pub fn ternary_weights(&self) -> (Tensor<4>, Tensor<4>) {
         ternarize(self.weight.val(), self.quantizer, self.granularity, 0)
     }
@@ -214,13 +215,9 @@ impl TernaryConv2d {
         if self.is_packed() {
             return Ok(self);
         }
-        let (t, s) = self.ternary_weights();
-        let c_out = t.dims()[0];
-        let (packed, scales) = packing::pack(
-            t.reshape([c_out, self.k()]),
-            s.flatten(0, 3),
-            "TernaryConv2d",
-        )?;
+        let (rows, s) =
+            ternarize_for_packing(self.weight.val(), self.quantizer, self.granularity, 0);
+        let (packed, scales) = packing::pack(rows, s, "TernaryConv2d")?;
         let device = packed.device();
         let [kh, kw] = self.kernel_size;
         let empty = [0, self.channels_in / self.groups, kh, kw];
@@ -365,9 +362,9 @@ impl TernaryConv2d {
     /// inference form is an affine map per channel. The identity left in `bn` is `γ = 1`,
     /// `β = 0`, `mean = 0` and a variance `v` with `v + ε = 1` exactly in f32, so the same
     /// module structure saved after folding and run unfused gives the same outputs. The
-    /// folded layer has one scale per channel and a bias (its granularity and recorded scheme
-    /// say per channel), so the template it is loaded into needs `with_bias(true)` and
-    /// per-channel granularity.
+    /// folded layer has one scale per channel (one per channel and group when it had group
+    /// scales) and a bias (its granularity and recorded scheme say so), so the template it is
+    /// loaded into needs `with_bias(true)` and that granularity.
     ///
     /// # Errors
     /// [`TernaryError::Fold`] when the layer is not packed, the batch norm's channel count
@@ -385,17 +382,30 @@ impl TernaryConv2d {
         let bias = self.bias.as_ref().map(|b| b.val());
         let fold = fold::BatchNormFold::new(bn, c_out, bias, layer)?;
         let scales = fold::to_vec(self.scales.val());
-        let mut new_scales = Vec::with_capacity(c_out);
+        // Scales per channel: 1 per tensor becomes 1 per channel; per channel and per group
+        // keep their count.
+        let per_channel = if scales.len() == 1 {
+            1
+        } else {
+            scales.len() / c_out.max(1)
+        };
+        let mut new_scales = Vec::with_capacity(c_out * per_channel);
         for (c, a) in fold.a.iter().enumerate() {
-            let old = scales[if scales.len() == 1 { 0 } else { c }];
-            let s = old * a.abs();
-            if !s.is_finite() {
-                return Err(TernaryError::Fold {
-                    layer: layer.into(),
-                    reason: format!("channel {c}: scale {old} times |{a}| is {s}"),
-                });
+            for j in 0..per_channel {
+                let old = scales[if scales.len() == 1 {
+                    0
+                } else {
+                    c * per_channel + j
+                }];
+                let s = old * a.abs();
+                if !s.is_finite() {
+                    return Err(TernaryError::Fold {
+                        layer: layer.into(),
+                        reason: format!("channel {c}: scale {old} times |{a}| is {s}"),
+                    });
+                }
+                new_scales.push(s);
             }
-            new_scales.push(s);
         }
         let device = self.packed.val().device();
         // The ternary codes, negated on channels whose batch norm factor is negative.
@@ -412,9 +422,11 @@ impl TernaryConv2d {
         self.packed = self.packed.clone().map(|_| packed);
         self.scales = self.scales.clone().map(|_| scales);
         self.bias = Some(fold.bias_param(self.bias.take(), &device));
-        // One scale per channel now, whatever the layer had: say so in the recorded scheme
-        // too, so a saved folded layer loads into a per-channel template.
-        self.granularity = Granularity::PerChannel;
+        // One scale per channel now (or still per group), whatever the layer had: say so in
+        // the recorded scheme too, so a saved folded layer loads into a per-channel template.
+        if !matches!(self.granularity, Granularity::PerGroup { .. }) {
+            self.granularity = Granularity::PerChannel;
+        }
         let codes = scheme_codes(self.quantizer, self.granularity, self.activation);
         self.scheme = self.scheme.clone().map(|_| scheme_tensor(codes, &device));
         fold.make_identity(bn);

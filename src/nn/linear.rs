@@ -15,7 +15,7 @@ use crate::error::TernaryError;
 use crate::ops::ternary_linear;
 use crate::quant::{
     ActivationQuant, Granularity, TernaryQuantizer, fake_quantize_activations, fake_ternarize,
-    ternarize,
+    group_means_expanded, ternarize, ternarize_for_packing,
 };
 
 /// Configuration of a [`TernaryLinear`].
@@ -31,7 +31,8 @@ pub struct TernaryLinearConfig {
     /// Weight quantizer.
     #[config(default = "TernaryQuantizer::AbsMean")]
     pub quantizer: TernaryQuantizer,
-    /// One scale per tensor or per output feature.
+    /// One scale per tensor, per output feature, or per output feature and group of input
+    /// features.
     #[config(default = "Granularity::PerTensor")]
     pub granularity: Granularity,
     /// Activation quantization.
@@ -54,7 +55,8 @@ pub struct TernaryLinear {
     pub weight: Param<Tensor<2>>,
     /// Packed `I2` words `[d_output, ceil(d_input/128)·8]`; `[0, ..]` while training.
     pub packed: Param<Tensor<2, Int>>,
-    /// Scales of the packed weights, `[1]` or `[d_output]`; `[0]` while training.
+    /// Scales of the packed weights: `[1]`, `[d_output]`, or `[d_output · ceil(d_input / g)]`
+    /// (row-major, per group of `g` input features); `[0]` while training.
     pub scales: Param<Tensor<1>>,
     /// Bias `[d_output]`.
     pub bias: Option<Param<Tensor<1>>>,
@@ -73,7 +75,11 @@ pub struct TernaryLinear {
 
 impl TernaryLinearConfig {
     /// A layer in the training state.
+    ///
+    /// # Panics
+    /// When a group size is not 64, 128 or 256.
     pub fn init(&self, device: &Device) -> TernaryLinear {
+        self.granularity.check("TernaryLinearConfig");
         let weight = self.initializer.init_with(
             [self.d_input, self.d_output],
             Some(self.d_input),
@@ -84,16 +90,17 @@ impl TernaryLinearConfig {
     }
 
     /// A layer in the packed state with zero weights: the shape to load a packed record into.
+    ///
+    /// # Panics
+    /// When a group size is not 64, 128 or 256.
     pub fn init_packed(&self, device: &Device) -> TernaryLinear {
+        self.granularity.check("TernaryLinearConfig");
         let mut layer = self.build(
             Param::from_tensor(Tensor::zeros([0, self.d_output], device)),
             device,
         );
         layer.packed = int_param(int_zeros([self.d_output, row_words(self.d_input)], device));
-        let n_scales = match self.granularity {
-            Granularity::PerTensor => 1,
-            Granularity::PerChannel => self.d_output,
-        };
+        let n_scales = self.granularity.scale_count(self.d_output, self.d_input);
         layer.scales =
             Param::from_tensor(Tensor::zeros([n_scales], device)).set_require_grad(false);
         layer
@@ -125,13 +132,13 @@ impl TernaryLinearConfig {
 
 impl TernaryLinear {
     /// A layer in the packed state holding `packed` (`n = d_output` rows of `k = d_input`
-    /// codes) with per-tensor or per-row scales: how a checkpoint read by
-    /// [`crate::import`] (GGUF, Hugging Face BitNet, packed safetensors) becomes a layer.
-    /// `bias` is `[n]`; `activation` chooses exact f32 or int8 (W2A8) inputs.
+    /// codes) with its per-tensor, per-row or per-group scales, unchanged: how a checkpoint
+    /// read by [`crate::import`] (GGUF `TQ1_0`/`TQ2_0` with their 256-column block scales,
+    /// Hugging Face BitNet, Burn `Q2S`, packed safetensors) becomes a layer. `bias` is `[n]`;
+    /// `activation` chooses exact f32 or int8 (W2A8) inputs.
     ///
     /// # Panics
-    /// When `packed` has group scales (a Burn layer holds one scale per tensor or per row;
-    /// the message names the shape and group size) or `bias` is not `[n]`.
+    /// When `bias` is not `[n]`.
     pub fn from_packed(
         packed: &ternary_kernels::PackedI2,
         bias: Option<Tensor<1>>,
@@ -149,7 +156,10 @@ impl TernaryLinear {
         }
         let granularity = match packed.scales() {
             ternary_kernels::Scales::PerTensor(_) => Granularity::PerTensor,
-            _ => Granularity::PerChannel,
+            ternary_kernels::Scales::PerRow(_) => Granularity::PerChannel,
+            ternary_kernels::Scales::PerGroup { group_size, .. } => Granularity::PerGroup {
+                group_size: *group_size,
+            },
         };
         let (words, scales) = packing::to_tensors(packed, device);
         let config = TernaryLinearConfig::new(k, n)
@@ -173,7 +183,9 @@ impl TernaryLinear {
         self.weight.val().dims()[1]
     }
 
-    /// The ternary values `[d_input, d_output]` and scales the training forward uses.
+    /// The ternary values `[d_input, d_output]` and scales the training forward uses: `[1, 1]`
+    /// per tensor, `[1, d_output]` per channel, `[d_input, d_output]` (each weight's own
+    /// group scale) per group.
     pub fn ternary_weights(&self) -> (Tensor<2>, Tensor<2>) {
         ternarize(self.weight.val(), self.quantizer, self.granularity, 1)
     }
@@ -195,8 +207,9 @@ impl TernaryLinear {
         if self.is_packed() {
             return Ok(self);
         }
-        let (t, s) = self.ternary_weights();
-        let (packed, scales) = packing::pack(t.transpose(), s.flatten(0, 1), "TernaryLinear")?;
+        let (rows, s) =
+            ternarize_for_packing(self.weight.val(), self.quantizer, self.granularity, 1);
+        let (packed, scales) = packing::pack(rows, s, "TernaryLinear")?;
         let device = packed.device();
         let n = self.d_output();
         Ok(Self {
@@ -228,6 +241,10 @@ impl TernaryLinear {
                 let p = match self.granularity {
                     Granularity::PerTensor => nonzero.mean().unsqueeze::<2>(),
                     Granularity::PerChannel => nonzero.mean_dim(0),
+                    // [d_input, d_output]: the fraction of its group, at each weight.
+                    Granularity::PerGroup { group_size } => {
+                        group_means_expanded(nonzero.transpose(), group_size).transpose()
+                    }
                 };
                 // An all-zero group has p = 0 and latent 0 (0 / tiny), not NaN.
                 effective / p.clamp_min(f32::MIN_POSITIVE)
@@ -244,7 +261,7 @@ impl TernaryLinear {
     }
 
     /// The packed weights as a [`ternary_kernels::PackedI2`]: `n = d_output` rows of
-    /// `k = d_input` codes with the layer's per-tensor or per-row scales — what a checkpoint
+    /// `k = d_input` codes with the layer's per-tensor, per-row or per-group scales — what a checkpoint
     /// writer (`burn_ternary::import`) takes. `Ok(None)` in the training state.
     ///
     /// # Errors
@@ -270,17 +287,14 @@ impl TernaryLinear {
             .expect("f32 data");
         let n = words.len() / row_words(self.d_input).max(1);
         let bytes = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let scales = if scales.len() == 1 {
-            ternary_kernels::Scales::PerTensor(scales[0])
-        } else {
-            ternary_kernels::Scales::PerRow(scales)
+        let err = |source| TernaryError::Pack {
+            layer: "TernaryLinear".into(),
+            source,
         };
+        let scales = ternary_kernels::Scales::from_flat(n, self.d_input, scales).map_err(err)?;
         ternary_kernels::PackedI2::from_packed_rows(n, self.d_input, scales, bytes)
             .map(Some)
-            .map_err(|source| TernaryError::Pack {
-                layer: "TernaryLinear".into(),
-                source,
-            })
+            .map_err(err)
     }
 
     /// The packed layer applied to trit inputs (`[m, d_input]`, e.g. the outputs of a
@@ -291,8 +305,9 @@ impl TernaryLinear {
     /// `[m, d_output]` on `device`.
     ///
     /// # Errors
-    /// [`TernaryError::Pack`] when the layer is not packed ([`TernaryLinear::freeze`] first) or
-    /// its words are corrupt.
+    /// [`TernaryError::Pack`] when the layer is not packed ([`TernaryLinear::freeze`] first),
+    /// its words are corrupt, or it has more than one scale group per row (the trit product
+    /// gives one integer dot per output).
     ///
     /// # Panics
     /// When the inputs' width is not `d_input` (names both).
@@ -316,6 +331,17 @@ impl TernaryLinear {
             },
         })?;
         let n = packed.n();
+        if let Some(g) = packed.scales().group_size().filter(|&g| g < k) {
+            // One integer dot per output cannot be split into its groups afterwards.
+            return Err(TernaryError::Pack {
+                layer: "TernaryLinear::forward_trits".into(),
+                source: ternary_kernels::KernelError::Length {
+                    what: "scale groups per row (trit products take one scale per output; this layer has one per group of 64–256 inputs)",
+                    expected: 1,
+                    actual: k.div_ceil(g),
+                },
+            });
+        }
         let weights = ternary_kernels::trit::PackedTrits::from_i8(&packed.to_ternary())
             .expect("packed codes are trits");
         let dots = ternary_kernels::trit::best()

@@ -13,7 +13,8 @@ pub(crate) fn row_words(k: usize) -> usize {
     i2::padded_k(k).expect("k fits usize") / 16
 }
 
-/// Packs `[n, k]` ternary values (floats in {−1, 0, +1}) with 1 or `n` scales into the
+/// Packs `[n, k]` ternary values (floats in {−1, 0, +1}) with 1, `n` or `n · groups` (row-major
+/// per group of 64, 128 or 256 columns) scales into the
 /// `[n, row_words]` i32 word tensor and the scale tensor the extension op takes.
 pub(crate) fn pack(
     values: Tensor<2>,
@@ -35,11 +36,10 @@ pub(crate) fn pack(
         .convert::<f32>()
         .try_to_vec()
         .expect("f32 data");
-    let s = if s.len() == 1 {
-        Scales::PerTensor(s[0])
-    } else {
-        Scales::PerRow(s)
-    };
+    let s = Scales::from_flat(n, k, s).map_err(|source| TernaryError::Pack {
+        layer: layer.to_string(),
+        source,
+    })?;
     let packed = PackedI2::from_ternary(&t, n, k, s).map_err(|source| TernaryError::Pack {
         layer: layer.to_string(),
         source,
@@ -58,15 +58,8 @@ pub(crate) fn to_tensors(
         .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
     let w = row_words(packed.k());
-    // The layers' scale tensor is per tensor ([1]) or per row ([n]); a group-scaled matrix
-    // (read from GGUF, say) would be misread as one of those, so it is refused here.
-    assert!(
-        packed.scales().group_size().is_none(),
-        "a {}x{} matrix with {}-column group scales cannot be held by a Burn ternary layer (per-tensor or per-row scales only)",
-        packed.n(),
-        packed.k(),
-        packed.scales().group_size().unwrap_or(0)
-    );
+    // Flat: [1], [n] or [n · groups] row-major; the count tells the kind (see
+    // `ternary_kernels::format::flat_group_size`).
     let scales = packed.scales().as_slice().to_vec();
     let ns = scales.len();
     (
@@ -88,6 +81,8 @@ pub(crate) fn scheme_codes(q: TernaryQuantizer, g: Granularity, a: ActivationQua
         match g {
             Granularity::PerTensor => 0,
             Granularity::PerChannel => 1,
+            // The group size itself (64, 128, 256): never 0 or 1.
+            Granularity::PerGroup { group_size } => group_size as i32,
         },
         match a {
             ActivationQuant::None => 0,
@@ -104,10 +99,14 @@ pub(crate) fn scheme_from_codes(c: &[i64]) -> (TernaryQuantizer, Granularity) {
     } else {
         TernaryQuantizer::AbsMean
     };
-    let g = if c.get(1) == Some(&1) {
-        Granularity::PerChannel
-    } else {
-        Granularity::PerTensor
+    let g = match c.get(1) {
+        Some(&1) => Granularity::PerChannel,
+        Some(&g) if ternary_kernels::format::GROUP_SIZES.contains(&(g as usize)) => {
+            Granularity::PerGroup {
+                group_size: g as usize,
+            }
+        }
+        _ => Granularity::PerTensor,
     };
     (q, g)
 }

@@ -11,6 +11,16 @@ use super::{Granularity, TernaryQuantizer};
 ///
 /// The formulas are those of `ternary_kernels::quant`, so packing these values gives the
 /// same layer the training forward used.
+///
+/// With [`Granularity::PerGroup`] the scales have the weight's full shape (each weight's own
+/// group scale), and the groups run along the weight's reduction axis: a linear weight
+/// `[d_input, d_output]` (`channel_dim = 1`) groups its input features, a conv filter
+/// `[c_out, c_in/groups, kh, kw]` (`channel_dim = 0`) its flattened `c_in/groups · kh · kw`
+/// values.
+///
+/// # Panics
+/// With group scales, unless `channel_dim` is 0, or 1 of a 2-D weight (the two layouts the
+/// layers use), or the group size is not 64, 128 or 256.
 pub fn ternarize<const D: usize>(
     w: Tensor<D>,
     quantizer: TernaryQuantizer,
@@ -18,6 +28,17 @@ pub fn ternarize<const D: usize>(
     channel_dim: usize,
 ) -> (Tensor<D>, Tensor<D>) {
     let w = w.detach();
+    if let Granularity::PerGroup { group_size } = granularity {
+        granularity.check("ternarize");
+        let dims = w.dims();
+        let (t, s) = ternarize_rows(to_rows(w, channel_dim), quantizer, group_size);
+        let [n, k] = t.dims();
+        let s = expand_groups(s, n, k, group_size);
+        return (
+            from_rows(t, dims, channel_dim),
+            from_rows(s, dims, channel_dim),
+        );
+    }
     let abs = w.clone().abs();
     let mean = group_mean(abs.clone(), granularity, channel_dim);
     match quantizer {
@@ -36,6 +57,133 @@ pub fn ternarize<const D: usize>(
             (t, sum / count)
         }
     }
+}
+
+/// The ternary values as `[n, k]` rows (one per output channel, the reduction axis along
+/// the row: what the packed formats store) and their scales flat: `[1]`, `[n]`, or
+/// `[n · ceil(k / group_size)]` row-major. What `freeze` packs.
+pub(crate) fn ternarize_for_packing<const D: usize>(
+    w: Tensor<D>,
+    quantizer: TernaryQuantizer,
+    granularity: Granularity,
+    channel_dim: usize,
+) -> (Tensor<2>, Tensor<1>) {
+    match granularity {
+        Granularity::PerGroup { group_size } => {
+            granularity.check("ternarize");
+            let (t, s) = ternarize_rows(to_rows(w.detach(), channel_dim), quantizer, group_size);
+            let count = s.shape().num_elements();
+            (t, s.reshape([count]))
+        }
+        _ => {
+            let (t, s) = ternarize(w, quantizer, granularity, channel_dim);
+            let count = s.shape().num_elements();
+            (to_rows(t, channel_dim), s.reshape([count]))
+        }
+    }
+}
+
+/// `[n, k]` rows of a weight whose output channels run along `channel_dim`.
+fn to_rows<const D: usize>(w: Tensor<D>, channel_dim: usize) -> Tensor<2> {
+    let dims = w.dims();
+    match (D, channel_dim) {
+        (2, 1) => w.reshape([dims[0], dims[1]]).transpose(),
+        (_, 0) => {
+            let k = dims[1..].iter().product::<usize>();
+            w.reshape([dims[0], k])
+        }
+        _ => panic!(
+            "ternary weights of shape {dims:?} with output channels on dim {channel_dim}: group scales need them on dim 0, or dim 1 of a 2-D weight"
+        ),
+    }
+}
+
+/// The inverse of [`to_rows`].
+fn from_rows<const D: usize>(rows: Tensor<2>, dims: [usize; D], channel_dim: usize) -> Tensor<D> {
+    if channel_dim == 0 {
+        rows.reshape(dims)
+    } else {
+        rows.transpose().reshape(dims)
+    }
+}
+
+/// Per-group ternarization of `[n, k]` rows: the values `[n, k]` and one scale per row and
+/// group of `g` columns, `[n, ceil(k/g)]` (the last group ragged: its mean divides by its own
+/// column count).
+pub(crate) fn ternarize_rows(
+    w: Tensor<2>,
+    quantizer: TernaryQuantizer,
+    g: usize,
+) -> (Tensor<2>, Tensor<2>) {
+    let [n, k] = w.dims();
+    let groups = k.div_ceil(g);
+    if n == 0 || k == 0 {
+        let device = w.device();
+        return (w, Tensor::zeros([n, groups], &device));
+    }
+    let abs = w.clone().abs();
+    let expand = |s: Tensor<2>| expand_groups(s, n, k, g);
+    match quantizer {
+        TernaryQuantizer::AbsMean => {
+            let mean = group_sums(abs, g) / group_counts(k, g, &w.device());
+            let r = w / expand(mean.clone());
+            let t = r.clone().greater_equal_elem(0.5).float() - r.lower_equal_elem(-0.5).float();
+            (t, mean)
+        }
+        TernaryQuantizer::Twn => {
+            let mean = group_sums(abs.clone(), g) / group_counts(k, g, &w.device());
+            let delta = expand(mean) * 0.7;
+            let t = w.clone().greater(delta.clone()).float() - w.lower(delta.neg()).float();
+            let kept = t.clone().abs();
+            let sum = group_sums(abs * kept.clone(), g);
+            let count = group_sums(kept, g).clamp_min(1.0);
+            (t, sum / count)
+        }
+    }
+}
+
+/// Sums of `[n, k]` rows over each group of `g` columns: `[n, ceil(k/g)]`.
+fn group_sums(x: Tensor<2>, g: usize) -> Tensor<2> {
+    let [n, k] = x.dims();
+    let groups = k.div_ceil(g);
+    let padded = groups * g;
+    let x = if padded > k {
+        let device = x.device();
+        Tensor::cat(vec![x, Tensor::zeros([n, padded - k], &device)], 1)
+    } else {
+        x
+    };
+    x.reshape([n, groups, g]).sum_dim(2).reshape([n, groups])
+}
+
+/// Columns in each group, `[1, ceil(k/g)]`: `g`, the last one `k − (groups − 1)·g`.
+fn group_counts(k: usize, g: usize, device: &burn::tensor::Device) -> Tensor<2> {
+    let groups = k.div_ceil(g);
+    let counts: Vec<f32> = (0..groups).map(|i| (k - i * g).min(g) as f32).collect();
+    Tensor::<1>::from_floats(counts.as_slice(), device).reshape([1, groups])
+}
+
+/// `[n, groups]` group scales spread over the `[n, k]` columns they cover.
+fn expand_groups(s: Tensor<2>, n: usize, k: usize, g: usize) -> Tensor<2> {
+    let groups = k.div_ceil(g);
+    if n == 0 || k == 0 {
+        return Tensor::zeros([n, k], &s.device());
+    }
+    s.reshape([n, groups, 1])
+        .expand([n, groups, g])
+        .reshape([n, groups * g])
+        .slice([0..n, 0..k])
+}
+
+/// Means of `[n, k]` rows over each group of `g` columns, spread back over the columns
+/// (`[n, k]`).
+pub(crate) fn group_means_expanded(x: Tensor<2>, g: usize) -> Tensor<2> {
+    let [n, k] = x.dims();
+    if n == 0 || k == 0 {
+        return x;
+    }
+    let device = x.device();
+    expand_groups(group_sums(x, g) / group_counts(k, g, &device), n, k, g)
 }
 
 fn group_sum<const D: usize>(x: Tensor<D>, g: Granularity, channel_dim: usize) -> Tensor<D> {
@@ -65,6 +213,7 @@ fn reduce<const D: usize>(
             }
             x
         }
+        Granularity::PerGroup { .. } => unreachable!("group scales are reduced by group_sums"),
     }
 }
 

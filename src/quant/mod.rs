@@ -4,4 +4,5 @@ mod fake;
 mod scheme;
 
 pub use fake::{fake_quantize_activations, fake_ternarize, ternarize};
+pub(crate) use fake::{group_means_expanded, ternarize_for_packing};
 pub use scheme::{ActivationQuant, Granularity, TernaryQuantizer};

@@ -12,13 +12,47 @@ pub enum TernaryQuantizer {
     Twn,
 }
 
-/// Whether one scale covers the whole weight or each output channel has its own.
+/// Whether one scale covers the whole weight, each output channel has its own, or each
+/// output channel has one per group of consecutive input columns.
 #[derive(Config, Debug, Copy, PartialEq, Eq, Hash)]
 pub enum Granularity {
     /// One scale per tensor.
     PerTensor,
     /// One scale per output channel (output feature of a linear layer, filter of a conv).
     PerChannel,
+    /// One scale per output channel and per group of `group_size` consecutive columns of its
+    /// reduction axis K (a linear layer's input features; a conv filter's
+    /// `c_in/groups · kh · kw` values in that order), the last group ragged when
+    /// `group_size` does not divide K. `group_size` is 64, 128 or 256
+    /// ([`ternary_kernels::GROUP_SIZES`](ternary_kernels::format::GROUP_SIZES)): the block
+    /// scales of ggml's `TQ1_0`/`TQ2_0` (256) and of Burn's per-block `Q2S` (64, 128). The
+    /// packed scale tensor is `[n · ceil(K / group_size)]`, row-major.
+    PerGroup {
+        /// Columns per group: 64, 128 or 256.
+        group_size: usize,
+    },
+}
+
+impl Granularity {
+    /// The number of scales of an `n × k` weight (`n` output channels, `k` reduction
+    /// columns) at this granularity.
+    pub fn scale_count(&self, n: usize, k: usize) -> usize {
+        match self {
+            Granularity::PerTensor => 1,
+            Granularity::PerChannel => n,
+            Granularity::PerGroup { group_size } => n * k.div_ceil((*group_size).max(1)),
+        }
+    }
+
+    /// Panics naming the value unless a group size is one of 64, 128, 256.
+    pub(crate) fn check(&self, layer: &str) {
+        if let Granularity::PerGroup { group_size } = self {
+            assert!(
+                ternary_kernels::format::GROUP_SIZES.contains(group_size),
+                "{layer}: group size {group_size} is not one of 64, 128, 256"
+            );
+        }
+    }
 }
 
 /// What happens to a layer's input activations.

@@ -104,6 +104,28 @@ impl<'a> PackedI2Ref<'a> {
         })
     }
 
+    /// Views `data` (`n` rows of `padded_k(k) / 4` bytes) with `scales` stored flat, their
+    /// kind told by the count (see [`flat_group_size`](super::flat_group_size)): 1 per
+    /// tensor, `n` per row, `n · ceil(k/g)` per row and group of `g` columns.
+    ///
+    /// # Errors
+    /// [`KernelError::Length`] when the count fits none of these; otherwise those of
+    /// [`PackedI2Ref::new`].
+    pub fn from_flat(data: &'a [u8], n: usize, k: usize, scales: &'a [f32]) -> Result<Self> {
+        match super::flat_group_size(n, k, scales.len()) {
+            Some(Some(g)) => Self::with_group_scales(data, n, k, g, scales),
+            Some(None) => Self::new(data, n, k, scales),
+            None => {
+                check_data(data, n, k)?;
+                Err(KernelError::Length {
+                    what: "scales (1, n, or n · ceil(k / g) for g = 64, 128, 256)",
+                    expected: n,
+                    actual: scales.len(),
+                })
+            }
+        }
+    }
+
     /// Views `data` (`n` rows of `padded_k(k) / 4` bytes) with group scales: `scales` is
     /// row-major `[n, ceil(k / group_size)]`, one scale per row and group of `group_size`
     /// consecutive columns (see [`Scales::PerGroup`]).

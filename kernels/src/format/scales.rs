@@ -50,7 +50,52 @@ pub fn check_group_size(group_size: usize) -> Result<()> {
     }
 }
 
+/// How `count` scales stored flat (row-major, as the Burn layers and the extension ops hold
+/// them) describe an `n × k` matrix: `Some(None)` for 1 (per tensor) or `n` (per row) scales;
+/// `Some(Some(g))` for `n · ceil(k / g)` scales with `g` one of [`GROUP_SIZES`]; `None` when
+/// `count` fits none of these.
+///
+/// The group size is unique whenever a row has ≥ 2 groups: `ceil(k/g) = ceil(k/2g) = c`
+/// needs `2(c − 1) < c`, i.e. `c = 1`, so the three sizes give three different counts, and a
+/// single group per row is the per-row layout. With `k = 0` every size gives 0 groups and 64
+/// is returned (there is no weight to scale).
+pub fn flat_group_size(n: usize, k: usize, count: usize) -> Option<Option<usize>> {
+    if count == 1 || count == n {
+        return Some(None);
+    }
+    GROUP_SIZES
+        .iter()
+        .find(|&&g| n.checked_mul(group_count(k, g)) == Some(count))
+        .map(|&g| Some(g))
+}
+
 impl Scales {
+    /// The scales of an `n × k` matrix from `values` stored flat, their kind told by the count
+    /// (see [`flat_group_size`]): 1 per tensor, `n` per row, `n · ceil(k/g)` per group.
+    ///
+    /// # Errors
+    /// [`KernelError::Length`] when the count fits none of these; [`KernelError::BadScale`]
+    /// for a negative, NaN or infinite value.
+    pub fn from_flat(n: usize, k: usize, values: Vec<f32>) -> Result<Scales> {
+        let scales = match flat_group_size(n, k, values.len()) {
+            None => {
+                return Err(KernelError::Length {
+                    what: "scales (1, n, or n · ceil(k / g) for g = 64, 128, 256)",
+                    expected: n,
+                    actual: values.len(),
+                });
+            }
+            Some(None) if values.len() == 1 => Scales::PerTensor(values[0]),
+            Some(None) => Scales::PerRow(values),
+            Some(Some(group_size)) => Scales::PerGroup {
+                group_size,
+                scales: values,
+            },
+        };
+        scales.validate(n, k)?;
+        Ok(scales)
+    }
+
     /// Scale of output row `row` for per-tensor and per-row scales.
     ///
     /// # Panics
