@@ -429,6 +429,7 @@ fn variants(args: &Args, shapes: &[(usize, usize, usize)], out: &Report) {
             n,
             k,
             per_row: true,
+            group_size: 0,
         };
         let x = client.create_from_slice(bytemuck::cast_slice(&rng.f32s(m * k)));
         let q = gpu::quantize_rows::<f32>(&client, &x, m, k);
@@ -518,6 +519,7 @@ fn conv_variants(
             n: c,
             k,
             per_row: true,
+            group_size: 0,
         };
         let image = c * hw * hw;
         let x = client.create_from_slice(bytemuck::cast_slice(&rng.f32s(args.batch * image)));

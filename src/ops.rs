@@ -8,11 +8,14 @@ use burn::tensor::{Int, Tensor};
 
 use crate::backend::TernaryBackend;
 
-/// `x[m, k] · Wᵀ` for packed `W` (`[n, row_words]` i32 words of the `I2` layout) with 1 or
-/// `n` scales. `int8_activations` selects W2A8 (BitNet) over exact f32 activations.
+/// `x[m, k] · Wᵀ` for packed `W` (`[n, row_words]` i32 words of the `I2` layout) with 1, `n`
+/// or `n · ceil(k/g)` scales (per tensor, per row, or per row and group of `g` = 64, 128, 256
+/// columns, row-major). `int8_activations` selects W2A8 (BitNet) over exact f32 activations;
+/// with group scales each group's exact integer sum is scaled, then the groups are added in f32.
 ///
 /// # Shapes
-/// - x: `[m, k]`, packed: `[n, ceil(k/128)·8]`, scales: `[1]` or `[n]` → `[m, n]`
+/// - x: `[m, k]`, packed: `[n, ceil(k/128)·8]`, scales: `[1]`, `[n]` or `[n · ceil(k/g)]` →
+///   `[m, n]`
 pub fn ternary_linear(
     x: Tensor<2>,
     packed: Tensor<2, Int>,

@@ -53,6 +53,13 @@ fn group_scales_are_the_absmean_of_each_group_and_freeze_exactly() {
             }
         }
         let packed = layer.clone().freeze().unwrap();
+        // Freezing a whole model packs each layer the same way.
+        let via_model = burn_ternary::nn::freeze(layer.clone()).unwrap();
+        assert_eq!(
+            via_model.to_packed().unwrap(),
+            packed.to_packed().unwrap(),
+            "g = {g}"
+        );
         let scales = floats(packed.scales.val());
         assert_eq!(scales.len(), d_out * groups, "g = {g}");
         for (i, (&got, &w)) in scales.iter().zip(&want).enumerate() {

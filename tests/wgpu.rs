@@ -38,7 +38,12 @@ fn packed_linear_on_wgpu_equals_flex_through_gemv_and_gemm_and_f16() {
     use burn::tensor::FloatDType;
     let cpu = Device::flex();
     for activation in [ActivationQuant::None, ActivationQuant::Int8PerToken] {
-        for granularity in [Granularity::PerTensor, Granularity::PerChannel] {
+        for granularity in [
+            Granularity::PerTensor,
+            Granularity::PerChannel,
+            // 1000 columns: 8 groups, the last ragged; the Cube kernels' group path.
+            Granularity::PerGroup { group_size: 128 },
+        ] {
             let layer = TernaryLinearConfig::new(1000, 130)
                 .with_granularity(granularity)
                 .with_activation(activation)
@@ -69,13 +74,25 @@ fn packed_linear_on_wgpu_equals_flex_through_gemv_and_gemm_and_f16() {
 #[test]
 fn packed_conv2d_on_wgpu_equals_flex_in_both_modes() {
     let cpu = Device::flex();
-    // (c_in, c_out, kernel, stride, padding, dilation, groups)
+    // (c_in, c_out, kernel, stride, padding, dilation, groups, scale granularity)
+    let per_channel = Granularity::PerChannel;
     let cases = [
-        (4, 8, [3, 3], [1, 1], [1, 1], [1, 1], 2),
-        (8, 8, [3, 3], [2, 1], [1, 0], [1, 2], 8),
-        (20, 6, [1, 1], [1, 1], [0, 0], [1, 1], 1),
+        (4, 8, [3, 3], [1, 1], [1, 1], [1, 1], 2, per_channel),
+        (8, 8, [3, 3], [2, 1], [1, 0], [1, 2], 8, per_channel),
+        (20, 6, [1, 1], [1, 1], [0, 0], [1, 1], 1, per_channel),
+        // K = 16·9 = 144: three 64-column scale groups, the last ragged.
+        (
+            16,
+            6,
+            [3, 3],
+            [1, 1],
+            [1, 1],
+            [1, 1],
+            1,
+            Granularity::PerGroup { group_size: 64 },
+        ),
     ];
-    for (ci, co, k, s, p, d, g) in cases {
+    for (ci, co, k, s, p, d, g, granularity) in cases {
         for activation in [ActivationQuant::None, ActivationQuant::Int8PerImage] {
             let layer = TernaryConv2dConfig::new([ci, co], k)
                 .with_stride(s)
@@ -83,7 +100,7 @@ fn packed_conv2d_on_wgpu_equals_flex_in_both_modes() {
                 .with_dilation(d)
                 .with_groups(g)
                 .with_bias(true)
-                .with_granularity(Granularity::PerChannel)
+                .with_granularity(granularity)
                 .with_activation(activation)
                 .init(&cpu);
             let packed = layer.freeze().unwrap();

@@ -24,7 +24,11 @@
 //!   yet tiled through shared memory: tuning that needs a GPU to measure on.
 //!
 //! All exist for int8 activations (integer accumulation, exact) and for float activations
-//! (`f32`/`f16` in, `f32` accumulation).
+//! (`f32`/`f16` in, `f32` accumulation), and all take per-tensor, per-row or group scales
+//! ([`DeviceMatrix::group_size`]: one scale per row and 64/128/256 columns). With group scales
+//! each group's sum (exact `i32` for W2A8: the codes as signed bytes, so no row-sum correction
+//! is needed) is multiplied by its scale and the groups are added in f32 — the CPU scalar twin's
+//! arithmetic, in another f32 order.
 //!
 //! The GEMV/GEMM shapes are the [`Variant`]s; [`Strategy::Autotune`] lets CubeCL's autotuner
 //! time them all on the device the first time a product shape is seen and keep the fastest
@@ -187,6 +191,27 @@ pub(crate) fn store_w2a8<O: Float>(
     }
 }
 
+/// The codes of [`codes()`] as signed bytes `code − 1` (−1, 0, +1): `0x80 | c` minus one
+/// per byte never borrows across bytes, and the XOR restores the sign bit.
+#[cube]
+fn signed_codes(word: u32, #[comptime] s: usize) -> i32 {
+    i32::cast_from(((codes(word, s) | 0x8080_8080u32) - 0x0101_0101u32) ^ 0x8080_8080u32)
+}
+
+/// The group scale of weight row `j` at column `col` (`groups` scales per row, `group`
+/// columns each). Columns in the padding past `k` (zero weights) read the row's last group.
+#[cube]
+pub(crate) fn group_scale(
+    ws: &[f32],
+    j: usize,
+    col: usize,
+    groups: usize,
+    #[comptime] group: usize,
+) -> f32 {
+    let g = col / group;
+    ws[j * groups + select(g < groups, g, groups - 1)]
+}
+
 /// The scale of weight row `j`.
 #[cube]
 pub(crate) fn row_scale(ws: &[f32], j: usize, #[comptime] per_channel: bool) -> f32 {
@@ -229,9 +254,11 @@ pub fn gemv_w2a8_kernel<O: Float, N: Size>(
     out: &mut [O],
     n_rows: usize,
     row_words: usize,
+    k_groups: usize,
     #[comptime] per_channel: bool,
     #[comptime] raw: bool,
     #[comptime] rows: usize,
+    #[comptime] group: usize,
 ) {
     let lane = UNIT_POS_X as usize;
     let ly = UNIT_POS_Y as usize;
@@ -241,6 +268,13 @@ pub fn gemv_w2a8_kernel<O: Float, N: Size>(
     let row_units = row_words * 4;
 
     let mut acc = Array::<i32>::new(rows);
+    // With group scales: Σ over groups of (the group's exact i32 sum) · its scale, in f32.
+    let mut accf = Array::<f32>::new(rows);
+    #[unroll]
+    for r in 0..rows {
+        acc[r] = 0i32;
+        accf[r] = 0.0f32;
+    }
     let mut stage = Shared::<[i32]>::new_slice(CHUNK_BLOCKS * BLOCK_UNITS);
     let blocks = row_words / BLOCK_WORDS;
     let mut b0 = 0usize;
@@ -265,35 +299,67 @@ pub fn gemv_w2a8_kernel<O: Float, N: Size>(
                 let row_vecs = nb * BLOCK_WORDS / N::value();
                 let base = (j * row_words + b0 * BLOCK_WORDS) / N::value();
                 let mut a = acc[r];
+                let mut af = accf[r];
                 let mut v = lane;
                 while v < row_vecs {
                     let wv = w[base + v];
                     let word0 = v * N::value();
                     let blk = word0 / BLOCK_WORDS;
                     let wi = word0 % BLOCK_WORDS;
-                    #[unroll]
-                    for e in 0..N::value() {
-                        let word = wv.extract(e);
+                    if group > 0 {
+                        // Columns 0–63 of the block (bit pairs 0, 1) and 64–127 (2, 3): a
+                        // group boundary (every 64 columns at most) never splits a half.
+                        let mut lo = 0i32;
+                        let mut hi = 0i32;
                         #[unroll]
-                        for s in 0..4usize {
-                            let xa = stage[blk * BLOCK_UNITS + 8 * s + wi + e];
-                            a = dp4a(xa, i32::cast_from(codes(word, s)), a);
+                        for e in 0..N::value() {
+                            let word = wv.extract(e);
+                            #[unroll]
+                            for s in 0..4usize {
+                                let xa = stage[blk * BLOCK_UNITS + 8 * s + wi + e];
+                                if s < 2 {
+                                    lo = dp4a(xa, signed_codes(word, s), lo);
+                                } else {
+                                    hi = dp4a(xa, signed_codes(word, s), hi);
+                                }
+                            }
+                        }
+                        let col = (b0 + blk) * BLOCK;
+                        af += f32::cast_from(lo) * group_scale(ws, j, col, k_groups, group)
+                            + f32::cast_from(hi) * group_scale(ws, j, col + 64, k_groups, group);
+                    } else {
+                        #[unroll]
+                        for e in 0..N::value() {
+                            let word = wv.extract(e);
+                            #[unroll]
+                            for s in 0..4usize {
+                                let xa = stage[blk * BLOCK_UNITS + 8 * s + wi + e];
+                                a = dp4a(xa, i32::cast_from(codes(word, s)), a);
+                            }
                         }
                     }
                     v += LANES;
                 }
                 acc[r] = a;
+                accf[r] = af;
             }
         }
         sync_cube();
         b0 += CHUNK_BLOCKS;
     }
 
-    let total = lane_totals::<i32>(&acc, lane, ly, rows);
     let j = row0 + lane;
-    if lane < rows && j < n_rows {
-        let wsj = row_scale(ws, j, per_channel);
-        store_w2a8::<O>(out, i * n_rows + j, total, sums[i], xs[i], wsj, raw);
+    if group > 0 {
+        let total = lane_totals::<f32>(&accf, lane, ly, rows);
+        if lane < rows && j < n_rows {
+            out[i * n_rows + j] = O::cast_from(total * xs[i]);
+        }
+    } else {
+        let total = lane_totals::<i32>(&acc, lane, ly, rows);
+        if lane < rows && j < n_rows {
+            let wsj = row_scale(ws, j, per_channel);
+            store_w2a8::<O>(out, i * n_rows + j, total, sums[i], xs[i], wsj, raw);
+        }
     }
 }
 
@@ -309,8 +375,10 @@ pub fn gemv_float_kernel<F: Float, N: Size>(
     n_rows: usize,
     k: usize,
     row_words: usize,
+    k_groups: usize,
     #[comptime] per_channel: bool,
     #[comptime] rows: usize,
+    #[comptime] group: usize,
 ) {
     let lane = UNIT_POS_X as usize;
     let ly = UNIT_POS_Y as usize;
@@ -319,6 +387,10 @@ pub fn gemv_float_kernel<F: Float, N: Size>(
     let row0 = (CUBE_POS_X as usize * LANE_ROWS + ly) * rows;
 
     let mut acc = Array::<f32>::new(rows);
+    #[unroll]
+    for r in 0..rows {
+        acc[r] = 0.0f32;
+    }
     let mut stage = Shared::<[f32]>::new_slice(CHUNK_BLOCKS * BLOCK);
     let blocks = row_words / BLOCK_WORDS;
     let mut b0 = 0usize;
@@ -349,6 +421,10 @@ pub fn gemv_float_kernel<F: Float, N: Size>(
                     let word0 = v * N::value();
                     let blk = word0 / BLOCK_WORDS;
                     let wi = word0 % BLOCK_WORDS;
+                    // With group scales, the two 64-column halves of the block are summed
+                    // apart and scaled (see the W2A8 GEMV).
+                    let mut lo = 0.0f32;
+                    let mut hi = 0.0f32;
                     #[unroll]
                     for e in 0..N::value() {
                         let word = wv.extract(e);
@@ -359,9 +435,21 @@ pub fn gemv_float_kernel<F: Float, N: Size>(
                             #[unroll]
                             for b in 0..4usize {
                                 let code = (cs >> (8 * b as u32)) & 3u32;
-                                a += stage[col + b] * (f32::cast_from(code) - 1.0f32);
+                                let term = stage[col + b] * (f32::cast_from(code) - 1.0f32);
+                                if group == 0 {
+                                    a += term;
+                                } else if s < 2 {
+                                    lo += term;
+                                } else {
+                                    hi += term;
+                                }
                             }
                         }
+                    }
+                    if group > 0 {
+                        let c0 = (b0 + blk) * BLOCK;
+                        a += lo * group_scale(ws, j, c0, k_groups, group)
+                            + hi * group_scale(ws, j, c0 + 64, k_groups, group);
                     }
                     v += LANES;
                 }
@@ -375,7 +463,11 @@ pub fn gemv_float_kernel<F: Float, N: Size>(
     let total = lane_totals::<f32>(&acc, lane, ly, rows);
     let j = row0 + lane;
     if lane < rows && j < n_rows {
-        out[i * n_rows + j] = F::cast_from(total * row_scale(ws, j, per_channel));
+        if group > 0 {
+            out[i * n_rows + j] = F::cast_from(total);
+        } else {
+            out[i * n_rows + j] = F::cast_from(total * row_scale(ws, j, per_channel));
+        }
     }
 }
 
@@ -423,9 +515,11 @@ pub fn gemm_w2a8_kernel<O: Float>(
     m: usize,
     n: usize,
     row_words: usize,
+    k_groups: usize,
     #[comptime] per_channel: bool,
     #[comptime] raw: bool,
     #[comptime] side: usize,
+    #[comptime] group: usize,
 ) {
     let tx = UNIT_POS_X as usize;
     let ty = UNIT_POS_Y as usize;
@@ -439,6 +533,16 @@ pub fn gemm_w2a8_kernel<O: Float>(
     let mut wt = Shared::<[u32]>::new_slice(comptime!(tile * BLOCK_WORDS));
     let mut xt = Shared::<[i32]>::new_slice(comptime!(tile * BLOCK_UNITS));
     let mut acc = Array::<i32>::new(16usize);
+    // With group scales: the block's two 64-column halves as exact i32 sums (`acc` and
+    // `hi`), folded into `accf` with their scales after each block.
+    let mut hi = Array::<i32>::new(16usize);
+    let mut accf = Array::<f32>::new(16usize);
+    #[unroll]
+    for u in 0..16usize {
+        acc[u] = 0i32;
+        hi[u] = 0i32;
+        accf[u] = 0.0f32;
+    }
     let mut wc = Array::<i32>::new(4usize);
     let blocks = row_words / BLOCK_WORDS;
     for blk in 0..blocks {
@@ -462,15 +566,39 @@ pub fn gemm_w2a8_kernel<O: Float>(
                 #[unroll]
                 for b in 0..4usize {
                     let word = wt[(tx + side * b) * BLOCK_WORDS + wi];
-                    wc[b] = i32::cast_from(codes(word, s));
+                    if group > 0 {
+                        wc[b] = signed_codes(word, s);
+                    } else {
+                        wc[b] = i32::cast_from(codes(word, s));
+                    }
                 }
                 #[unroll]
                 for a in 0..4usize {
                     let xa = xt[(ty + side * a) * BLOCK_UNITS + 8 * s + wi];
                     #[unroll]
                     for b in 0..4usize {
-                        acc[a * 4 + b] = dp4a(xa, wc[b], acc[a * 4 + b]);
+                        if group > 0 && s >= 2 {
+                            hi[a * 4 + b] = dp4a(xa, wc[b], hi[a * 4 + b]);
+                        } else {
+                            acc[a * 4 + b] = dp4a(xa, wc[b], acc[a * 4 + b]);
+                        }
                     }
+                }
+            }
+        }
+        if group > 0 {
+            #[unroll]
+            for b in 0..4usize {
+                let j = n0 + tx + side * b;
+                let jr = select(j < n, j, n - 1);
+                let s_lo = group_scale(ws, jr, blk * BLOCK, k_groups, group);
+                let s_hi = group_scale(ws, jr, blk * BLOCK + 64, k_groups, group);
+                #[unroll]
+                for a in 0..4usize {
+                    let u = a * 4 + b;
+                    accf[u] += f32::cast_from(acc[u]) * s_lo + f32::cast_from(hi[u]) * s_hi;
+                    acc[u] = 0i32;
+                    hi[u] = 0i32;
                 }
             }
         }
@@ -483,8 +611,12 @@ pub fn gemm_w2a8_kernel<O: Float>(
         for b in 0..4usize {
             let j = n0 + tx + side * b;
             if i < m && j < n {
-                let wsj = row_scale(ws, j, per_channel);
-                store_w2a8::<O>(out, i * n + j, acc[a * 4 + b], sums[i], xs[i], wsj, raw);
+                if group > 0 {
+                    out[i * n + j] = O::cast_from(accf[a * 4 + b] * xs[i]);
+                } else {
+                    let wsj = row_scale(ws, j, per_channel);
+                    store_w2a8::<O>(out, i * n + j, acc[a * 4 + b], sums[i], xs[i], wsj, raw);
+                }
             }
         }
     }
@@ -505,8 +637,10 @@ pub fn gemm_float_kernel<F: Float>(
     n: usize,
     k: usize,
     row_words: usize,
+    k_groups: usize,
     #[comptime] per_channel: bool,
     #[comptime] side: usize,
+    #[comptime] group: usize,
 ) {
     let tx = UNIT_POS_X as usize;
     let ty = UNIT_POS_Y as usize;
@@ -519,6 +653,13 @@ pub fn gemm_float_kernel<F: Float>(
     let mut wt = Shared::<[u32]>::new_slice(comptime!(tile * BLOCK_WORDS));
     let mut xt = Shared::<[f32]>::new_slice(comptime!(tile * SLICE));
     let mut acc = Array::<f32>::new(16usize);
+    // With group scales: one 32-column slice's sums, scaled into `acc` after each slice.
+    let mut part = Array::<f32>::new(16usize);
+    #[unroll]
+    for u in 0..16usize {
+        acc[u] = 0.0f32;
+        part[u] = 0.0f32;
+    }
     let mut wc = Array::<u32>::new(4usize);
     let blocks = row_words / BLOCK_WORDS;
     for blk in 0..blocks {
@@ -553,8 +694,26 @@ pub fn gemm_float_kernel<F: Float>(
                         #[unroll]
                         for b in 0..4usize {
                             let code = (wc[b] >> (8 * e as u32)) & 3u32;
-                            acc[a * 4 + b] += xa * (f32::cast_from(code) - 1.0f32);
+                            let term = xa * (f32::cast_from(code) - 1.0f32);
+                            if group > 0 {
+                                part[a * 4 + b] += term;
+                            } else {
+                                acc[a * 4 + b] += term;
+                            }
                         }
+                    }
+                }
+            }
+            if group > 0 {
+                #[unroll]
+                for b in 0..4usize {
+                    let j = n0 + tx + side * b;
+                    let jr = select(j < n, j, n - 1);
+                    let sc = group_scale(ws, jr, blk * BLOCK + SLICE * s, k_groups, group);
+                    #[unroll]
+                    for a in 0..4usize {
+                        acc[a * 4 + b] += part[a * 4 + b] * sc;
+                        part[a * 4 + b] = 0.0f32;
                     }
                 }
             }
@@ -568,7 +727,11 @@ pub fn gemm_float_kernel<F: Float>(
         for b in 0..4usize {
             let j = n0 + tx + side * b;
             if i < m && j < n {
-                out[i * n + j] = F::cast_from(acc[a * 4 + b] * row_scale(ws, j, per_channel));
+                if group > 0 {
+                    out[i * n + j] = F::cast_from(acc[a * 4 + b]);
+                } else {
+                    out[i * n + j] = F::cast_from(acc[a * 4 + b] * row_scale(ws, j, per_channel));
+                }
             }
         }
     }
@@ -683,12 +846,44 @@ pub struct DeviceMatrix {
     pub k: usize,
     /// Whether `scales` holds one value per row.
     pub per_row: bool,
+    /// Columns per scale group (64, 128 or 256) when `scales` holds `n · ceil(k / group_size)`
+    /// values, row-major (see [`crate::Scales::PerGroup`]); 0 for per-tensor or per-row scales.
+    pub group_size: usize,
 }
 
 impl DeviceMatrix {
     /// Packed u32 words per row.
     pub fn row_words(&self) -> usize {
         row_words(self.k)
+    }
+
+    /// Scale groups per row (1 without group scales, at least 1 otherwise).
+    pub fn groups(&self) -> usize {
+        if self.group_size == 0 {
+            1
+        } else {
+            self.k.div_ceil(self.group_size).max(1)
+        }
+    }
+
+    /// How many scales the kernels read.
+    pub(crate) fn scale_count(&self) -> usize {
+        if self.group_size > 0 {
+            self.n * self.k.div_ceil(self.group_size)
+        } else if self.per_row {
+            self.n
+        } else {
+            1
+        }
+    }
+
+    /// Panics naming the value unless the group size is 0, 64, 128 or 256.
+    pub(crate) fn check_group(&self) {
+        assert!(
+            self.group_size == 0 || crate::format::GROUP_SIZES.contains(&self.group_size),
+            "ternary GPU kernel: group size {} is not 64, 128 or 256",
+            self.group_size
+        );
     }
 }
 
@@ -822,6 +1017,12 @@ pub fn matmul_w2a8<O: Float + CubeElement>(
         !raw || size_of::<O>() == 4,
         "raw i32 results need a 4-byte output type"
     );
+    w.check_group();
+    assert!(
+        !raw || w.group_size == 0,
+        "raw i32 results are one sum per output: group scales ({} columns) have one per group",
+        w.group_size
+    );
     let (m, n) = (x.m, w.n);
     let out = client.empty((m * n).max(1) * size_of::<O>());
     if m == 0 || n == 0 {
@@ -863,7 +1064,7 @@ fn launch_w2a8<O: Float + CubeElement>(
         let xa = BufferArg::from_raw_parts(x.words.clone(), m * units);
         let sums = BufferArg::from_raw_parts(x.sums.clone(), m);
         let xs = BufferArg::from_raw_parts(x.scales.clone(), m);
-        let ws = BufferArg::from_raw_parts(w.scales.clone(), if w.per_row { n } else { 1 });
+        let ws = BufferArg::from_raw_parts(w.scales.clone(), w.scale_count().max(1));
         let o = BufferArg::from_raw_parts(out.clone(), m * n);
         if let Some(rows) = variant.gemv_rows() {
             let cubes = n.div_ceil(LANE_ROWS * rows);
@@ -880,9 +1081,11 @@ fn launch_w2a8<O: Float + CubeElement>(
                 o,
                 n,
                 rw,
+                w.groups(),
                 w.per_row,
                 raw,
                 rows,
+                w.group_size,
             );
         } else {
             let side = variant.gemm_side().expect("a GEMM variant");
@@ -900,9 +1103,11 @@ fn launch_w2a8<O: Float + CubeElement>(
                 m,
                 n,
                 rw,
+                w.groups(),
                 w.per_row,
                 raw,
                 side,
+                w.group_size,
             );
         }
     }
@@ -918,6 +1123,7 @@ pub fn matmul_float<F: Float + CubeElement>(
     w: &DeviceMatrix,
     strategy: Strategy,
 ) -> Handle {
+    w.check_group();
     let n = w.n;
     let out = client.empty((m * n).max(1) * size_of::<F>());
     if m == 0 || n == 0 {
@@ -955,7 +1161,7 @@ fn launch_float<F: Float + CubeElement>(
     // SAFETY: as in `launch_w2a8`; float activations are read below `m · k`.
     unsafe {
         let xa = BufferArg::from_raw_parts(x.clone(), m * k);
-        let ws = BufferArg::from_raw_parts(w.scales.clone(), if w.per_row { n } else { 1 });
+        let ws = BufferArg::from_raw_parts(w.scales.clone(), w.scale_count().max(1));
         let o = BufferArg::from_raw_parts(out.clone(), m * n);
         if let Some(rows) = variant.gemv_rows() {
             let cubes = n.div_ceil(LANE_ROWS * rows);
@@ -971,8 +1177,10 @@ fn launch_float<F: Float + CubeElement>(
                 n,
                 k,
                 rw,
+                w.groups(),
                 w.per_row,
                 rows,
+                w.group_size,
             );
         } else {
             let side = variant.gemm_side().expect("a GEMM variant");
@@ -989,8 +1197,10 @@ fn launch_float<F: Float + CubeElement>(
                 n,
                 k,
                 rw,
+                w.groups(),
                 w.per_row,
                 side,
+                w.group_size,
             );
         }
     }
@@ -1014,9 +1224,17 @@ pub struct TuneKey {
     pub per_row: bool,
     /// Whether the output is raw i32 sums (W2A8 only).
     pub raw: bool,
+    /// Columns per scale group; 0 without group scales.
+    #[serde(default)]
+    pub group: usize,
 }
 
 impl TuneKey {
+    /// The same key for weights with `group`-column scale groups (0: none).
+    pub fn with_group(self, group: usize) -> Self {
+        Self { group, ..self }
+    }
+
     /// The key of an `m × k` by `[n, k]` W2A8 product with output type `O`.
     pub fn w2a8<O: 'static>(m: usize, n: usize, k: usize, per_row: bool, raw: bool) -> Self {
         Self::new("w2a8", core::any::type_name::<O>(), m, n, k, per_row, raw)
@@ -1044,6 +1262,7 @@ impl TuneKey {
             k,
             per_row,
             raw,
+            group: 0,
         }
     }
 }
@@ -1060,7 +1279,11 @@ impl core::fmt::Display for TuneKey {
             self.m,
             self.n,
             self.k,
-            if self.per_row { "row" } else { "tensor" },
+            match (self.group, self.per_row) {
+                (0, true) => "row".to_string(),
+                (0, false) => "tensor".to_string(),
+                (g, _) => format!("group{g}"),
+            },
             if self.raw { "-raw" } else { "" }
         )
     }
@@ -1122,7 +1345,9 @@ type W2a8Set = TunableSet<TuneKey, W2a8Inputs, (), Variant>;
 type FloatSet = TunableSet<TuneKey, FloatInputs, (), Variant>;
 
 fn w2a8_tunables<O: Float + CubeElement>() -> W2a8Set {
-    let key = |i: &W2a8Inputs| TuneKey::w2a8::<O>(i.x.m, i.w.n, i.w.k, i.w.per_row, i.raw);
+    let key = |i: &W2a8Inputs| {
+        TuneKey::w2a8::<O>(i.x.m, i.w.n, i.w.k, i.w.per_row, i.raw).with_group(i.w.group_size)
+    };
     let mut set = TunableSet::new_cloning_inputs(key);
     for variant in Variant::ALL {
         set = set.with(Tunable::identified(variant, move |i: W2a8Inputs| {
@@ -1135,7 +1360,9 @@ fn w2a8_tunables<O: Float + CubeElement>() -> W2a8Set {
 }
 
 fn float_tunables<F: Float + CubeElement>() -> FloatSet {
-    let key = |i: &FloatInputs| TuneKey::float::<F>(i.m, i.w.n, i.w.k, i.w.per_row);
+    let key = |i: &FloatInputs| {
+        TuneKey::float::<F>(i.m, i.w.n, i.w.k, i.w.per_row).with_group(i.w.group_size)
+    };
     let mut set = TunableSet::new_cloning_inputs(key);
     for variant in Variant::ALL {
         set = set.with(Tunable::identified(variant, move |i: FloatInputs| {

@@ -101,6 +101,7 @@ fn matrix(
         n,
         k,
         per_row,
+        group_size: 0,
     };
     (w, device)
 }
@@ -510,4 +511,160 @@ fn autotune_skips_variants_whose_grid_the_device_cannot_hold() {
         matches!(picked, Some(Variant::Gemm32 | Variant::Gemm64)),
         "{picked:?}"
     );
+}
+
+/// A random matrix with one scale per row and `g`-column group (powers of two from 1/8 to 8,
+/// so a misplaced group is far outside the rounding bound), and its device copy.
+fn group_matrix(
+    client: &Client,
+    rng: &mut XorShift,
+    n: usize,
+    k: usize,
+    g: usize,
+) -> (PackedI2, DeviceMatrix) {
+    let t = rng.ternary(n * k);
+    let groups = k.div_ceil(g);
+    let scales: Vec<f32> = (0..n * groups)
+        .map(|_| 2f32.powi((rng.next_f32() * 7.0) as i32 - 3))
+        .collect();
+    let w = PackedI2::from_ternary(
+        &t,
+        n,
+        k,
+        Scales::PerGroup {
+            group_size: g,
+            scales: scales.clone(),
+        },
+    )
+    .unwrap();
+    let device = DeviceMatrix {
+        words: client.create_from_slice(w.data()),
+        scales: upload_f32(client, &scales),
+        n,
+        k,
+        per_row: false,
+        group_size: g,
+    };
+    (w, device)
+}
+
+/// `Σ_c a[i, c] · w_eff[j, c]` in f64 and its magnitude `Σ_c |a · w_eff|`, for `m` rows of
+/// `a` against the effective (group-scaled) weights.
+fn exact_products(a: &[f64], w: &PackedI2, m: usize) -> (Vec<f64>, Vec<f64>) {
+    let (n, k) = (w.n(), w.k());
+    let eff = w.dequantize();
+    let (mut y, mut mag) = (vec![0f64; m * n], vec![0f64; m * n]);
+    for i in 0..m {
+        for j in 0..n {
+            for c in 0..k {
+                let term = a[i * k + c] * f64::from(eff[j * k + c]);
+                y[i * n + j] += term;
+                mag[i * n + j] += term.abs();
+            }
+        }
+    }
+    (y, mag)
+}
+
+#[test]
+fn group_scaled_products_match_the_exact_product_on_every_variant() {
+    let client = client();
+    let mut rng = XorShift::new(91);
+    for &(m, n, k) in SHAPES {
+        for g in [64, 128, 256] {
+            let (w, dw) = group_matrix(&client, &mut rng, n, k, g);
+            let x = activations(&mut rng, m, k);
+            let dx = upload_f32(&client, &x);
+            // W2A8: the int8 values times their row scale are what the kernel multiplies.
+            let q = QuantizedActivations::quantize(&x, m, k).unwrap();
+            let qx: Vec<f64> = (0..m)
+                .flat_map(|i| {
+                    let s = f64::from(q.scales()[i]);
+                    let row = &q.data()[i * q.k_padded()..];
+                    (0..k).map(move |c| f64::from(row[c]) * s)
+                })
+                .collect();
+            let (want8, mag8) = exact_products(&qx, &w, m);
+            let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            let (want, mag) = exact_products(&xf, &w, m);
+            let dq = gpu::quantize_rows::<f32>(&client, &dx, m, k);
+            for strategy in strategies() {
+                let got8 = read_f32(
+                    &client,
+                    gpu::matmul_w2a8::<f32>(&client, &dq, &dw, strategy, false),
+                    m * n,
+                );
+                let got = read_f32(
+                    &client,
+                    gpu::matmul_float::<f32>(&client, &dx, m, &dw, strategy),
+                    m * n,
+                );
+                for idx in 0..m * n {
+                    assert!(
+                        (f64::from(got8[idx]) - want8[idx]).abs() <= 1e-5 * mag8[idx] + 1e-30,
+                        "W2A8 {strategy:?} g={g} m={m} n={n} k={k} at {idx}: {} vs {}",
+                        got8[idx],
+                        want8[idx]
+                    );
+                    assert!(
+                        (f64::from(got[idx]) - want[idx]).abs() <= 1e-5 * mag[idx] + 1e-30,
+                        "float {strategy:?} g={g} m={m} n={n} k={k} at {idx}: {} vs {}",
+                        got[idx],
+                        want[idx]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn group_scaled_convs_match_the_cpu_kernel() {
+    let client = client();
+    let mut rng = XorShift::new(92);
+    for c in CONV_CASES {
+        let p = conv_params(c);
+        for g in [64, 128] {
+            let (w, dw) = group_matrix(&client, &mut rng, p.out_channels, p.k(), g);
+            let image = p.in_channels * p.height * p.width;
+            let x = activations(&mut rng, p.batch, image);
+            let len = p.output_len().unwrap();
+            let mut want = vec![0f32; len];
+            scalar().conv2d_f32(&x, &p, &w, None, &mut want).unwrap();
+            let q = ternary_kernels::QuantizedImages::quantize(&x, p.batch, image).unwrap();
+            let mut want8 = vec![0f32; len];
+            scalar().conv2d_w2a8(&q, &p, &w, None, &mut want8).unwrap();
+            let dx = upload_f32(&client, &x);
+            let xq = gpu::quantize_rows::<f32>(&client, &dx, p.batch, image);
+            // Only the f32 order differs: bounded by max|x| · K · max scale.
+            let smax = w.scales().as_slice().iter().fold(0f32, |a, &s| a.max(s));
+            let bound = x.iter().map(|v| v.abs()).fold(0f32, f32::max) * p.k() as f32 * smax * 1e-5;
+            for strategy in conv_strategies() {
+                let got = read_f32(
+                    &client,
+                    gpu::conv2d_float::<f32>(&client, &dx, &p, &dw, strategy),
+                    len,
+                );
+                let got8 = read_f32(
+                    &client,
+                    gpu::conv2d_w2a8::<f32>(&client, &xq, &p, &dw, strategy, false),
+                    len,
+                );
+                for j in 0..len {
+                    assert!(
+                        (got[j] - want[j]).abs() <= bound + 1e-6,
+                        "float {strategy:?} g={g} {c:?} out[{j}] = {} vs {}",
+                        got[j],
+                        want[j]
+                    );
+                    assert!(
+                        (got8[j] - want8[j]).abs() <= bound + 1e-6,
+                        "W2A8 {strategy:?} g={g} {c:?} out[{j}] = {} vs {}",
+                        got8[j],
+                        want8[j]
+                    );
+                }
+            }
+        }
+    }
 }

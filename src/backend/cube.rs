@@ -34,10 +34,11 @@ fn device_matrix(packed: CubeTensor, scales: CubeTensor, k: usize) -> DeviceMatr
         "ternary op: packed weights of shape {ps:?} do not describe [n, {words}] words for k = {k}"
     );
     let n_scales = ss.num_elements();
-    assert!(
-        n_scales == 1 || n_scales == n,
-        "ternary op: {n_scales} scales for {n} packed rows (expected 1 or {n})"
-    );
+    let group = ternary_kernels::format::flat_group_size(n, k, n_scales).unwrap_or_else(|| {
+        panic!(
+            "ternary op: {n_scales} scales for {n} packed rows of {k} columns (expected 1, {n} or {n}·ceil({k}/g) for g = 64, 128, 256)"
+        )
+    });
     // The kernels read the words as u32: any 32-bit int dtype has the same bytes.
     let packed = match packed.dtype {
         DType::I32 | DType::U32 => into_contiguous(packed),
@@ -51,6 +52,7 @@ fn device_matrix(packed: CubeTensor, scales: CubeTensor, k: usize) -> DeviceMatr
         n,
         k,
         per_row: n_scales == n && n > 1,
+        group_size: group.filter(|_| k > 0).unwrap_or(0),
     }
 }
 

@@ -13,8 +13,10 @@ use crate::ops::{ConvEpilogue, TernaryConvOptions};
 /// Ternary ops on packed weights.
 ///
 /// `packed` is the `I2` payload of a `[n, k]` ternary matrix viewed as `[n, row_words]` i32
-/// words (little-endian bytes of `ternary_kernels::PackedI2::data`); `scales` holds 1 or `n`
-/// f32 values; `k` is the logical reduction length.
+/// words (little-endian bytes of `ternary_kernels::PackedI2::data`); `scales` holds 1 (per
+/// tensor), `n` (per row) or `n · ceil(k/g)` (row-major, per row and group of `g` = 64, 128 or
+/// 256 columns; the count tells which, see `ternary_kernels::format::flat_group_size`) f32
+/// values; `k` is the logical reduction length.
 #[backend_extension(Flex, Cube: cfg(feature = "cube"), Fusion: cfg(feature = "cube"), Autodiff)]
 pub trait TernaryBackend: Backend {
     /// `y[m, n] = x[m, k] · Wᵀ`, with `x` quantized to int8 per row first when

@@ -12,7 +12,7 @@ use burn::tensor::{Int, Tensor};
 
 use super::packing::{pack, scheme_from_codes};
 use crate::error::TernaryError;
-use crate::quant::ternarize;
+use crate::quant::ternarize_for_packing;
 
 const LAYERS: [&str; 2] = ["Struct:TernaryLinear", "Struct:TernaryConv2d"];
 
@@ -115,23 +115,23 @@ impl ModuleMapper for Freezer {
                 if dims[0] == 0 || (D == 2 && dims[1] == 0) {
                     return param; // already packed
                 }
-                let (t, s) = match self.given_scales.remove(&self.checkpoint_path()) {
-                    Some(s) => (w, s),
+                // Linear weights are [in, out] (channels on dim 1); conv filters lead with
+                // c_out.
+                let channel_dim = if D == 2 { 1 } else { 0 };
+                let (rows, s) = match self.given_scales.remove(&self.checkpoint_path()) {
+                    Some(s) => {
+                        let rows = if D == 2 {
+                            w.reshape([dims[0], dims[1]]).transpose()
+                        } else {
+                            let k = dims[1..].iter().product::<usize>();
+                            w.reshape([dims[0], k])
+                        };
+                        (rows, s)
+                    }
                     None => {
                         let (quantizer, granularity) = scheme_from_codes(&codes);
-                        // Linear weights are [in, out] (channels on dim 1); conv filters lead
-                        // with c_out.
-                        let channel_dim = if D == 2 { 1 } else { 0 };
-                        let (t, s) = ternarize(w, quantizer, granularity, channel_dim);
-                        let n = s.dims().iter().product::<usize>();
-                        (t, s.reshape([n]))
+                        ternarize_for_packing(w, quantizer, granularity, channel_dim)
                     }
-                };
-                let rows = if D == 2 {
-                    t.reshape([dims[0], dims[1]]).transpose()
-                } else {
-                    let k = dims[1..].iter().product::<usize>();
-                    t.reshape([dims[0], k])
                 };
                 match pack(rows, s, &self.layer_path()) {
                     Ok(stash) => {

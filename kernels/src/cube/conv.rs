@@ -13,8 +13,8 @@ use cubecl::tune::{LocalTuner, Tunable, TunableSet, local_tuner};
 #[cfg(doc)]
 use super::quantize_rows;
 use super::{
-    BLOCK, BLOCK_WORDS, DeviceActivations, DeviceMatrix, SLICE, TuneId, row_scale, row_words,
-    store_w2a8,
+    BLOCK, BLOCK_WORDS, DeviceActivations, DeviceMatrix, SLICE, TuneId, group_scale, row_scale,
+    row_words, store_w2a8,
 };
 
 /// The shape of a conv cube: 256 units over (output positions, output channels). Every
@@ -146,9 +146,11 @@ pub fn conv2d_float_kernel<F: Float>(
     dh: usize,
     dw: usize,
     row_words: usize,
+    k_groups: usize,
     #[comptime] per_channel: bool,
     #[comptime] pos_units: usize,
     #[comptime] ch_units: usize,
+    #[comptime] group: usize,
 ) {
     let p = CUBE_POS_X as usize * pos_units + UNIT_POS_X as usize;
     let o = CUBE_POS_Y as usize * ch_units + UNIT_POS_Y as usize;
@@ -160,12 +162,21 @@ pub fn conv2d_float_kernel<F: Float>(
         let iy0 = i32::cast_from(oy * sh) - i32::cast_from(ph);
         let ix0 = i32::cast_from(ox * sw) - i32::cast_from(pw);
         let mut acc = 0.0f32;
+        // With group scales: finished groups, scaled; `acc` holds the current group `cur`.
+        let mut done = 0.0f32;
+        let mut cur = 0usize;
         for c in 0..cg {
             let plane = (b * c_in + c0 + c) * h * wd;
             for ky in 0..kh {
                 for kx in 0..kw {
+                    let col = (c * kh + ky) * kw + kx;
+                    if group > 0 && col / group != cur {
+                        done += acc * group_scale(ws, o, cur * group, k_groups, group);
+                        acc = 0.0f32;
+                        cur = col / group;
+                    }
                     let pixel = conv_pixel(iy0, ix0, ky, kx, dh, dw, h, wd);
-                    let t = conv_tap(w, o * row_words, (c * kh + ky) * kw + kx);
+                    let t = conv_tap(w, o * row_words, col);
                     if pixel >= 0 && t != 0 {
                         let v = f32::cast_from(x[plane + usize::cast_from(pixel)]);
                         acc += select(t > 0, v, -v);
@@ -173,8 +184,13 @@ pub fn conv2d_float_kernel<F: Float>(
                 }
             }
         }
-        out[((b * c_out + o) * oh + oy) * ow + ox] =
-            F::cast_from(acc * row_scale(ws, o, per_channel));
+        let index = ((b * c_out + o) * oh + oy) * ow + ox;
+        if group > 0 {
+            out[index] =
+                F::cast_from(done + acc * group_scale(ws, o, cur * group, k_groups, group));
+        } else {
+            out[index] = F::cast_from(acc * row_scale(ws, o, per_channel));
+        }
     }
 }
 
@@ -207,10 +223,12 @@ pub fn conv2d_w2a8_kernel<O: Float>(
     dw: usize,
     row_words: usize,
     image_words: usize,
+    k_groups: usize,
     #[comptime] per_channel: bool,
     #[comptime] raw: bool,
     #[comptime] pos_units: usize,
     #[comptime] ch_units: usize,
+    #[comptime] group: usize,
 ) {
     let p = CUBE_POS_X as usize * pos_units + UNIT_POS_X as usize;
     let o = CUBE_POS_Y as usize * ch_units + UNIT_POS_Y as usize;
@@ -222,12 +240,22 @@ pub fn conv2d_w2a8_kernel<O: Float>(
         let iy0 = i32::cast_from(oy * sh) - i32::cast_from(ph);
         let ix0 = i32::cast_from(ox * sw) - i32::cast_from(pw);
         let mut acc = 0i32;
+        // With group scales: finished groups' exact sums, scaled; `acc` is group `cur`'s.
+        let mut done = 0.0f32;
+        let mut cur = 0usize;
         for c in 0..cg {
             let plane = (c0 + c) * h * wd;
             for ky in 0..kh {
                 for kx in 0..kw {
+                    let col = (c * kh + ky) * kw + kx;
+                    if group > 0 && col / group != cur {
+                        done +=
+                            f32::cast_from(acc) * group_scale(ws, o, cur * group, k_groups, group);
+                        acc = 0i32;
+                        cur = col / group;
+                    }
                     let pixel = conv_pixel(iy0, ix0, ky, kx, dh, dw, h, wd);
-                    let t = conv_tap(w, o * row_words, (c * kh + ky) * kw + kx);
+                    let t = conv_tap(w, o * row_words, col);
                     if pixel >= 0 && t != 0 {
                         // Byte `i` of the image's row of int8 values, sign-extended.
                         let i = plane + usize::cast_from(pixel);
@@ -239,8 +267,13 @@ pub fn conv2d_w2a8_kernel<O: Float>(
             }
         }
         let index = ((b * c_out + o) * oh + oy) * ow + ox;
-        let wso = row_scale(ws, o, per_channel);
-        store_w2a8::<O>(out, index, acc, 0i32, xs[b], wso, raw);
+        if group > 0 {
+            let last = f32::cast_from(acc) * group_scale(ws, o, cur * group, k_groups, group);
+            out[index] = O::cast_from((done + last) * xs[b]);
+        } else {
+            let wso = row_scale(ws, o, per_channel);
+            store_w2a8::<O>(out, index, acc, 0i32, xs[b], wso, raw);
+        }
     }
 }
 
@@ -296,6 +329,7 @@ fn conv_check(p: &crate::Conv2dParams, w: &DeviceMatrix) -> (usize, usize) {
     let (oh, ow) = p
         .out_hw()
         .unwrap_or_else(|e| panic!("ternary GPU conv: {e} ({p:?})"));
+    w.check_group();
     assert!(
         w.n == p.out_channels && w.k == p.k(),
         "ternary GPU conv: weights [{}, {}] do not match out_channels {} and k {}",
@@ -369,7 +403,7 @@ fn launch_conv_float<F: Float + CubeElement>(
             CubeDim::new_2d(pu as u32, cu as u32),
             BufferArg::from_raw_parts(x.clone(), input.max(1)),
             BufferArg::from_raw_parts(w.words.clone(), (w.n * w.row_words()).max(1)),
-            BufferArg::from_raw_parts(w.scales.clone(), if w.per_row { w.n } else { 1 }),
+            BufferArg::from_raw_parts(w.scales.clone(), w.scale_count().max(1)),
             BufferArg::from_raw_parts(out.clone(), len),
             p.in_channels,
             p.out_channels,
@@ -387,9 +421,11 @@ fn launch_conv_float<F: Float + CubeElement>(
             p.dilation[0],
             p.dilation[1],
             w.row_words(),
+            w.groups(),
             w.per_row,
             pu,
             cu,
+            w.group_size,
         );
     }
 }
@@ -425,6 +461,11 @@ pub fn conv2d_w2a8<O: Float + CubeElement>(
         !raw || size_of::<O>() == 4,
         "raw i32 results need a 4-byte output type, not {} bytes",
         size_of::<O>()
+    );
+    assert!(
+        !raw || w.group_size == 0,
+        "raw i32 results are one sum per output: group scales ({} columns) have one per group",
+        w.group_size
     );
     let len = p.batch * p.out_channels * oh * ow;
     let out = client.empty(len.max(1) * size_of::<O>());
@@ -475,7 +516,7 @@ fn launch_conv_w2a8<O: Float + CubeElement>(
             BufferArg::from_raw_parts(x.words.clone(), (p.batch * image_words).max(1)),
             BufferArg::from_raw_parts(x.scales.clone(), p.batch.max(1)),
             BufferArg::from_raw_parts(w.words.clone(), (w.n * w.row_words()).max(1)),
-            BufferArg::from_raw_parts(w.scales.clone(), if w.per_row { w.n } else { 1 }),
+            BufferArg::from_raw_parts(w.scales.clone(), w.scale_count().max(1)),
             BufferArg::from_raw_parts(out.clone(), len),
             p.in_channels,
             p.out_channels,
@@ -494,10 +535,12 @@ fn launch_conv_w2a8<O: Float + CubeElement>(
             p.dilation[1],
             w.row_words(),
             image_words,
+            w.groups(),
             w.per_row,
             raw,
             pu,
             cu,
+            w.group_size,
         );
     }
 }
@@ -520,9 +563,17 @@ pub struct ConvTuneKey {
     pub per_row: bool,
     /// Whether the output is raw i32 sums (W2A8 only).
     pub raw: bool,
+    /// Columns per scale group; 0 without group scales.
+    #[serde(default)]
+    pub group: usize,
 }
 
 impl ConvTuneKey {
+    /// The same key for filters with `group`-column scale groups (0: none).
+    pub fn with_group(self, group: usize) -> Self {
+        Self { group, ..self }
+    }
+
     /// The key of a conv with these parameters.
     pub fn new(op: &str, elem: &str, p: &crate::Conv2dParams, per_row: bool, raw: bool) -> Self {
         Self {
@@ -542,6 +593,7 @@ impl ConvTuneKey {
             ],
             per_row,
             raw,
+            group: 0,
         }
     }
 }
@@ -558,7 +610,11 @@ impl core::fmt::Display for ConvTuneKey {
             self.batch,
             self.shape,
             self.window,
-            if self.per_row { "row" } else { "tensor" },
+            match (self.group, self.per_row) {
+                (0, true) => "row".to_string(),
+                (0, false) => "tensor".to_string(),
+                (g, _) => format!("group{g}"),
+            },
             if self.raw { "-raw" } else { "" }
         )
     }
@@ -596,6 +652,7 @@ fn conv_w2a8_tunables<O: Float + CubeElement>()
             i.w.per_row,
             i.raw,
         )
+        .with_group(i.w.group_size)
     };
     let mut set = TunableSet::new_cloning_inputs(key);
     for variant in ConvVariant::ALL {
@@ -618,6 +675,7 @@ fn conv_float_tunables<F: Float + CubeElement>()
             i.w.per_row,
             false,
         )
+        .with_group(i.w.group_size)
     };
     let mut set = TunableSet::new_cloning_inputs(key);
     for variant in ConvVariant::ALL {
