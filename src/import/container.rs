@@ -518,23 +518,26 @@ pub fn convert(
                 into: weight.clone(),
             };
         } else if chosen.contains(&name) {
-            let v = match values.remove(&name) {
-                Some(v) => v,
-                None => raw::to_f32(&name, &t)?,
+            // Detection, packing and the f32 view of the bytes count as quantize time.
+            let clock = Instant::now();
+            let v: std::borrow::Cow<'_, [f32]> = match values.remove(&name) {
+                Some(v) => v.into(),
+                None => raw::f32_view(&name, &t)?,
             };
             let (n, k) = (t.shape[0], numel / t.shape[0].max(1));
             // Values already in {-1, 0, 1} without a scale tensor keep magnitude 1; values that
             // are 0 or ±s in every row (a dequantized ternary export) keep exactly those scales.
+            let mut detected = None;
             let given = given.remove(&name).or_else(|| {
-                if super::first_non_ternary(&v).is_none() {
+                let (scales, codes) = ternary_rows(&v, n, k)?;
+                detected = Some(codes);
+                if scales.iter().all(|&s| s == 0.0 || s == 1.0) {
                     return Some((Scales::PerTensor(1.0), None));
                 }
-                let scales = row_scaled_ternary(&v, n, k, options.granularity)?;
                 report.note =
                     Some("values are 0 or ±s in each row: packed exactly with those scales".into());
-                Some((scales, None))
+                Some((granularity_of(scales, options.granularity), None))
             });
-            let clock = Instant::now();
             let bad = |e: ternary_kernels::KernelError| ImportError::BadTensor {
                 tensor: name.clone(),
                 what: e.to_string(),
@@ -542,10 +545,11 @@ pub fn convert(
             let (packed, info) = match given {
                 Some((scales, scale_from)) => {
                     // The sign: the code of ±1 and of ±s alike (−0 is 0).
-                    let codes: Vec<i8> = v
-                        .iter()
-                        .map(|&x| i8::from(x > 0.0) - i8::from(x < 0.0))
-                        .collect();
+                    let codes: Vec<i8> = detected.take().unwrap_or_else(|| {
+                        v.iter()
+                            .map(|&x| i8::from(x > 0.0) - i8::from(x < 0.0))
+                            .collect()
+                    });
                     let granularity = scale_kind(&scales);
                     let p = PackedI2::from_ternary(&codes, n, k, scales).map_err(bad)?;
                     report.action = Action::Lossless {
@@ -839,23 +843,47 @@ pub fn row_scaled_ternary(
     k: usize,
     granularity: Granularity,
 ) -> Option<Scales> {
+    let (scales, _) = ternary_rows(v, n, k)?;
+    Some(granularity_of(scales, granularity))
+}
+
+/// Per-row scales held at `granularity`: per tensor when requested and every row agrees.
+fn granularity_of(scales: Vec<f32>, granularity: Granularity) -> Scales {
+    let rows = Scales::PerRow(scales);
+    match (granularity, rows.uniform()) {
+        (Granularity::PerTensor, Some(s)) => Scales::PerTensor(s),
+        _ => rows,
+    }
+}
+
+/// When every row `r` of the `n × k` values holds only 0 and ±s_r: the scales `s_r` (0 for
+/// an all-zero row) and the sign codes of every value, from one pass per row while the row
+/// is in cache. Integer compares on the bits without the sign (a u32 max and an all-of fold,
+/// both branch-free, so they vectorize; an f32 max would not, its NaN rules make it
+/// order-dependent). NaN has larger bits than any finite value, so a NaN row fails.
+fn ternary_rows(v: &[f32], n: usize, k: usize) -> Option<(Vec<f32>, Vec<i8>)> {
     if k == 0 || v.len() != n * k {
         return None;
     }
     let mut scales = Vec::with_capacity(n);
-    for row in v.chunks_exact(k) {
-        let s = row.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let bits = s.to_bits();
-        if row.iter().any(|x| x.abs().to_bits() != bits && *x != 0.0) {
+    let mut codes = vec![0i8; n * k];
+    for (row, out) in v.chunks_exact(k).zip(codes.chunks_exact_mut(k)) {
+        let bits = row
+            .iter()
+            .fold(0u32, |m, x| m.max(x.to_bits() & 0x7fff_ffff));
+        let mut ok = true;
+        for (x, c) in row.iter().zip(out.iter_mut()) {
+            let a = x.to_bits() & 0x7fff_ffff;
+            ok &= (a == 0) | (a == bits);
+            // The sign: the code of ±s (−0 is 0).
+            *c = i8::from(*x > 0.0) - i8::from(*x < 0.0);
+        }
+        if !ok {
             return None;
         }
-        scales.push(s);
+        scales.push(f32::from_bits(bits));
     }
-    let rows = Scales::PerRow(scales);
-    Some(match (granularity, rows.uniform()) {
-        (Granularity::PerTensor, Some(s)) => Scales::PerTensor(s),
-        _ => rows,
-    })
+    Some((scales, codes))
 }
 
 /// The scales of a BitNet-style `<weight>_scale` tensor: 1 (per tensor) or `rows` (per
@@ -1170,4 +1198,41 @@ pub fn read_packed(path: &Path, name: &str) -> Result<(PackedInfo, PackedI2), Im
     let info = packed_info(path, &meta, name, t.dtype)?.ok_or_else(missing)?;
     let packed = decode_packed(name, &info, &t.bytes)?;
     Ok((info, packed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_scaled_values_are_recognised_with_their_signs_and_nothing_else() {
+        let s = 0.37f32;
+        // Rows: ±s with zeros and a −0; all zeros; ±1.
+        let v = [s, -s, 0.0, -0.0, 0.0, 0.0, 0.0, 0.0, 1.0, -1.0, 0.0, 1.0];
+        let (scales, codes) = ternary_rows(&v, 3, 4).unwrap();
+        assert_eq!(scales, vec![s, 0.0, 1.0]);
+        assert_eq!(codes, vec![1, -1, 0, 0, 0, 0, 0, 0, 1, -1, 0, 1]);
+        assert_eq!(
+            row_scaled_ternary(&v, 3, 4, Granularity::PerTensor),
+            Some(Scales::PerRow(vec![s, 0.0, 1.0]))
+        );
+        let same = [s, -s, 0.0, s];
+        assert_eq!(
+            row_scaled_ternary(&same, 2, 2, Granularity::PerTensor),
+            Some(Scales::PerTensor(s))
+        );
+        // A second magnitude, a NaN, an infinity beside a finite value: not ternary.
+        for bad in [
+            [s, 0.5 * s, 0.0, 0.0],
+            [s, f32::NAN, 0.0, 0.0],
+            [s, f32::INFINITY, 0.0, 0.0],
+        ] {
+            assert!(ternary_rows(&bad, 1, 4).is_none(), "{bad:?}");
+        }
+        assert!(
+            ternary_rows(&v, 2, 4).is_none(),
+            "a length that is not n · k"
+        );
+        assert!(ternary_rows(&[], 0, 0).is_none(), "k = 0");
+    }
 }

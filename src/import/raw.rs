@@ -328,6 +328,39 @@ pub fn to_tensor_data(name: &str, t: RawTensor) -> Result<TensorData, ImportErro
     Ok(TensorData::from_bytes_vec(t.bytes, t.shape, dtype))
 }
 
+/// The values of a float tensor as f32, checked as [`to_f32`] checks them, borrowed from the
+/// tensor's bytes without a copy when they are little-endian F32 aligned to 4 bytes (what a
+/// safetensors or GGUF reader hands over), converted otherwise.
+///
+/// # Errors
+/// Those of [`to_f32`].
+pub fn f32_view<'a>(
+    name: &str,
+    t: &'a RawTensor,
+) -> Result<std::borrow::Cow<'a, [f32]>, ImportError> {
+    if t.dtype == Dtype::F32
+        && cfg!(target_endian = "little")
+        && let Ok(values) = bytemuck::try_cast_slice::<u8, f32>(&t.bytes)
+    {
+        // Exponent all ones: ±Inf or NaN. Checked branch-free per chunk, searched on failure.
+        let bad = |v: &f32| u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000);
+        if let Some((c, chunk)) = values
+            .chunks(4096)
+            .enumerate()
+            .find(|(_, c)| c.iter().fold(0, |acc, v| acc | bad(v)) != 0)
+        {
+            let j = chunk.iter().position(|v| bad(v) != 0).expect("found above");
+            return Err(ImportError::NonFinite {
+                tensor: name.to_string(),
+                index: c * 4096 + j,
+                value: chunk[j],
+            });
+        }
+        return Ok(values.into());
+    }
+    to_f32(name, t).map(Into::into)
+}
+
 /// The values of a float tensor as f32, checked: NaN/±Inf are [`ImportError::NonFinite`],
 /// and a finite F64 value outside f32's range is [`ImportError::OutOfRange`] (it would
 /// otherwise become ±Inf silently). Non-float dtypes are [`ImportError::BadTensor`].
