@@ -65,6 +65,18 @@ fn scale_bits(s: &Scales) -> (Option<usize>, usize, Vec<u32>) {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(500))]
     #[test]
+    fn rows_packed_one_at_a_time_equal_the_whole_matrix((t, n, k, scales) in ternary_matrix()) {
+        prop_assume!(k > 0 || n == 0);
+        let whole = PackedI2::from_ternary(&t, n, k, scales.clone()).unwrap();
+        let row_bytes = i2::padded_k(k).unwrap() / 4;
+        let mut data = vec![0xffu8; n * row_bytes];
+        for (codes, dst) in t.chunks(k.max(1)).zip(data.chunks_mut(row_bytes.max(1))) {
+            i2::pack_row_codes(dst, codes).unwrap();
+        }
+        prop_assert_eq!(PackedI2::from_packed_rows(n, k, scales, data).unwrap(), whole);
+    }
+
+    #[test]
     fn i2_and_t1_round_trip_losslessly((t, n, k, scales) in ternary_matrix()) {
         if k == 0 && n > 0 {
             // Rows without columns cannot be read back from bytes, so no constructor makes
@@ -154,6 +166,23 @@ fn packed_sizes_stay_within_two_and_one_point_six_bits() {
 fn sample() -> PackedI2 {
     let t: Vec<i8> = (0..2 * 130).map(|i| (i % 3) as i8 - 1).collect();
     PackedI2::from_ternary(&t, 2, 130, Scales::PerRow(vec![0.5, 1.5])).unwrap()
+}
+
+#[test]
+fn a_row_packer_refuses_a_wrong_length_and_a_non_ternary_value() {
+    let mut dst = [0u8; 32];
+    assert_eq!(
+        i2::pack_row_codes(&mut dst[..31], &[1, 0, -1]),
+        Err(KernelError::Length {
+            what: "packed row bytes (padded_k(k) / 4)",
+            expected: 32,
+            actual: 31
+        })
+    );
+    assert_eq!(
+        i2::pack_row_codes(&mut dst, &[1, 0, 2]),
+        Err(KernelError::NotTernary { index: 2, value: 2 })
+    );
 }
 
 #[test]

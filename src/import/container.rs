@@ -182,6 +182,10 @@ pub struct ConvertReport {
     pub read_seconds: f64,
     /// Wall seconds encoding and writing the output, fsync included.
     pub write_seconds: f64,
+    /// Of `write_seconds`, the wall seconds spent decoding packed tensors into the dense
+    /// float bytes of an `f32`/`f16`/`bf16` target in memory (0 for other targets): the
+    /// conversion's own work, the rest being file I/O and fsync.
+    pub encode_seconds: f64,
 }
 
 impl ConvertReport {
@@ -522,7 +526,8 @@ pub fn convert(
             let clock = Instant::now();
             let v: std::borrow::Cow<'_, [f32]> = match values.remove(&name) {
                 Some(v) => v.into(),
-                None => raw::f32_view(&name, &t)?,
+                // Checked for NaN/±Inf below, where it matters: ternary rows cannot hold them.
+                None => raw::f32_view_unchecked(&name, &t)?,
             };
             let (n, k) = (t.shape[0], numel / t.shape[0].max(1));
             // Values already in {-1, 0, 1} without a scale tensor keep magnitude 1; values that
@@ -538,20 +543,34 @@ pub fn convert(
                     Some("values are 0 or ±s in each row: packed exactly with those scales".into());
                 Some((granularity_of(scales, options.granularity), None))
             });
+            // Detected rows hold finite values unless their one magnitude is ±Inf; everything
+            // else is checked before it is quantized.
+            let finite = given
+                .as_ref()
+                .is_some_and(|(s, _)| s.as_slice().iter().all(|v| v.is_finite()));
+            if !finite {
+                raw::check_finite(&name, &v)?;
+            }
             let bad = |e: ternary_kernels::KernelError| ImportError::BadTensor {
                 tensor: name.clone(),
                 what: e.to_string(),
             };
             let (packed, info) = match given {
                 Some((scales, scale_from)) => {
-                    // The sign: the code of ±1 and of ±s alike (−0 is 0).
-                    let codes: Vec<i8> = detected.take().unwrap_or_else(|| {
-                        v.iter()
-                            .map(|&x| i8::from(x > 0.0) - i8::from(x < 0.0))
-                            .collect()
-                    });
                     let granularity = scale_kind(&scales);
-                    let p = PackedI2::from_ternary(&codes, n, k, scales).map_err(bad)?;
+                    let p = match detected.take() {
+                        // Already packed by the detection pass.
+                        Some(rows) => PackedI2::from_packed_rows(n, k, scales, rows),
+                        None => {
+                            // The sign: the code of ±1 and of ±s alike (−0 is 0).
+                            let codes: Vec<i8> = v
+                                .iter()
+                                .map(|&x| i8::from(x > 0.0) - i8::from(x < 0.0))
+                                .collect();
+                            PackedI2::from_ternary(&codes, n, k, scales)
+                        }
+                    }
+                    .map_err(bad)?;
                     report.action = Action::Lossless {
                         scale_from: scale_from.clone(),
                     };
@@ -601,6 +620,7 @@ pub fn convert(
     }
 
     let clock = Instant::now();
+    let mut encode_seconds = 0.0;
     let (sizes, notes) = match options.target {
         Target::Packed => (write_packed(output, &file)?, BTreeMap::new()),
         Target::Gguf(ty) => {
@@ -608,7 +628,11 @@ pub fn convert(
             let notes = notes.into_iter().map(|n| (n.tensor, n.what)).collect();
             (sizes, notes)
         }
-        Target::Dense(dtype) => write_dense(output, &file, dtype)?,
+        Target::Dense(dtype) => {
+            let (sizes, notes, seconds) = write_dense(output, &file, dtype)?;
+            encode_seconds = seconds;
+            (sizes, notes)
+        }
         Target::HfBitnet(class) => super::hf_bitnet::write(output, &file, class)?,
     };
     let write_seconds = clock.elapsed().as_secs_f64();
@@ -639,6 +663,7 @@ pub fn convert(
         quantize_seconds,
         read_seconds,
         write_seconds,
+        encode_seconds,
     })
 }
 
@@ -714,11 +739,14 @@ fn write_packed(output: &Path, file: &ModelFile) -> Result<BTreeMap<String, u64>
 /// BF16), in its original shape. Returns each tensor's bytes and, for 16-bit targets, a note
 /// on every tensor whose effective weights rounding changed.
 #[allow(clippy::type_complexity)]
+/// Returns the sizes, the rounding notes and the seconds spent decoding.
+#[allow(clippy::type_complexity)] // three results of one pass
 fn write_dense(
     output: &Path,
     file: &ModelFile,
     dtype: Dtype,
-) -> Result<(BTreeMap<String, u64>, BTreeMap<String, String>), ImportError> {
+) -> Result<(BTreeMap<String, u64>, BTreeMap<String, String>, f64), ImportError> {
+    let clock = Instant::now();
     let mut out = BTreeMap::new();
     let mut notes = BTreeMap::new();
     // GGUF key/values stay in the metadata: a later conversion back to GGUF restores them.
@@ -750,12 +778,13 @@ fn write_dense(
         };
         out.insert(name.clone(), o);
     }
+    let encode = clock.elapsed().as_secs_f64();
     let sizes = out
         .iter()
         .map(|(k, o)| (k.clone(), o.bytes.len() as u64))
         .collect();
     write_file_atomically(output, |w| write_safetensors(w, &out, meta))?;
-    Ok((sizes, notes))
+    Ok((sizes, notes, encode))
 }
 
 /// The refusal for a carried GGML tensor in a target that would need its values.
@@ -773,61 +802,73 @@ pub(crate) fn opaque_refused(name: &str, o: &model_file::OpaqueTensor) -> Import
 /// (F32, F16 or BF16), row by row, with how many values the 16-bit types rounded and the
 /// largest change; `None` for another dtype.
 fn encode_dense(p: &PackedI2, dtype: Dtype) -> Option<(Vec<u8>, usize, f32)> {
-    use half::slice::HalfFloatSliceExt;
     let width = match dtype {
         Dtype::F32 => 4,
         Dtype::F16 | Dtype::BF16 => 2,
         _ => return None,
     };
     let (n, k) = (p.n(), p.k());
-    let mut out = Vec::with_capacity(n * k * width);
     if k == 0 {
-        return Some((out, 0, 0.0));
+        return Some((Vec::new(), 0, 0.0));
     }
-    let mut codes = vec![0i8; n * k];
-    p.write_ternary(&mut codes);
-    let run = p.scales().group_size().unwrap_or(k);
-    let (mut row, mut back) = (vec![0f32; k], vec![0f32; k]);
-    let mut f16s = vec![half::f16::ZERO; k];
-    let mut bf16s = vec![half::bf16::ZERO; k];
-    let (mut changed, mut max_abs) = (0usize, 0f32);
-    for (r, c) in codes.chunks_exact(k).enumerate() {
-        for (g, (c, d)) in c.chunks(run).zip(row.chunks_mut(run)).enumerate() {
-            let s = p.scales().at(r, g * run, k);
-            for (d, &w) in d.iter_mut().zip(c) {
-                *d = f32::from(w) * s;
-            }
-        }
-        let bytes: &[u8] = match dtype {
+    // Every weight is −s, 0 or +s for its row's (group's) scale s ≥ 0, so its dense bytes
+    // come from a three-entry table per scale, and f16/bf16 rounding changes a weight exactly
+    // when it changes s (round-to-nearest is symmetric; 0 is exact). The `I2` layout gives 32
+    // consecutive columns per bit pair of a block's 32 bytes, and a scale group (64 columns or
+    // more) never splits them.
+    let table = |s: f32| -> ([[u8; 4]; 4], f32) {
+        let (neg, pos, back) = match dtype {
             Dtype::F16 => {
-                f16s.convert_from_f32_slice(&row);
-                f16s.convert_to_f32_slice(&mut back);
-                bytemuck::cast_slice(&f16s)
+                let h = half::f16::from_f32(s);
+                let b = h.to_f32();
+                (u32::from((-h).to_bits()), u32::from(h.to_bits()), b)
             }
             Dtype::BF16 => {
-                bf16s.convert_from_f32_slice(&row);
-                bf16s.convert_to_f32_slice(&mut back);
-                bytemuck::cast_slice(&bf16s)
+                let h = half::bf16::from_f32(s);
+                let b = h.to_f32();
+                (u32::from((-h).to_bits()), u32::from(h.to_bits()), b)
             }
-            _ => bytemuck::cast_slice(&row),
+            _ => ((-s).to_bits(), s.to_bits(), s),
         };
-        // Little-endian hosts (as every safetensors writer here assumes).
-        out.extend_from_slice(bytes);
-        // A bitwise pass (it vectorizes) finds the rows rounding changed; only those are
-        // measured.
-        let differs = row
-            .iter()
-            .zip(&back)
-            .fold(0u32, |acc, (x, y)| acc | (x.to_bits() ^ y.to_bits()));
-        if width == 2 && differs != 0 {
-            let (mut row_changed, mut row_max) = (0u32, 0f32);
-            for (&x, &y) in row.iter().zip(&back) {
-                let d = (x - y).abs();
-                row_changed += u32::from(d > 0.0);
-                row_max = if d > row_max { d } else { row_max };
+        let change = (s - back).abs();
+        // Codes 0, 1, 2 (weights −1, 0, +1); a valid matrix has no code 3.
+        (
+            [neg.to_le_bytes(), [0; 4], pos.to_le_bytes(), [0; 4]],
+            change,
+        )
+    };
+    let run = p.scales().group_size().unwrap_or(k);
+    let row_out = k * width;
+    let mut out = vec![0u8; n * row_out];
+    let (mut changed, mut max_abs) = (0usize, 0f32);
+    for (r, dst) in out.chunks_exact_mut(row_out).enumerate() {
+        let row = p.row(r);
+        let mut group = usize::MAX;
+        let (mut lut, mut change) = ([[0u8; 4]; 4], 0f32);
+        for (b, bytes) in row.chunks_exact(32).enumerate() {
+            for s in 0..4 {
+                let c0 = b * 128 + 32 * s;
+                if c0 >= k {
+                    break;
+                }
+                let g = c0 / run;
+                if g != group {
+                    group = g;
+                    (lut, change) = table(p.scales().at(r, c0, k));
+                }
+                let len = (k - c0).min(32);
+                let slice = &mut dst[c0 * width..(c0 + len) * width];
+                let mut nonzero = 0usize;
+                for (d, &byte) in slice.chunks_exact_mut(width).zip(bytes) {
+                    let code = usize::from((byte >> (2 * s)) & 3);
+                    d.copy_from_slice(&lut[code][..width]);
+                    nonzero += usize::from(code != 1);
+                }
+                if width == 2 && change != 0.0 && nonzero > 0 {
+                    changed += nonzero;
+                    max_abs = if change > max_abs { change } else { max_abs };
+                }
             }
-            changed += row_changed as usize;
-            max_abs = if row_max > max_abs { row_max } else { max_abs };
         }
     }
     Some((out, changed, max_abs))
@@ -857,22 +898,25 @@ fn granularity_of(scales: Vec<f32>, granularity: Granularity) -> Scales {
 }
 
 /// When every row `r` of the `n × k` values holds only 0 and ±s_r: the scales `s_r` (0 for
-/// an all-zero row) and the sign codes of every value, from one pass per row while the row
-/// is in cache. Integer compares on the bits without the sign (a u32 max and an all-of fold,
-/// both branch-free, so they vectorize; an f32 max would not, its NaN rules make it
-/// order-dependent). NaN has larger bits than any finite value, so a NaN row fails.
-fn ternary_rows(v: &[f32], n: usize, k: usize) -> Option<(Vec<f32>, Vec<i8>)> {
+/// an all-zero row) and the values' signs packed in the `I2` row layout (`n` rows of
+/// `padded_k(k) / 4` bytes), from one pass per row while the row is in cache. Integer
+/// compares on the bits without the sign (a u32 max and an all-of fold, both branch-free, so
+/// they vectorize; an f32 max would not, its NaN rules make it order-dependent). NaN has
+/// larger bits than any finite value, so a NaN row fails.
+fn ternary_rows(v: &[f32], n: usize, k: usize) -> Option<(Vec<f32>, Vec<u8>)> {
     if k == 0 || v.len() != n * k {
         return None;
     }
+    let row_bytes = ternary_kernels::format::i2::padded_k(k)? / 4;
     let mut scales = Vec::with_capacity(n);
-    let mut codes = vec![0i8; n * k];
-    for (row, out) in v.chunks_exact(k).zip(codes.chunks_exact_mut(k)) {
+    let mut data = vec![0u8; n * row_bytes];
+    let mut codes = vec![0i8; k];
+    for (row, dst) in v.chunks_exact(k).zip(data.chunks_exact_mut(row_bytes)) {
         let bits = row
             .iter()
             .fold(0u32, |m, x| m.max(x.to_bits() & 0x7fff_ffff));
         let mut ok = true;
-        for (x, c) in row.iter().zip(out.iter_mut()) {
+        for (x, c) in row.iter().zip(codes.iter_mut()) {
             let a = x.to_bits() & 0x7fff_ffff;
             ok &= (a == 0) | (a == bits);
             // The sign: the code of ±s (−0 is 0).
@@ -881,9 +925,10 @@ fn ternary_rows(v: &[f32], n: usize, k: usize) -> Option<(Vec<f32>, Vec<i8>)> {
         if !ok {
             return None;
         }
+        ternary_kernels::format::i2::pack_row_codes(dst, &codes).ok()?;
         scales.push(f32::from_bits(bits));
     }
-    Some((scales, codes))
+    Some((scales, data))
 }
 
 /// The scales of a BitNet-style `<weight>_scale` tensor: 1 (per tensor) or `rows` (per
@@ -1209,9 +1254,10 @@ mod tests {
         let s = 0.37f32;
         // Rows: ±s with zeros and a −0; all zeros; ±1.
         let v = [s, -s, 0.0, -0.0, 0.0, 0.0, 0.0, 0.0, 1.0, -1.0, 0.0, 1.0];
-        let (scales, codes) = ternary_rows(&v, 3, 4).unwrap();
+        let (scales, rows) = ternary_rows(&v, 3, 4).unwrap();
         assert_eq!(scales, vec![s, 0.0, 1.0]);
-        assert_eq!(codes, vec![1, -1, 0, 0, 0, 0, 0, 0, 1, -1, 0, 1]);
+        let p = PackedI2::from_packed_rows(3, 4, Scales::PerRow(scales), rows).unwrap();
+        assert_eq!(p.to_ternary(), vec![1, -1, 0, 0, 0, 0, 0, 0, 1, -1, 0, 1]);
         assert_eq!(
             row_scaled_ternary(&v, 3, 4, Granularity::PerTensor),
             Some(Scales::PerRow(vec![s, 0.0, 1.0]))

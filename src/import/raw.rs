@@ -338,27 +338,45 @@ pub fn f32_view<'a>(
     name: &str,
     t: &'a RawTensor,
 ) -> Result<std::borrow::Cow<'a, [f32]>, ImportError> {
+    let v = f32_view_unchecked(name, t)?;
+    check_finite(name, &v)?;
+    Ok(v)
+}
+
+/// [`f32_view`] without the NaN/±Inf check on borrowed F32 data (converted data is checked
+/// by [`to_f32`]): for a caller that checks later, and only when it needs to.
+pub(crate) fn f32_view_unchecked<'a>(
+    name: &str,
+    t: &'a RawTensor,
+) -> Result<std::borrow::Cow<'a, [f32]>, ImportError> {
     if t.dtype == Dtype::F32
         && cfg!(target_endian = "little")
         && let Ok(values) = bytemuck::try_cast_slice::<u8, f32>(&t.bytes)
     {
-        // Exponent all ones: ±Inf or NaN. Checked branch-free per chunk, searched on failure.
-        let bad = |v: &f32| u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000);
-        if let Some((c, chunk)) = values
-            .chunks(4096)
-            .enumerate()
-            .find(|(_, c)| c.iter().fold(0, |acc, v| acc | bad(v)) != 0)
-        {
-            let j = chunk.iter().position(|v| bad(v) != 0).expect("found above");
-            return Err(ImportError::NonFinite {
-                tensor: name.to_string(),
-                index: c * 4096 + j,
-                value: chunk[j],
-            });
-        }
         return Ok(values.into());
     }
     to_f32(name, t).map(Into::into)
+}
+
+/// [`ImportError::NonFinite`] naming the first NaN or ±Inf of `values`.
+pub(crate) fn check_finite(name: &str, values: &[f32]) -> Result<(), ImportError> {
+    // Exponent all ones: ±Inf or NaN. Checked branch-free per chunk, searched on failure.
+    let bad = |v: &f32| u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000);
+    match values
+        .chunks(4096)
+        .enumerate()
+        .find(|(_, c)| c.iter().fold(0, |acc, v| acc | bad(v)) != 0)
+    {
+        Some((c, chunk)) => {
+            let j = chunk.iter().position(|v| bad(v) != 0).expect("found above");
+            Err(ImportError::NonFinite {
+                tensor: name.to_string(),
+                index: c * 4096 + j,
+                value: chunk[j],
+            })
+        }
+        None => Ok(()),
+    }
 }
 
 /// The values of a float tensor as f32, checked: NaN/±Inf are [`ImportError::NonFinite`],

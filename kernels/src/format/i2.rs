@@ -278,6 +278,40 @@ pub(crate) fn pack_row(dst: &mut [u8], k: usize, code: impl Fn(usize) -> u8) {
     }
 }
 
+/// Packs one row of `k = codes.len()` values in {−1, 0, +1} into `dst`, the row's
+/// `padded_k(k) / 4` bytes of the `I2` layout, exactly as [`PackedI2::from_ternary`] packs each
+/// of its rows (padding gets the zero code): for producers that make one row at a time and
+/// hand the rows to [`PackedI2::from_packed_rows`].
+///
+/// # Errors
+/// [`KernelError::Length`] when `dst` is not `padded_k(k) / 4` bytes;
+/// [`KernelError::NotTernary`] naming the first value outside {−1, 0, +1} (its index in the
+/// row); `dst` is then left unspecified.
+pub fn pack_row_codes(dst: &mut [u8], codes: &[i8]) -> Result<()> {
+    let k = codes.len();
+    let expected = padded_k(k).ok_or(KernelError::ShapeOverflow { n: 1, k: k as u64 })? / 4;
+    if dst.len() != expected {
+        return Err(KernelError::Length {
+            what: "packed row bytes (padded_k(k) / 4)",
+            expected,
+            actual: dst.len(),
+        });
+    }
+    if codes
+        .iter()
+        .fold(false, |bad, &v| bad | !(-1..=1).contains(&v))
+    {
+        let (index, &value) = codes
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(-1..=1).contains(*v))
+            .expect("found above");
+        return Err(KernelError::NotTernary { index, value });
+    }
+    pack_row(dst, k, |c| (codes[c] + 1) as u8);
+    Ok(())
+}
+
 /// Every constructor refuses `n × 0` with `n > 0`, as the reader does
 /// ([`KernelError::EmptyRows`]): rows without columns cost no bytes, so a serialized one
 /// could not be told from a bare claim — and what a constructor accepts must read back.
