@@ -858,12 +858,12 @@ fn encode_dense(p: &PackedI2, dtype: Dtype) -> Option<(Vec<u8>, usize, f32)> {
                 }
                 let len = (k - c0).min(32);
                 let slice = &mut dst[c0 * width..(c0 + len) * width];
-                let mut nonzero = 0usize;
-                for (d, &byte) in slice.chunks_exact_mut(width).zip(bytes) {
-                    let code = usize::from((byte >> (2 * s)) & 3);
-                    d.copy_from_slice(&lut[code][..width]);
-                    nonzero += usize::from(code != 1);
-                }
+                let nonzero = if width == 4 {
+                    fill_slice::<4>(slice, bytes, s, &lut)
+                } else {
+                    let lut2 = lut.map(|v| [v[0], v[1]]);
+                    fill_slice::<2>(slice, bytes, s, &lut2)
+                };
                 if width == 2 && change != 0.0 && nonzero > 0 {
                     changed += nonzero;
                     max_abs = if change > max_abs { change } else { max_abs };
@@ -872,6 +872,20 @@ fn encode_dense(p: &PackedI2, dtype: Dtype) -> Option<(Vec<u8>, usize, f32)> {
         }
     }
     Some((out, changed, max_abs))
+}
+
+/// Writes the `W`-byte values of one 32-column slice (bit pair `s` of a block's `bytes`) from
+/// `lut` (indexed by code); returns how many are non-zero. Fixed-size copies, so each value is
+/// one store.
+#[inline]
+fn fill_slice<const W: usize>(dst: &mut [u8], bytes: &[u8], s: usize, lut: &[[u8; W]; 4]) -> usize {
+    let mut nonzero = 0usize;
+    for (d, &byte) in dst.chunks_exact_mut(W).zip(bytes) {
+        let code = usize::from((byte >> (2 * s)) & 3);
+        d.copy_from_slice(&lut[code]);
+        nonzero += usize::from(code != 1);
+    }
+    nonzero
 }
 
 /// The scales of `n × k` values that are all 0 or ±s_r in each row `r` (`None` when a row
