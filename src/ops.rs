@@ -11,7 +11,7 @@ use crate::backend::TernaryBackend;
 /// `x[m, k] · Wᵀ` for packed `W` (`[n, row_words]` i32 words of the `I2` layout) with 1, `n`
 /// or `n · ceil(k/g)` scales (per tensor, per row, or per row and group of `g` = 64, 128, 256
 /// columns, row-major). `int8_activations` selects W2A8 (BitNet) over exact f32 activations;
-/// with group scales each group's exact integer sum is scaled, then the groups are added in f32.
+/// with group scales the integer sums (exact) are scaled per group, then added in f32.
 ///
 /// # Shapes
 /// - x: `[m, k]`, packed: `[n, ceil(k/128)·8]`, scales: `[1]`, `[n]` or `[n · ceil(k/g)]` →

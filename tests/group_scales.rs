@@ -20,8 +20,8 @@ use burn::tensor::quantization::{
 use burn::tensor::{Device, Distribution, Tensor, TensorData, Tolerance};
 use burn_ternary::import::container::PackedInfo;
 use burn_ternary::import::gguf::{self, GgufTernary};
-use burn_ternary::import::model_file::{ModelFile, PackedTensor, Stored};
-use burn_ternary::import::{ImportError, ImportOptions, burn_q2s, load_packed};
+use burn_ternary::import::model_file::{ModelFile, OpaqueTensor, PackedTensor, Stored};
+use burn_ternary::import::{ImportError, ImportOptions, burn_q2s, load, load_packed};
 use burn_ternary::kernels::{PackedI2, Scales};
 use burn_ternary::nn::{TernaryLinear, TernaryLinearConfig};
 use burn_ternary::quant::{ActivationQuant, Granularity, TernaryQuantizer};
@@ -176,6 +176,13 @@ fn a_burn_quantized_weight_becomes_a_ternary_linear_with_the_same_weights() {
 }
 
 #[derive(Module, Debug)]
+struct WithTok {
+    fc1: TernaryLinear,
+    fc2: TernaryLinear,
+    tok: burn::nn::Linear,
+}
+
+#[derive(Module, Debug)]
 struct TwoLayers {
     fc1: TernaryLinear,
     fc2: TernaryLinear,
@@ -287,6 +294,110 @@ fn load_packed_takes_gguf_codes_and_block_scales_as_stored() {
         Err(ImportError::BadTensor { tensor, what }) => {
             assert_eq!(tensor, "fc1.weight");
             assert!(what.contains("group_size: 256"), "{what}");
+        }
+        other => panic!("expected a BadTensor error, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn load_packed_quantizes_float_weights_per_group_as_freeze_does() {
+    let device = Device::flex();
+    let dir = std::env::temp_dir().join(format!("bt-groups-f32-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // PyTorch layout [out, in]; 300 inputs: ragged last groups.
+    let w1 = Tensor::<2>::random([6, 300], Distribution::Normal(0.0, 1.0), &device);
+    let w2 = Tensor::<2>::random([3, 256], Distribution::Normal(0.0, 1.0), &device);
+    let (v1, v2) = (floats(w1), floats(w2));
+    let bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let (b1, b2) = (bytes(&v1), bytes(&v2));
+    let path = dir.join("float.safetensors");
+    safetensors::serialize_to_file(
+        [
+            (
+                "fc1.weight",
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![6, 300], &b1)
+                    .unwrap(),
+            ),
+            (
+                "fc2.weight",
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3, 256], &b2)
+                    .unwrap(),
+            ),
+        ],
+        None,
+        &path,
+    )
+    .unwrap();
+    let layer = |d_in, d_out, g| {
+        TernaryLinearConfig::new(d_in, d_out)
+            .with_bias(false)
+            .with_granularity(Granularity::PerGroup { group_size: g })
+            .init(&device)
+    };
+    let model = TwoLayers {
+        fc1: layer(300, 6, 64),
+        fc2: layer(256, 3, 128),
+    };
+    let options = ImportOptions::new();
+    let packed = load_packed(&model, &path, &options).unwrap();
+    let frozen = burn_ternary::nn::freeze(load(&model, &path, &options).unwrap()).unwrap();
+    for (a, b) in [(&packed.fc1, &frozen.fc1), (&packed.fc2, &frozen.fc2)] {
+        let (a, b) = (
+            a.to_packed().unwrap().unwrap(),
+            b.to_packed().unwrap().unwrap(),
+        );
+        assert_eq!(a.to_ternary(), b.to_ternary());
+        assert_eq!(a.scales().group_size(), b.scales().group_size());
+        for (x, y) in a.scales().as_slice().iter().zip(b.scales().as_slice()) {
+            assert!((x - y).abs() <= 1e-6 * x.abs(), "{x} vs {y}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn an_undecoded_gguf_tensor_is_unused_unless_the_model_takes_it() {
+    let device = Device::flex();
+    let dir = std::env::temp_dir().join(format!("bt-groups-q8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (path, fc1, _) = gguf_file(&dir);
+    // The same file with a Q8_0 tensor beside the ternary ones.
+    let mut file = burn_ternary::import::model_file::read(&path, &ImportOptions::new()).unwrap();
+    file.tensors.insert(
+        "tok.weight".into(),
+        Stored::Opaque(OpaqueTensor {
+            type_id: 8,
+            type_name: "Q8_0".into(),
+            shape: vec![1, 32],
+            bytes: vec![0; 34],
+        }),
+    );
+    let path = dir.join("with_q8.gguf");
+    gguf::write(&path, &file, GgufTernary::Tq2_0).unwrap();
+    let model = two_layers(
+        Granularity::PerGroup { group_size: 256 },
+        Granularity::PerTensor,
+        &device,
+    );
+    match load_packed(&model, &path, &ImportOptions::new()) {
+        Err(ImportError::Unused { keys }) => assert_eq!(keys, vec!["tok.weight".to_string()]),
+        other => panic!("expected an Unused error, got {other:?}"),
+    }
+    let loaded = load_packed(&model, &path, &ImportOptions::new().allow_unused()).unwrap();
+    assert_eq!(loaded.fc1.to_packed().unwrap().unwrap(), fc1);
+    // A model that takes it: refused by name and type.
+    let taker = WithTok {
+        fc1: model.fc1.clone(),
+        fc2: model.fc2.clone(),
+        tok: burn::nn::LinearConfig::new(32, 1)
+            .with_bias(false)
+            .init(&device),
+    };
+    match load_packed(&taker, &path, &ImportOptions::new()) {
+        Err(ImportError::BadTensor { tensor, what }) => {
+            assert_eq!(tensor, "tok.weight");
+            assert!(what.contains("Q8_0"), "{what}");
         }
         other => panic!("expected a BadTensor error, got {other:?}"),
     }

@@ -195,7 +195,7 @@ pub(crate) fn store_w2a8<O: Float>(
 /// per byte never borrows across bytes, and the XOR restores the sign bit.
 #[cube]
 fn signed_codes(word: u32, #[comptime] s: usize) -> i32 {
-    i32::cast_from(((codes(word, s) | 0x8080_8080u32) - 0x0101_0101u32) ^ 0x8080_8080u32)
+    i32::reinterpret(((codes(word, s) | 0x8080_8080u32) - 0x0101_0101u32) ^ 0x8080_8080u32)
 }
 
 /// The group scale of weight row `j` at column `col` (`groups` scales per row, `group`

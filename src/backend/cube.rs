@@ -34,6 +34,10 @@ fn device_matrix(packed: CubeTensor, scales: CubeTensor, k: usize) -> DeviceMatr
         "ternary op: packed weights of shape {ps:?} do not describe [n, {words}] words for k = {k}"
     );
     let n_scales = ss.num_elements();
+    assert!(
+        n_scales > 0 || n == 0,
+        "ternary op: no scales for {n} packed rows of {k} columns"
+    );
     let group = ternary_kernels::format::flat_group_size(n, k, n_scales).unwrap_or_else(|| {
         panic!(
             "ternary op: {n_scales} scales for {n} packed rows of {k} columns (expected 1, {n} or {n}·ceil({k}/g) for g = 64, 128, 256)"

@@ -737,16 +737,15 @@ fn write_packed(output: &Path, file: &ModelFile) -> Result<BTreeMap<String, u64>
 
 /// Writes plain safetensors with every packed tensor dequantized to `dtype` (F32, F16 or
 /// BF16), in its original shape. Returns each tensor's bytes and, for 16-bit targets, a note
-/// on every tensor whose effective weights rounding changed.
+/// on every tensor whose effective weights rounding changed, and the seconds spent decoding
+/// packed tensors.
 #[allow(clippy::type_complexity)]
-/// Returns the sizes, the rounding notes and the seconds spent decoding.
-#[allow(clippy::type_complexity)] // three results of one pass
 fn write_dense(
     output: &Path,
     file: &ModelFile,
     dtype: Dtype,
 ) -> Result<(BTreeMap<String, u64>, BTreeMap<String, String>, f64), ImportError> {
-    let clock = Instant::now();
+    let mut encode = 0.0;
     let mut out = BTreeMap::new();
     let mut notes = BTreeMap::new();
     // GGUF key/values stay in the metadata: a later conversion back to GGUF restores them.
@@ -754,11 +753,13 @@ fn write_dense(
     for (name, t) in &file.tensors {
         let o = match t {
             Stored::Packed(p) => {
+                let clock = Instant::now();
                 let (bytes, changed, max_abs) =
                     encode_dense(&p.packed, dtype).ok_or_else(|| ImportError::BadTensor {
                         tensor: name.clone(),
                         what: format!("{dtype:?} is not a dense float target (F32, F16, BF16)"),
                     })?;
+                encode += clock.elapsed().as_secs_f64();
                 if changed > 0 {
                     notes.insert(
                         name.clone(),
@@ -778,7 +779,6 @@ fn write_dense(
         };
         out.insert(name.clone(), o);
     }
-    let encode = clock.elapsed().as_secs_f64();
     let sizes = out
         .iter()
         .map(|(k, o)| (k.clone(), o.bytes.len() as u64))
@@ -816,24 +816,41 @@ fn encode_dense(p: &PackedI2, dtype: Dtype) -> Option<(Vec<u8>, usize, f32)> {
     // when it changes s (round-to-nearest is symmetric; 0 is exact). The `I2` layout gives 32
     // consecutive columns per bit pair of a block's 32 bytes, and a scale group (64 columns or
     // more) never splits them.
+    // Code 0 is `0 · s`: +0.0, or −0.0 for a scale of −0.0, as `dequantize` gives it.
     let table = |s: f32| -> ([[u8; 4]; 4], f32) {
-        let (neg, pos, back) = match dtype {
+        let zero = 0.0 * s;
+        let (neg, mid, pos, back) = match dtype {
             Dtype::F16 => {
                 let h = half::f16::from_f32(s);
-                let b = h.to_f32();
-                (u32::from((-h).to_bits()), u32::from(h.to_bits()), b)
+                let z = u32::from(half::f16::from_f32(zero).to_bits());
+                (
+                    u32::from((-h).to_bits()),
+                    z,
+                    u32::from(h.to_bits()),
+                    h.to_f32(),
+                )
             }
             Dtype::BF16 => {
                 let h = half::bf16::from_f32(s);
-                let b = h.to_f32();
-                (u32::from((-h).to_bits()), u32::from(h.to_bits()), b)
+                let z = u32::from(half::bf16::from_f32(zero).to_bits());
+                (
+                    u32::from((-h).to_bits()),
+                    z,
+                    u32::from(h.to_bits()),
+                    h.to_f32(),
+                )
             }
-            _ => ((-s).to_bits(), s.to_bits(), s),
+            _ => ((-s).to_bits(), zero.to_bits(), s.to_bits(), s),
         };
         let change = (s - back).abs();
         // Codes 0, 1, 2 (weights −1, 0, +1); a valid matrix has no code 3.
         (
-            [neg.to_le_bytes(), [0; 4], pos.to_le_bytes(), [0; 4]],
+            [
+                neg.to_le_bytes(),
+                mid.to_le_bytes(),
+                pos.to_le_bytes(),
+                [0; 4],
+            ],
             change,
         )
     };

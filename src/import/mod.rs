@@ -402,8 +402,9 @@ pub fn load<M: Module>(model: &M, path: &Path, options: &ImportOptions) -> Resul
 ///   The result equals `freeze(load(..))` up to the summation order of the means.
 ///
 /// Packed tensors that belong to no ternary layer are loaded as their exact f32 weights
-/// (`code × scale`). GGUF tensors of types burn-ternary does not decode (`Q4_K`, ...) are an
-/// [`ImportError::BadTensor`] naming the tensor and its type.
+/// (`code × scale`). A GGUF tensor of a type burn-ternary does not decode (`Q4_K`, ...) is an
+/// [`ImportError::BadTensor`] naming the tensor and its type when the model has a parameter
+/// for it, and an unused tensor otherwise ([`ImportOptions::allow_unused`] accepts it).
 pub fn load_packed<M: Module>(
     model: &M,
     path: &Path,
@@ -412,6 +413,8 @@ pub fn load_packed<M: Module>(
     let file = model_file::read(path, options)?;
     let mut stored_packed = BTreeMap::new();
     let mut tensors = BTreeMap::new();
+    // GGUF tensors of types not decoded (Q4_K, ...): an error only if the model takes them.
+    let mut opaque = BTreeMap::new();
     for (name, stored) in file.tensors {
         match stored {
             model_file::Stored::Packed(p) => {
@@ -427,13 +430,7 @@ pub fn load_packed<M: Module>(
                 tensors.insert(name, data);
             }
             model_file::Stored::Opaque(o) => {
-                return Err(ImportError::BadTensor {
-                    tensor: name,
-                    what: format!(
-                        "ggml type {} (id {}) is carried by convert but not decoded: it cannot be loaded into a Burn model",
-                        o.type_name, o.type_id
-                    ),
-                });
+                opaque.insert(name, o);
             }
         }
     }
@@ -526,7 +523,27 @@ pub fn load_packed<M: Module>(
         let shape = p.info.shape.clone();
         tensors.insert(name, TensorData::new(p.packed.dequantize(), shape));
     }
-    let model = apply(model, tensors, options, &packed)?;
+    let model = match apply(model, tensors, options, &packed) {
+        Err(ImportError::Missing { keys }) if keys.iter().any(|k| opaque.contains_key(k)) => {
+            let (name, o) = keys
+                .iter()
+                .find_map(|k| opaque.get_key_value(k))
+                .expect("found above");
+            return Err(ImportError::BadTensor {
+                tensor: name.clone(),
+                what: format!(
+                    "ggml type {} (id {}) is carried by convert but not decoded: it cannot be loaded into a Burn model",
+                    o.type_name, o.type_id
+                ),
+            });
+        }
+        other => other?,
+    };
+    if !opaque.is_empty() && !options.allow_unused {
+        return Err(ImportError::Unused {
+            keys: opaque.into_keys().collect(),
+        });
+    }
     Ok(freeze_with(model, HashMap::new(), packed)?)
 }
 

@@ -423,7 +423,7 @@ impl TernaryConv2d {
         self.scales = self.scales.clone().map(|_| scales);
         self.bias = Some(fold.bias_param(self.bias.take(), &device));
         // One scale per channel now (or still per group), whatever the layer had: say so in
-        // the recorded scheme too, so a saved folded layer loads into a per-channel template.
+        // the recorded scheme too, so a saved folded layer loads into a template of that granularity.
         if !matches!(self.granularity, Granularity::PerGroup { .. }) {
             self.granularity = Granularity::PerChannel;
         }

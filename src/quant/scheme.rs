@@ -1,5 +1,9 @@
 //! The configuration enums shared by every ternary module.
 
+// `Granularity`'s variants are the field's names (per tensor / channel / group); `Config`'s
+// derive copies them into a serde twin, so the lint is allowed for the module, not the enum.
+#![allow(clippy::enum_variant_names)]
+
 use burn::config::Config;
 
 /// How latent f32 weights become ternary values and a scale.
