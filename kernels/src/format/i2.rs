@@ -297,18 +297,25 @@ pub fn pack_row_codes(dst: &mut [u8], codes: &[i8]) -> Result<()> {
             actual: dst.len(),
         });
     }
-    if codes
+    check_ternary(codes)?;
+    pack_row(dst, k, |c| (codes[c] + 1) as u8);
+    Ok(())
+}
+
+/// [`KernelError::NotTernary`] naming the first value outside {−1, 0, +1}. One branch-free
+/// pass decides; the position is only looked for on failure.
+fn check_ternary(values: &[i8]) -> Result<()> {
+    if values
         .iter()
         .fold(false, |bad, &v| bad | !(-1..=1).contains(&v))
     {
-        let (index, &value) = codes
+        let (index, &value) = values
             .iter()
             .enumerate()
             .find(|(_, v)| !(-1..=1).contains(*v))
             .expect("found above");
         return Err(KernelError::NotTernary { index, value });
     }
-    pack_row(dst, k, |c| (codes[c] + 1) as u8);
     Ok(())
 }
 
@@ -339,18 +346,7 @@ impl PackedI2 {
                 actual: values.len(),
             });
         }
-        // One branch-free pass decides; the position is only looked for on failure.
-        if values
-            .iter()
-            .fold(false, |bad, &v| bad | !(-1..=1).contains(&v))
-        {
-            let (index, &value) = values
-                .iter()
-                .enumerate()
-                .find(|(_, v)| !(-1..=1).contains(*v))
-                .expect("found above");
-            return Err(KernelError::NotTernary { index, value });
-        }
+        check_ternary(values)?;
         scales.validate(n, k)?;
         let row_bytes = padded_k(k).expect("k overflow checked above") / 4;
         let mut data = vec![0u8; n * row_bytes];
