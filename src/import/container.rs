@@ -359,20 +359,62 @@ fn is_float(d: Dtype) -> bool {
     )
 }
 
-/// One output tensor.
+/// One output tensor: its bytes, or a packed matrix encoded to a dense float type row by
+/// row as it is written (`dense`; `bytes` is then empty), so a dense target never holds the
+/// whole output in memory.
 pub(crate) struct Out {
     pub(crate) dtype: Dtype,
     pub(crate) shape: Vec<usize>,
     pub(crate) bytes: Vec<u8>,
+    pub(crate) dense: Option<PackedI2>,
 }
 
 impl Out {
     /// A plain tensor written as stored.
     pub(crate) fn of(r: &RawTensor) -> Self {
+        Out::bytes(r.dtype, r.shape.clone(), r.bytes.clone())
+    }
+
+    /// A tensor of these bytes.
+    pub(crate) fn bytes(dtype: Dtype, shape: Vec<usize>, bytes: Vec<u8>) -> Self {
         Out {
-            dtype: r.dtype,
-            shape: r.shape.clone(),
-            bytes: r.bytes.clone(),
+            dtype,
+            shape,
+            bytes,
+            dense: None,
+        }
+    }
+
+    /// Bytes it takes in the file.
+    pub(crate) fn len(&self) -> usize {
+        match &self.dense {
+            Some(p) => p.n() * p.k() * self.dtype.bitsize() / 8,
+            None => self.bytes.len(),
+        }
+    }
+
+    /// Writes its bytes to `w` (encoding a dense payload row by row, handed to `w` in chunks
+    /// of about 1 MiB: one write call per row would cost a system call per row).
+    fn write_to(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        const CHUNK: usize = 1 << 20;
+        match &self.dense {
+            Some(p) => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                encode_dense(
+                    p,
+                    self.dtype,
+                    Some(&mut |row: &[u8]| {
+                        chunk.extend_from_slice(row);
+                        if chunk.len() >= CHUNK {
+                            w.write_all(&chunk)?;
+                            chunk.clear();
+                        }
+                        Ok(())
+                    }),
+                )?;
+                w.write_all(&chunk)
+            }
+            None => w.write_all(&self.bytes),
         }
     }
 }
@@ -689,11 +731,7 @@ fn write_packed(output: &Path, file: &ModelFile) -> Result<BTreeMap<String, u64>
                 let bytes = p.packed.to_bytes();
                 out.insert(
                     name.clone(),
-                    Out {
-                        dtype: Dtype::U8,
-                        shape: vec![bytes.len()],
-                        bytes,
-                    },
+                    Out::bytes(Dtype::U8, vec![bytes.len()], bytes),
                 );
             }
             Stored::Plain(r) => {
@@ -718,18 +756,14 @@ fn write_packed(output: &Path, file: &ModelFile) -> Result<BTreeMap<String, u64>
                 );
                 out.insert(
                     name.clone(),
-                    Out {
-                        dtype: Dtype::U8,
-                        shape: vec![o.bytes.len()],
-                        bytes: o.bytes.clone(),
-                    },
+                    Out::bytes(Dtype::U8, vec![o.bytes.len()], o.bytes.clone()),
                 );
             }
         }
     }
     let sizes = out
         .iter()
-        .map(|(k, o)| (k.clone(), o.bytes.len() as u64))
+        .map(|(k, o)| (k.clone(), o.len() as u64))
         .collect();
     write_file_atomically(output, |w| write_safetensors(w, &out, &meta))?;
     Ok(sizes)
@@ -753,12 +787,17 @@ fn write_dense(
     for (name, t) in &file.tensors {
         let o = match t {
             Stored::Packed(p) => {
-                let clock = Instant::now();
-                let (bytes, changed, max_abs) =
-                    encode_dense(&p.packed, dtype).ok_or_else(|| ImportError::BadTensor {
+                if !matches!(dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+                    return Err(ImportError::BadTensor {
                         tensor: name.clone(),
                         what: format!("{dtype:?} is not a dense float target (F32, F16, BF16)"),
-                    })?;
+                    });
+                }
+                // The rounding notes first (a pass over the codes only where a scale rounds);
+                // the values are encoded while the file is written.
+                let clock = Instant::now();
+                let (changed, max_abs) =
+                    encode_dense(&p.packed, dtype, None).expect("no writer, no I/O error");
                 encode += clock.elapsed().as_secs_f64();
                 if changed > 0 {
                     notes.insert(
@@ -771,7 +810,8 @@ fn write_dense(
                 Out {
                     dtype,
                     shape: p.info.shape.clone(),
-                    bytes,
+                    bytes: Vec::new(),
+                    dense: Some(p.packed.clone()),
                 }
             }
             Stored::Plain(r) => Out::of(r),
@@ -781,10 +821,22 @@ fn write_dense(
     }
     let sizes = out
         .iter()
-        .map(|(k, o)| (k.clone(), o.bytes.len() as u64))
+        .map(|(k, o)| (k.clone(), o.len() as u64))
         .collect();
-    write_file_atomically(output, |w| write_safetensors(w, &out, meta))?;
-    Ok((sizes, notes, encode))
+    // The rows are encoded as they are written: the time outside the writer's own calls is
+    // the encoding.
+    let (mut io, mut written) = (0.0, 0.0);
+    write_file_atomically(output, |w| {
+        let clock = Instant::now();
+        let mut timed = TimedWriter {
+            inner: w,
+            seconds: &mut io,
+        };
+        let result = write_safetensors(&mut timed, &out, meta);
+        written = clock.elapsed().as_secs_f64();
+        result
+    })?;
+    Ok((sizes, notes, encode + (written - io).max(0.0)))
 }
 
 /// The refusal for a carried GGML tensor in a target that would need its values.
@@ -801,15 +853,16 @@ pub(crate) fn opaque_refused(name: &str, o: &model_file::OpaqueTensor) -> Import
 /// A packed matrix's effective weights (`code × scale`) as little-endian `dtype` bytes
 /// (F32, F16 or BF16), row by row, with how many values the 16-bit types rounded and the
 /// largest change; `None` for another dtype.
-fn encode_dense(p: &PackedI2, dtype: Dtype) -> Option<(Vec<u8>, usize, f32)> {
-    let width = match dtype {
-        Dtype::F32 => 4,
-        Dtype::F16 | Dtype::BF16 => 2,
-        _ => return None,
-    };
+#[allow(clippy::type_complexity)] // an optional row sink
+fn encode_dense(
+    p: &PackedI2,
+    dtype: Dtype,
+    mut sink: Option<&mut dyn FnMut(&[u8]) -> std::io::Result<()>>,
+) -> std::io::Result<(usize, f32)> {
+    let width = if dtype == Dtype::F32 { 4 } else { 2 };
     let (n, k) = (p.n(), p.k());
     if k == 0 {
-        return Some((Vec::new(), 0, 0.0));
+        return Ok((0, 0.0));
     }
     // Every weight is −s, 0 or +s for its row's (group's) scale s ≥ 0, so its dense bytes
     // come from a three-entry table per scale, and f16/bf16 rounding changes a weight exactly
@@ -855,10 +908,10 @@ fn encode_dense(p: &PackedI2, dtype: Dtype) -> Option<(Vec<u8>, usize, f32)> {
         )
     };
     let run = p.scales().group_size().unwrap_or(k);
-    let row_out = k * width;
-    let mut out = vec![0u8; n * row_out];
+    // One row's bytes, reused: the output is never held whole.
+    let mut dst = vec![0u8; if sink.is_some() { k * width } else { 0 }];
     let (mut changed, mut max_abs) = (0usize, 0f32);
-    for (r, dst) in out.chunks_exact_mut(row_out).enumerate() {
+    for r in 0..n {
         let row = p.row(r);
         let mut group = usize::MAX;
         let (mut lut, mut change) = ([[0u8; 4]; 4], 0f32);
@@ -874,12 +927,21 @@ fn encode_dense(p: &PackedI2, dtype: Dtype) -> Option<(Vec<u8>, usize, f32)> {
                     (lut, change) = table(p.scales().at(r, c0, k));
                 }
                 let len = (k - c0).min(32);
-                let slice = &mut dst[c0 * width..(c0 + len) * width];
-                let nonzero = if width == 4 {
-                    fill_slice::<4>(slice, bytes, s, &lut)
+                let nonzero = if sink.is_none() {
+                    // Only the rounding notes: count where they can change.
+                    if width == 2 && change != 0.0 {
+                        bytes[..len]
+                            .iter()
+                            .map(|&byte| usize::from((byte >> (2 * s)) & 3 != 1))
+                            .sum()
+                    } else {
+                        0
+                    }
+                } else if width == 4 {
+                    fill_slice::<4>(&mut dst[c0 * 4..(c0 + len) * 4], bytes, s, &lut)
                 } else {
                     let lut2 = lut.map(|v| [v[0], v[1]]);
-                    fill_slice::<2>(slice, bytes, s, &lut2)
+                    fill_slice::<2>(&mut dst[c0 * 2..(c0 + len) * 2], bytes, s, &lut2)
                 };
                 if width == 2 && change != 0.0 && nonzero > 0 {
                     changed += nonzero;
@@ -887,8 +949,40 @@ fn encode_dense(p: &PackedI2, dtype: Dtype) -> Option<(Vec<u8>, usize, f32)> {
                 }
             }
         }
+        if let Some(sink) = sink.as_mut() {
+            sink(&dst)?;
+        }
     }
-    Some((out, changed, max_abs))
+    Ok((changed, max_abs))
+}
+
+/// A writer that adds the seconds spent in its inner writer's calls to `seconds`.
+struct TimedWriter<'a> {
+    inner: &'a mut dyn Write,
+    seconds: &'a mut f64,
+}
+
+impl Write for TimedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let clock = Instant::now();
+        let n = self.inner.write(buf);
+        *self.seconds += clock.elapsed().as_secs_f64();
+        n
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let clock = Instant::now();
+        let r = self.inner.write_all(buf);
+        *self.seconds += clock.elapsed().as_secs_f64();
+        r
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let clock = Instant::now();
+        let r = self.inner.flush();
+        *self.seconds += clock.elapsed().as_secs_f64();
+        r
+    }
 }
 
 /// Writes the `W`-byte values of one 32-column slice (bit pair `s` of a block's `bytes`) from
@@ -1019,9 +1113,9 @@ pub(crate) fn write_safetensors(
         let info = Info {
             dtype: t.dtype,
             shape: &t.shape,
-            data_offsets: (offset, offset + t.bytes.len()),
+            data_offsets: (offset, offset + t.len()),
         };
-        offset += t.bytes.len();
+        offset += t.len();
         header.insert((*name).clone(), serde_json::to_value(info).expect("plain"));
     }
     // serde_json's map is ordered by key (no `preserve_order`), so the header is canonical.
@@ -1030,7 +1124,7 @@ pub(crate) fn write_safetensors(
     w.write_all(&(json.len() as u64).to_le_bytes())?;
     w.write_all(&json)?;
     for (_, t) in &order {
-        w.write_all(&t.bytes)?;
+        t.write_to(w)?;
     }
     Ok(())
 }

@@ -426,19 +426,11 @@ pub fn write(
                     .map_err(|e| ImportError::tensor(name, e))?;
                 out.insert(
                     name.clone(),
-                    Out {
-                        dtype: Dtype::U8,
-                        shape: vec![hf_bitnet::packed_rows(n), k],
-                        bytes: packed,
-                    },
+                    Out::bytes(Dtype::U8, vec![hf_bitnet::packed_rows(n), k], packed),
                 );
                 out.insert(
                     scale_name,
-                    Out {
-                        dtype: Dtype::F32,
-                        shape: vec![1],
-                        bytes: stored.to_le_bytes().to_vec(),
-                    },
+                    Out::bytes(Dtype::F32, vec![1], stored.to_le_bytes().to_vec()),
                 );
             }
         }
@@ -456,7 +448,7 @@ pub fn write(
     })?;
     let mut sizes: BTreeMap<String, u64> = out
         .iter()
-        .map(|(k, o)| (k.clone(), o.bytes.len() as u64))
+        .map(|(k, o)| (k.clone(), o.len() as u64))
         .collect();
     // A packed weight's report size includes its scale tensor.
     for name in file.tensors.keys() {
