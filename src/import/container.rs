@@ -394,27 +394,25 @@ impl Out {
     }
 
     /// Writes its bytes to `w` (encoding a dense payload row by row, handed to `w` in chunks
-    /// of about 1 MiB: one write call per row would cost a system call per row).
-    fn write_to(&self, w: &mut dyn Write) -> std::io::Result<()> {
+    /// of about 1 MiB: one write call per row would cost a system call per row). Returns how
+    /// many weights a 16-bit dense encoding rounded and the largest change (0s otherwise).
+    fn write_to(&self, w: &mut dyn Write) -> std::io::Result<(usize, f32)> {
         const CHUNK: usize = 1 << 20;
         match &self.dense {
             Some(p) => {
                 let mut chunk = Vec::with_capacity(CHUNK);
-                encode_dense(
-                    p,
-                    self.dtype,
-                    Some(&mut |row: &[u8]| {
-                        chunk.extend_from_slice(row);
-                        if chunk.len() >= CHUNK {
-                            w.write_all(&chunk)?;
-                            chunk.clear();
-                        }
-                        Ok(())
-                    }),
-                )?;
-                w.write_all(&chunk)
+                let rounded = encode_dense(p, self.dtype, &mut |row: &[u8]| {
+                    chunk.extend_from_slice(row);
+                    if chunk.len() >= CHUNK {
+                        w.write_all(&chunk)?;
+                        chunk.clear();
+                    }
+                    Ok(())
+                })?;
+                w.write_all(&chunk)?;
+                Ok(rounded)
             }
-            None => w.write_all(&self.bytes),
+            None => w.write_all(&self.bytes).map(|()| (0, 0.0)),
         }
     }
 }
@@ -765,7 +763,7 @@ fn write_packed(output: &Path, file: &ModelFile) -> Result<BTreeMap<String, u64>
         .iter()
         .map(|(k, o)| (k.clone(), o.len() as u64))
         .collect();
-    write_file_atomically(output, |w| write_safetensors(w, &out, &meta))?;
+    write_file_atomically(output, |w| write_safetensors(w, &out, &meta).map(|_| ()))?;
     Ok(sizes)
 }
 
@@ -779,9 +777,7 @@ fn write_dense(
     file: &ModelFile,
     dtype: Dtype,
 ) -> Result<(BTreeMap<String, u64>, BTreeMap<String, String>, f64), ImportError> {
-    let mut encode = 0.0;
     let mut out = BTreeMap::new();
-    let mut notes = BTreeMap::new();
     // GGUF key/values stay in the metadata: a later conversion back to GGUF restores them.
     let meta = &file.metadata;
     for (name, t) in &file.tensors {
@@ -793,20 +789,7 @@ fn write_dense(
                         what: format!("{dtype:?} is not a dense float target (F32, F16, BF16)"),
                     });
                 }
-                // The rounding notes first (a pass over the codes only where a scale rounds);
-                // the values are encoded while the file is written.
-                let clock = Instant::now();
-                let (changed, max_abs) =
-                    encode_dense(&p.packed, dtype, None).expect("no writer, no I/O error");
-                encode += clock.elapsed().as_secs_f64();
-                if changed > 0 {
-                    notes.insert(
-                        name.clone(),
-                        format!(
-                            "{changed} weight(s) rounded to {dtype:?} (largest change {max_abs:.2e})"
-                        ),
-                    );
-                }
+                // Encoded while the file is written; the rounding is counted on the way.
                 Out {
                     dtype,
                     shape: p.info.shape.clone(),
@@ -825,18 +808,26 @@ fn write_dense(
         .collect();
     // The rows are encoded as they are written: the time outside the writer's own calls is
     // the encoding.
-    let (mut io, mut written) = (0.0, 0.0);
+    let (mut io, mut written, mut rounded) = (0.0, 0.0, BTreeMap::new());
     write_file_atomically(output, |w| {
         let clock = Instant::now();
         let mut timed = TimedWriter {
             inner: w,
             seconds: &mut io,
         };
-        let result = write_safetensors(&mut timed, &out, meta);
+        rounded = write_safetensors(&mut timed, &out, meta)?;
         written = clock.elapsed().as_secs_f64();
-        result
+        Ok(())
     })?;
-    Ok((sizes, notes, encode + (written - io).max(0.0)))
+    let notes = rounded
+        .into_iter()
+        .map(|(name, (changed, max_abs))| {
+            let note =
+                format!("{changed} weight(s) rounded to {dtype:?} (largest change {max_abs:.2e})");
+            (name, note)
+        })
+        .collect();
+    Ok((sizes, notes, (written - io).max(0.0)))
 }
 
 /// The refusal for a carried GGML tensor in a target that would need its values.
@@ -857,7 +848,7 @@ pub(crate) fn opaque_refused(name: &str, o: &model_file::OpaqueTensor) -> Import
 fn encode_dense(
     p: &PackedI2,
     dtype: Dtype,
-    mut sink: Option<&mut dyn FnMut(&[u8]) -> std::io::Result<()>>,
+    sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> std::io::Result<(usize, f32)> {
     let width = if dtype == Dtype::F32 { 4 } else { 2 };
     let (n, k) = (p.n(), p.k());
@@ -909,7 +900,7 @@ fn encode_dense(
     };
     let run = p.scales().group_size().unwrap_or(k);
     // One row's bytes, reused: the output is never held whole.
-    let mut dst = vec![0u8; if sink.is_some() { k * width } else { 0 }];
+    let mut dst = vec![0u8; k * width];
     let (mut changed, mut max_abs) = (0usize, 0f32);
     for r in 0..n {
         let row = p.row(r);
@@ -927,17 +918,7 @@ fn encode_dense(
                     (lut, change) = table(p.scales().at(r, c0, k));
                 }
                 let len = (k - c0).min(32);
-                let nonzero = if sink.is_none() {
-                    // Only the rounding notes: count where they can change.
-                    if width == 2 && change != 0.0 {
-                        bytes[..len]
-                            .iter()
-                            .map(|&byte| usize::from((byte >> (2 * s)) & 3 != 1))
-                            .sum()
-                    } else {
-                        0
-                    }
-                } else if width == 4 {
+                let nonzero = if width == 4 {
                     fill_slice::<4>(&mut dst[c0 * 4..(c0 + len) * 4], bytes, s, &lut)
                 } else {
                     let lut2 = lut.map(|v| [v[0], v[1]]);
@@ -949,9 +930,7 @@ fn encode_dense(
                 }
             }
         }
-        if let Some(sink) = sink.as_mut() {
-            sink(&dst)?;
-        }
+        sink(&dst)?;
     }
     Ok((changed, max_abs))
 }
@@ -1081,7 +1060,7 @@ pub(crate) fn write_safetensors(
     w: &mut dyn Write,
     tensors: &BTreeMap<String, Out>,
     meta: &BTreeMap<String, String>,
-) -> std::io::Result<()> {
+) -> std::io::Result<BTreeMap<String, (usize, f32)>> {
     #[derive(Serialize)]
     struct Info<'a> {
         dtype: Dtype,
@@ -1123,10 +1102,14 @@ pub(crate) fn write_safetensors(
     json.resize(json.len().next_multiple_of(8), b' ');
     w.write_all(&(json.len() as u64).to_le_bytes())?;
     w.write_all(&json)?;
-    for (_, t) in &order {
-        t.write_to(w)?;
+    let mut rounded = BTreeMap::new();
+    for (name, t) in &order {
+        let (changed, max_abs) = t.write_to(w)?;
+        if changed > 0 {
+            rounded.insert((*name).clone(), (changed, max_abs));
+        }
     }
-    Ok(())
+    Ok(rounded)
 }
 
 /// A tensor name the safetensors format reserves (carried through `io::Error` so the

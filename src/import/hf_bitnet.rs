@@ -457,7 +457,7 @@ pub fn write(
         }
     }
     write_file_atomically(&dir.join("model.safetensors"), |w| {
-        write_safetensors(w, &out, &meta)
+        write_safetensors(w, &out, &meta).map(|_| ())
     })?;
     let json = serde_json::to_string_pretty(&cfg).expect("a JSON value") + "\n";
     write_file_atomically(&dir.join("config.json"), |w| w.write_all(json.as_bytes()))?;

@@ -31,7 +31,7 @@ use burn::tensor::Int;
 use ternary_kernels::PackedI2;
 
 use crate::error::TernaryError;
-use crate::nn::{freeze_with, freeze_with_scales, scheme_from_codes, to_tensors};
+use crate::nn::{freeze_with, freeze_with_scales, pack, scheme_from_codes, to_tensors};
 use crate::quant::{Granularity, TernaryQuantizer};
 
 pub mod burn_q2s;
@@ -486,36 +486,25 @@ pub fn load_packed<M: Module>(
             Granularity::PerChannel => Some(ternary_kernels::Granularity::PerRow),
             Granularity::PerGroup { .. } => None,
         };
-        let p = match gran {
-            Some(gran) => PackedI2::quantize(values, n, k, method, gran),
-            None => {
-                if let Some((index, value)) =
-                    values.iter().enumerate().find(|(_, v)| !v.is_finite())
-                {
-                    return Err(ImportError::NonFinite {
-                        tensor: key,
-                        index,
-                        value: *value,
-                    });
-                }
-                let w = Tensor::<2>::from_data(TensorData::new(values.to_vec(), [n, k]), &device);
-                let (t, s) = crate::quant::ternarize_for_packing(w, quantizer, granularity, 0);
-                let t: Vec<i8> = t
-                    .into_data()
-                    .convert::<f32>()
-                    .iter::<f32>()
-                    .map(|v| v as i8)
-                    .collect();
-                let s: Vec<f32> = s.into_data().convert::<f32>().iter::<f32>().collect();
-                ternary_kernels::Scales::from_flat(n, k, s)
-                    .and_then(|s| PackedI2::from_ternary(&t, n, k, s))
+        let pair = match gran {
+            Some(gran) => {
+                let p = PackedI2::quantize(values, n, k, method, gran).map_err(|e| {
+                    ImportError::BadTensor {
+                        tensor: key.clone(),
+                        what: e.to_string(),
+                    }
+                })?;
+                to_tensors(&p, &device)
             }
-        }
-        .map_err(|e| ImportError::BadTensor {
-            tensor: key.clone(),
-            what: e.to_string(),
-        })?;
-        packed.insert(layer.path, to_tensors(&p, &device));
+            // Per group: the layers' own group formula, packed as `freeze` packs it (the
+            // values were checked finite when they were read).
+            None => {
+                let w = Tensor::<2>::from_data(TensorData::new(values.to_vec(), [n, k]), &device);
+                let (rows, s) = crate::quant::ternarize_for_packing(w, quantizer, granularity, 0);
+                pack(rows, s, &key)?
+            }
+        };
+        packed.insert(layer.path, pair);
         tensors.remove(&key);
     }
     // Packed tensors of other layers: their exact effective weights.

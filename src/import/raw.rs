@@ -328,23 +328,11 @@ pub fn to_tensor_data(name: &str, t: RawTensor) -> Result<TensorData, ImportErro
     Ok(TensorData::from_bytes_vec(t.bytes, t.shape, dtype))
 }
 
-/// The values of a float tensor as f32, checked as [`to_f32`] checks them, borrowed from the
-/// tensor's bytes without a copy when they are little-endian F32 aligned to 4 bytes (what a
-/// safetensors or GGUF reader hands over), converted otherwise.
-///
-/// # Errors
-/// Those of [`to_f32`].
-pub fn f32_view<'a>(
-    name: &str,
-    t: &'a RawTensor,
-) -> Result<std::borrow::Cow<'a, [f32]>, ImportError> {
-    let v = f32_view_unchecked(name, t)?;
-    check_finite(name, &v)?;
-    Ok(v)
-}
-
-/// [`f32_view`] without the NaN/±Inf check on borrowed F32 data (converted data is checked
-/// by [`to_f32`]): for a caller that checks later, and only when it needs to.
+/// The values of a float tensor as f32, borrowed from the tensor's bytes without a copy when
+/// they are little-endian F32 aligned to 4 bytes (what a safetensors or GGUF reader hands
+/// over), else converted and checked by [`to_f32`]. Borrowed values are *not* checked for
+/// NaN/±Inf: the caller runs [`check_finite`] where it matters (a tensor recognised as
+/// ternary cannot hold them, so the check is skipped there).
 pub(crate) fn f32_view_unchecked<'a>(
     name: &str,
     t: &'a RawTensor,

@@ -12,7 +12,7 @@ use burn::tensor::{Int, Tensor};
 
 use super::packing::{pack, scheme_from_codes};
 use crate::error::TernaryError;
-use crate::quant::ternarize_for_packing;
+use crate::quant::{ternarize_for_packing, to_rows};
 
 const LAYERS: [&str; 2] = ["Struct:TernaryLinear", "Struct:TernaryConv2d"];
 
@@ -119,15 +119,7 @@ impl ModuleMapper for Freezer {
                 // c_out.
                 let channel_dim = if D == 2 { 1 } else { 0 };
                 let (rows, s) = match self.given_scales.remove(&self.checkpoint_path()) {
-                    Some(s) => {
-                        let rows = if D == 2 {
-                            w.reshape([dims[0], dims[1]]).transpose()
-                        } else {
-                            let k = dims[1..].iter().product::<usize>();
-                            w.reshape([dims[0], k])
-                        };
-                        (rows, s)
-                    }
+                    Some(s) => (to_rows(w, channel_dim), s),
                     None => {
                         let (quantizer, granularity) = scheme_from_codes(&codes);
                         ternarize_for_packing(w, quantizer, granularity, channel_dim)

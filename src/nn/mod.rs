@@ -14,5 +14,5 @@ pub use fold::fold_batch_norm_conv2d;
 pub use freeze::freeze;
 pub(crate) use freeze::{freeze_with, freeze_with_scales};
 pub use linear::{TernaryLinear, TernaryLinearConfig};
-pub(crate) use packing::{scheme_from_codes, to_tensors};
+pub(crate) use packing::{pack, scheme_from_codes, to_tensors};
 pub use ternarize::{Ternarizer, TernaryReparam, ternarize};

@@ -83,8 +83,9 @@ pub(crate) fn ternarize_for_packing<const D: usize>(
     }
 }
 
-/// `[n, k]` rows of a weight whose output channels run along `channel_dim`.
-fn to_rows<const D: usize>(w: Tensor<D>, channel_dim: usize) -> Tensor<2> {
+/// `[n, k]` rows of a weight whose output channels run along `channel_dim` (0, or 1 of a 2-D
+/// linear weight `[in, out]`): the layout the packed formats store.
+pub(crate) fn to_rows<const D: usize>(w: Tensor<D>, channel_dim: usize) -> Tensor<2> {
     let dims = w.dims();
     match (D, channel_dim) {
         (2, 1) => w.reshape([dims[0], dims[1]]).transpose(),
