@@ -403,3 +403,30 @@ fn an_undecoded_gguf_tensor_is_unused_unless_the_model_takes_it() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn trit_products_refuse_a_layer_with_several_groups_per_row() {
+    let device = Device::flex();
+    let packed = TernaryLinearConfig::new(200, 3)
+        .with_granularity(Granularity::PerGroup { group_size: 64 })
+        .init(&device)
+        .freeze()
+        .unwrap();
+    let trits = burn_ternary::trit::TritTensor::zeros([1, 200]);
+    let err = packed
+        .forward_trits(&trits, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("scale groups per row"), "{err}");
+    // One group per row is the per-row layout, which trit products take.
+    let single = TernaryLinearConfig::new(60, 3)
+        .with_granularity(Granularity::PerGroup { group_size: 64 })
+        .init(&device)
+        .freeze()
+        .unwrap();
+    assert!(
+        single
+            .forward_trits(&burn_ternary::trit::TritTensor::zeros([1, 60]), &device)
+            .is_ok()
+    );
+}

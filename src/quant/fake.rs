@@ -111,11 +111,7 @@ fn from_rows<const D: usize>(rows: Tensor<2>, dims: [usize; D], channel_dim: usi
 /// Per-group ternarization of `[n, k]` rows: the values `[n, k]` and one scale per row and
 /// group of `g` columns, `[n, ceil(k/g)]` (the last group ragged: its mean divides by its own
 /// column count).
-pub(crate) fn ternarize_rows(
-    w: Tensor<2>,
-    quantizer: TernaryQuantizer,
-    g: usize,
-) -> (Tensor<2>, Tensor<2>) {
+fn ternarize_rows(w: Tensor<2>, quantizer: TernaryQuantizer, g: usize) -> (Tensor<2>, Tensor<2>) {
     let [n, k] = w.dims();
     let groups = k.div_ceil(g);
     if n == 0 || k == 0 {
@@ -124,15 +120,14 @@ pub(crate) fn ternarize_rows(
     }
     let abs = w.clone().abs();
     let expand = |s: Tensor<2>| expand_groups(s, n, k, g);
+    let mean = group_sums(abs.clone(), g) / group_counts(k, g, &w.device());
     match quantizer {
         TernaryQuantizer::AbsMean => {
-            let mean = group_sums(abs, g) / group_counts(k, g, &w.device());
             let r = w / expand(mean.clone());
             let t = r.clone().greater_equal_elem(0.5).float() - r.lower_equal_elem(-0.5).float();
             (t, mean)
         }
         TernaryQuantizer::Twn => {
-            let mean = group_sums(abs.clone(), g) / group_counts(k, g, &w.device());
             let delta = expand(mean) * 0.7;
             let t = w.clone().greater(delta.clone()).float() - w.lower(delta.neg()).float();
             let kept = t.clone().abs();
