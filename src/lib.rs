@@ -15,6 +15,7 @@
 //! | `wgpu` | yes | Burn's wgpu backend (Cube), with the extension implemented for it |
 //! | `vulkan` | no | Burn's native Vulkan device (needs a recent Vulkan driver) |
 //! | `cuda` | no | Burn's CUDA device (cubecl's CUDA runtime downloads LLVM at build time) |
+//! | `remote` | no | Burn's Remote backend: the ternary ops as custom ops of a `burn-remote` server ([`backend::remote`], [`device::ternary_server`], `burn-ternary serve`) |
 //!
 //! ```
 //! use burn::tensor::{Device, Tensor, Distribution};
@@ -31,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod device;
 mod error;
 pub mod import;
 pub mod nn;
@@ -38,5 +40,6 @@ pub mod ops;
 pub mod quant;
 pub mod trit;
 
+pub use device::{DeviceError, parse_device};
 pub use error::{TernaryError, TritError};
 pub use ternary_kernels as kernels;

@@ -17,7 +17,13 @@ use crate::ops::{ConvEpilogue, TernaryConvOptions};
 /// tensor), `n` (per row) or `n · ceil(k/g)` (row-major, per row and group of `g` = 64, 128 or
 /// 256 columns; the count tells which, see `ternary_kernels::format::flat_group_size`) f32
 /// values; `k` is the logical reduction length.
-#[backend_extension(Flex, Cube: cfg(feature = "cube"), Fusion: cfg(feature = "cube"), Autodiff)]
+#[backend_extension(
+    Flex,
+    Cube: cfg(feature = "cube"),
+    Fusion: cfg(feature = "cube"),
+    Remote: cfg(feature = "remote"),
+    Autodiff
+)]
 pub trait TernaryBackend: Backend {
     /// `y[m, n] = x[m, k] · Wᵀ`, with `x` quantized to int8 per row first when
     /// `int8_activations` is set (BitNet W2A8), else exact f32 activations.
@@ -124,20 +130,21 @@ pub trait TernaryBackend: Backend {
     }
 }
 
-// Output shapes for Fusion's graph (the `#[fusion]` attributes); unused without wgpu.
-#[cfg_attr(not(feature = "cube"), allow(dead_code))]
-fn linear_shape(x: &Shape, packed: &Shape) -> Shape {
+// Output shapes for Fusion's graph (the `#[fusion]` attributes) and of the ops a Remote client
+// ships; unused without either.
+#[cfg_attr(not(any(feature = "cube", feature = "remote")), allow(dead_code))]
+pub(super) fn linear_shape(x: &Shape, packed: &Shape) -> Shape {
     Shape::new([x[0], packed[0]])
 }
 
-#[cfg_attr(not(feature = "cube"), allow(dead_code))]
-fn conv2d_shape(x: &Shape, packed: &Shape, options: &TernaryConvOptions) -> Shape {
+#[cfg_attr(not(any(feature = "cube", feature = "remote")), allow(dead_code))]
+pub(super) fn conv2d_shape(x: &Shape, packed: &Shape, options: &TernaryConvOptions) -> Shape {
     let (h, w) = options.output_size(x[2], x[3]);
     Shape::new([x[0], packed[0], h, w])
 }
 
-#[cfg_attr(not(feature = "cube"), allow(dead_code))]
-fn fused_conv2d_shape(
+#[cfg_attr(not(any(feature = "cube", feature = "remote")), allow(dead_code))]
+pub(super) fn fused_conv2d_shape(
     x: &Shape,
     packed: &Shape,
     options: &TernaryConvOptions,
@@ -151,8 +158,8 @@ fn fused_conv2d_shape(
     Shape::new([x[0], packed[0], h, w])
 }
 
-#[cfg_attr(not(feature = "cube"), allow(dead_code))]
-fn epilogue_shape(x: &Shape, epilogue: &ConvEpilogue) -> Shape {
+#[cfg_attr(not(any(feature = "cube", feature = "remote")), allow(dead_code))]
+pub(super) fn epilogue_shape(x: &Shape, epilogue: &ConvEpilogue) -> Shape {
     let (h, w) = match &epilogue.max_pool {
         Some(p) => p.output_size(x[2], x[3]),
         None => (x[2], x[3]),
@@ -160,7 +167,7 @@ fn epilogue_shape(x: &Shape, epilogue: &ConvEpilogue) -> Shape {
     Shape::new([x[0], x[1], h, w])
 }
 
-#[cfg_attr(not(feature = "cube"), allow(dead_code))]
-fn dequantize_shape(packed: &Shape, k: &usize) -> Shape {
+#[cfg_attr(not(any(feature = "cube", feature = "remote")), allow(dead_code))]
+pub(super) fn dequantize_shape(packed: &Shape, k: &usize) -> Shape {
     Shape::new([packed[0], *k])
 }

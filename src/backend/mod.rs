@@ -7,5 +7,7 @@ mod cube;
 mod extension;
 mod flex;
 pub(crate) mod reference;
+#[cfg(feature = "remote")]
+pub mod remote;
 
 pub use extension::TernaryBackend;

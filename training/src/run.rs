@@ -12,7 +12,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, SgdConfig};
-use burn::tensor::{Device, DeviceKind};
+use burn::tensor::Device;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::{
     ClassificationOutput, ExecutionStrategy, InferenceStep, Learner, MultiDeviceOptim,
@@ -70,11 +70,13 @@ pub struct Args {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Device: flex (CPU), wgpu, vulkan (`wgpu:cpu`, `wgpu:N` and `vulkan:N` name one
-    /// adapter of several).
+    /// adapter of several), or `ws://HOST:PORT` (device 0 of a `burn-ternary serve` server;
+    /// `ws://HOST:PORT#N` its device N).
     #[arg(long, default_value = "flex")]
     pub device: String,
     /// Train data-parallel on several devices instead of `--device`, comma-separated (e.g.
-    /// `wgpu:0,wgpu:1`): burn-train's multi-device strategy, one worker per device on its
+    /// `wgpu:0,wgpu:1`, or remote devices `ws://HOST:PORT#0,ws://HOST:PORT#1`): burn-train's
+    /// multi-device strategy, one worker per device on its
     /// own share of the training set, every step one batch per device, the gradients summed
     /// on the first device, which takes the optimizer step and runs validation. A device may
     /// be named twice (two workers on one device).
@@ -440,34 +442,11 @@ fn epoch_seconds(
         .collect()
 }
 
-/// The device a `--device` flag names: `flex` (or `cpu`: the CPU kernels), `wgpu` (the
-/// CubeCL kernels through wgpu, on wgpu's default adapter), `wgpu:cpu` (its CPU adapter, e.g.
-/// Mesa's lavapipe), `wgpu:N` (the N-th discrete GPU), `vulkan` / `vulkan:N` (with the
-/// `vulkan` feature). The error lists the accepted names.
+/// The device a `--device` flag names: see [`burn_ternary::parse_device`] (`flex`, `wgpu`,
+/// `wgpu:cpu`, `wgpu:N`, `vulkan`, `vulkan:N`, and `ws://HOST:PORT[#N]` for a device of a
+/// `burn-ternary serve` server). The error names the input and lists the accepted names.
 pub fn parse_device(name: &str) -> Result<Device, String> {
-    let (api, which) = match name.split_once(':') {
-        Some((api, which)) => (api, Some(which)),
-        None => (name, None),
-    };
-    let kind =
-        match which {
-            None => DeviceKind::DefaultDevice,
-            Some("cpu") => DeviceKind::Cpu,
-            Some(n) => DeviceKind::DiscreteGpu(n.parse().map_err(|_| {
-                format!("device {name:?}: after `{api}:` give a GPU index or `cpu`")
-            })?),
-        };
-    match api {
-        "flex" | "cpu" => Ok(Device::flex()),
-        "wgpu" => Ok(Device::wgpu(kind)),
-        #[cfg(feature = "vulkan")]
-        "vulkan" => Ok(Device::vulkan(kind)),
-        #[cfg(not(feature = "vulkan"))]
-        "vulkan" => Err("built without the `vulkan` feature (cargo run --features vulkan)".into()),
-        _ => Err(format!(
-            "unknown device {name:?} (flex, wgpu, wgpu:cpu, wgpu:N, vulkan, vulkan:N)"
-        )),
-    }
+    burn_ternary::parse_device(name).map_err(|e| e.to_string())
 }
 
 /// Optimizer steps per epoch of `len` items in batches of `batch` on `devices` devices:
@@ -535,12 +514,17 @@ pub fn run<T: Task>(args: Args) -> Result<Summary, Box<dyn std::error::Error>> {
         // Batch norms folded into the packed convs before them, ReLU and pooling fused.
         let parameters = model.num_params();
         let model = model.fuse()?;
+        let started = Instant::now();
         let acc = evaluate(&model, &test, &test_batcher, s.batch_size, &device);
+        let seconds = started.elapsed().as_secs_f64();
         println!(
-            "{}: test accuracy {:.2}% on {} images",
+            "{}: test accuracy {:.2}% on {} images | {} | batch {}: {seconds:.2} s ({:.0} images/s)",
             path.display(),
             100.0 * acc,
-            test.len()
+            test.len(),
+            device_names[0],
+            s.batch_size,
+            test.len() as f64 / seconds.max(1e-9)
         );
         return Ok(Summary {
             test_accuracy: acc,

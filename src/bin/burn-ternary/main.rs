@@ -1,6 +1,7 @@
 //! `burn-ternary`: convert checkpoints between formats (packed ternary safetensors, GGUF
 //! `TQ1_0`/`TQ2_0`/`I2_S`, plain safetensors), inspect them, verify two files hold the same
-//! weights, and run the kernel report. One file per subcommand.
+//! weights, run the kernel report, and (feature `remote`) serve devices to Burn Remote clients.
+//! One file per subcommand.
 //!
 //! ```sh
 //! burn-ternary convert model.safetensors -o model.ternary.safetensors
@@ -8,10 +9,13 @@
 //! burn-ternary inspect model.gguf
 //! burn-ternary verify model.ternary.safetensors model.gguf
 //! burn-ternary bench --quick
+//! burn-ternary serve --port 3000 --device flex
 //! ```
 
 mod convert;
 mod inspect;
+#[cfg(feature = "remote")]
+mod serve;
 mod verify;
 
 use std::io::{IsTerminal, Write};
@@ -139,6 +143,23 @@ pub(crate) enum Command {
         #[command(flatten)]
         report: ReportArgs,
     },
+    /// Serve devices to Burn Remote clients over websocket, with the ternary ops registered:
+    /// a client opens `--device ws://HOST:PORT` (burn::remote::RemoteHost::websocket) and its
+    /// packed layers run here on our kernels. Prints the address, then runs until Ctrl+C or
+    /// SIGTERM (exit status 0). Unencrypted, no authentication: bind to a trusted network.
+    #[cfg(feature = "remote")]
+    Serve {
+        /// Address to listen on (0.0.0.0: every interface).
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// TCP port (0: any free port, printed).
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        /// Devices to host, comma-separated, all of one backend: flex, wgpu, wgpu:cpu, wgpu:N,
+        /// vulkan, vulkan:N. Clients pick one by position (`ws://HOST:PORT#N`).
+        #[arg(long, value_delimiter = ',', default_value = "flex")]
+        device: Vec<String>,
+    },
 }
 
 pub(crate) fn quantizer_name(q: Quantizer) -> &'static str {
@@ -207,13 +228,21 @@ fn main() -> ExitCode {
         }
         default_hook(info)
     }));
-    let result = match Cli::parse().command {
-        cmd @ Command::Convert { .. } => convert::run(cmd).map(|()| ExitCode::SUCCESS),
-        Command::Inspect { file } => inspect::run(file).map(|()| ExitCode::SUCCESS),
-        Command::Verify { a, b } => verify::run(&a, &b),
+    let result: Result<ExitCode, Box<dyn std::error::Error>> = match Cli::parse().command {
+        cmd @ Command::Convert { .. } => convert::run(cmd)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::Inspect { file } => inspect::run(file)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::Verify { a, b } => verify::run(&a, &b).map_err(Into::into),
         Command::Bench { report } => {
             report::run(&report);
             Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "remote")]
+        Command::Serve { bind, port, device } => {
+            serve::run(bind, port, &device).map(|()| ExitCode::SUCCESS)
         }
     };
     result.unwrap_or_else(|e| {
