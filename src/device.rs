@@ -25,6 +25,12 @@ pub enum DeviceError {
         /// What was expected.
         what: &'static str,
     },
+    /// A remote address that is not `ws://HOST:PORT` (an explicit port is required).
+    #[error("remote device {name:?}: expected ws://HOST:PORT or ws://HOST:PORT#N")]
+    BadAddress {
+        /// The name given.
+        name: String,
+    },
     /// The device needs a cargo feature this build does not have.
     #[error(
         "device {name:?} needs the `{feature}` feature of burn-ternary (cargo run --features {feature})"
@@ -45,10 +51,16 @@ pub enum DeviceError {
         source: burn::remote::ConnectError,
     },
     /// A device that cannot host a `burn-remote` server (only Flex and Cube devices can).
-    #[error("device {name} cannot host a server (flex, wgpu, vulkan or cuda devices can)")]
+    #[error("device {name} cannot host a server (flex, wgpu or vulkan devices can)")]
     CannotServe {
         /// The device.
         name: String,
+    },
+    /// A server hosts devices of one backend; these are of several.
+    #[error("a server hosts devices of one backend: {devices} are not")]
+    MixedBackends {
+        /// The devices.
+        devices: String,
     },
 }
 
@@ -61,16 +73,21 @@ pub enum DeviceError {
 /// | `vulkan`, `vulkan:N` | Burn's native Vulkan device (feature `vulkan`) |
 /// | `ws://HOST:PORT`, `ws://HOST:PORT#N` | device 0 (or N) of a `burn-ternary serve` server (feature `remote`); connects at once |
 ///
+/// Surrounding blanks are ignored, and the local names are case-insensitive.
+///
 /// # Errors
-/// [`DeviceError`] naming the input: an unknown name, a bad index, a device of a feature this
-/// build lacks, or (remote) a server that cannot be reached or has no device `N`.
+/// [`DeviceError`] naming the input: an unknown name, a bad index, a remote address without a
+/// port, a device of a feature this build lacks, or (remote) a server that cannot be reached
+/// or has no device `N`.
 pub fn parse_device(name: &str) -> Result<Device, DeviceError> {
-    if name.starts_with("ws://") || name.starts_with("wss://") {
+    let name = name.trim();
+    if name.starts_with("ws://") {
         return remote(name);
     }
-    let (api, which) = match name.split_once(':') {
+    let lower = name.to_ascii_lowercase();
+    let (api, which) = match lower.split_once(':') {
         Some((api, which)) => (api, Some(which)),
-        None => (name, None),
+        None => (lower.as_str(), None),
     };
     let bad_index = || DeviceError::BadIndex {
         name: name.into(),
@@ -82,6 +99,10 @@ pub fn parse_device(name: &str) -> Result<Device, DeviceError> {
     };
     match api {
         "flex" | "cpu" if which.is_none() => Ok(Device::flex()),
+        "flex" | "cpu" => Err(DeviceError::BadIndex {
+            name: name.into(),
+            what: "the CPU device takes no index",
+        }),
         #[cfg(feature = "wgpu")]
         "wgpu" => Ok(Device::wgpu(kind(which).ok_or_else(bad_index)?)),
         #[cfg(feature = "vulkan")]
@@ -119,6 +140,13 @@ fn remote(name: &str) -> Result<Device, DeviceError> {
         ),
         None => (name, 0),
     };
+    // Without a port the websocket client would dial port 80.
+    let has_port = url["ws://".len()..]
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !has_port {
+        return Err(DeviceError::BadAddress { name: name.into() });
+    }
     Device::remote_options(&RemoteHost::websocket(url))
         .device_index(index)
         .init()
@@ -141,16 +169,25 @@ fn remote(name: &str) -> Result<Device, DeviceError> {
 /// it with `serve` (blocks until Ctrl+C / SIGTERM) or `serve_async` (stops when dropped).
 /// Clients pick a device by its position in `devices`.
 ///
+/// Nothing is bound or connected until the server is started.
+///
 /// # Errors
 /// [`DeviceError::CannotServe`] for a device that is not Flex or Cube (a remote device, for
-/// one). Devices of different backends are refused by Burn when the server starts.
+/// one); [`DeviceError::MixedBackends`] for devices of several backends.
 #[cfg(feature = "remote")]
 pub fn ternary_server(devices: Vec<Device>) -> Result<burn::server::RemoteServer, DeviceError> {
     use crate::backend::remote::register;
     use burn::backend::DispatchDevice;
-    let server = burn::server::RemoteServer::new(devices.clone());
-    let first = devices.first().map(|d| d.clone().inner());
-    match first.as_ref().map(Device::as_dispatch) {
+    let inner: Vec<Device> = devices.iter().map(|d| d.clone().inner()).collect();
+    let backend = |d: &Device| std::mem::discriminant(d.as_dispatch());
+    if inner.iter().any(|d| backend(d) != backend(&inner[0])) {
+        return Err(DeviceError::MixedBackends {
+            devices: format!("{inner:?}"),
+        });
+    }
+    let server = burn::server::RemoteServer::new(devices);
+    let first = inner.first();
+    match first.map(Device::as_dispatch) {
         Some(DispatchDevice::Flex(_)) => Ok(register::<burn::backend::Flex>(server)),
         #[cfg(feature = "cube")]
         Some(DispatchDevice::Cube(_)) => Ok(register::<burn::backend::Cube>(server)),

@@ -15,7 +15,7 @@
 //! | `wgpu` | yes | Burn's wgpu backend (Cube), with the extension implemented for it |
 //! | `vulkan` | no | Burn's native Vulkan device (needs a recent Vulkan driver) |
 //! | `cuda` | no | Burn's CUDA device (cubecl's CUDA runtime downloads LLVM at build time) |
-//! | `remote` | no | Burn's Remote backend: the ternary ops as custom ops of a `burn-remote` server ([`backend::remote`], [`device::ternary_server`], `burn-ternary serve`) |
+//! | `remote` | no | Burn's Remote backend: the ternary ops as custom ops of a `burn-remote` server (`backend::remote`, `device::ternary_server`, `burn-ternary serve`) |
 //!
 //! ```
 //! use burn::tensor::{Device, Tensor, Distribution};

@@ -62,6 +62,7 @@ impl TernaryBackend for Flex {
             "ternary_linear: input shape {shape:?} must be [m, {k}]"
         );
         let m = shape[0];
+        let out_dtype = x.dtype();
         let (x, packed, scales) = (
             contiguous(x, DType::F32),
             contiguous(packed, DType::I32),
@@ -84,7 +85,7 @@ impl TernaryBackend for Flex {
             Err(KernelError::NonFinite { .. }) => out.fill(f32::NAN),
             Err(e) => panic!("ternary_linear: {e}"),
         }
-        FlexTensor::from_data(TensorData::new(out, Shape::new([m, w.n()])))
+        in_dtype(TensorData::new(out, Shape::new([m, w.n()])), out_dtype)
     }
 
     fn ternary_conv2d(
@@ -183,6 +184,7 @@ impl TernaryBackend for Flex {
     }
 
     fn ternary_dequantize(packed: FlexTensor, scales: FlexTensor, k: usize) -> FlexTensor {
+        let out_dtype = scales.dtype();
         let (packed, scales) = (
             contiguous(packed, DType::I32),
             contiguous(scales, DType::F32),
@@ -197,7 +199,7 @@ impl TernaryBackend for Flex {
                 (f32::from(code) - 1.0) * w.scale_at(r, c)
             }));
         }
-        FlexTensor::from_data(TensorData::new(out, Shape::new([n, k])))
+        in_dtype(TensorData::new(out, Shape::new([n, k])), out_dtype)
     }
 }
 
@@ -289,11 +291,19 @@ fn conv2d(
             (pooled, ph, pw)
         }
     };
-    let out = TensorData::new(out, Shape::new([batch, c_out, oh, ow]));
     // The output keeps the input's float type.
-    FlexTensor::from_data(if in_dtype == DType::F32 {
+    self::in_dtype(
+        TensorData::new(out, Shape::new([batch, c_out, oh, ow])),
+        in_dtype,
+    )
+}
+
+/// The f32 result `out` as a tensor of `dtype`: the ops' outputs keep their input's float type
+/// (what the `#[fusion]` attributes and a Remote client declare).
+fn in_dtype(out: TensorData, dtype: DType) -> FlexTensor {
+    FlexTensor::from_data(if dtype == DType::F32 {
         out
     } else {
-        out.convert_dtype(in_dtype)
+        out.convert_dtype(dtype)
     })
 }

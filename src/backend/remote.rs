@@ -288,9 +288,32 @@ impl TernaryBackend for Remote {
 // ---------------------------------------------------------------------------------------------
 // Server: run the op on the hosted backend.
 
+/// The op's `N` input tensors and its one output; a mismatch (a client of another protocol)
+/// panics naming the op.
+fn operands<const N: usize>(ir: &CustomOpIr) -> (&[TensorIr; N], &TensorIr) {
+    match (
+        <&[TensorIr; N]>::try_from(ir.inputs.as_slice()),
+        ir.outputs.as_slice(),
+    ) {
+        (Ok(inputs), [out]) => (inputs, out),
+        _ => panic!(
+            "custom op {}: expected {N} inputs and 1 output, got {} and {}",
+            ir.id,
+            ir.inputs.len(),
+            ir.outputs.len()
+        ),
+    }
+}
+
 /// `server` with a handler for every id of [`op::ALL`], running [`TernaryBackend`] of `B`,
 /// the backend of the devices it hosts (`Flex`, or `Cube` for wgpu / Vulkan / CUDA devices;
 /// Burn refuses to start a server whose handlers are for another backend).
+///
+/// # Panics
+/// The handlers panic, naming the op and the value, on an op whose tensors or arguments do
+/// not match what this version's client sends, and on the shape contracts of the ops
+/// themselves; Burn's server then ends that client's session (its next read fails) and keeps
+/// serving the others.
 pub fn register<B: BackendIr + TernaryBackend>(server: RemoteServer) -> RemoteServer {
     fn float<B: BackendIr>(h: &mut HandleContainer<B::Handle>, t: &TensorIr) -> FloatTensor<B> {
         h.get_float_tensor::<B>(t)
@@ -300,7 +323,7 @@ pub fn register<B: BackendIr + TernaryBackend>(server: RemoteServer) -> RemoteSe
     }
     server
         .with_custom_op::<B, _>(op::LINEAR, |h, ir, _| {
-            let ([x, p, s], [out]) = ir.as_fixed::<3, 1>();
+            let ([x, p, s], out) = operands::<3>(ir);
             let mut a = Scalars::new(ir);
             let (k, int8) = (a.uint(), a.flag());
             a.done();
@@ -308,7 +331,7 @@ pub fn register<B: BackendIr + TernaryBackend>(server: RemoteServer) -> RemoteSe
             h.register_float_tensor::<B>(&out.id, y);
         })
         .with_custom_op::<B, _>(op::CONV2D, |h, ir, _| {
-            let ([x, p, s], [out]) = ir.as_fixed::<3, 1>();
+            let ([x, p, s], out) = operands::<3>(ir);
             let mut a = Scalars::new(ir);
             let (options, int8) = (a.options(), a.flag());
             a.done();
@@ -322,7 +345,7 @@ pub fn register<B: BackendIr + TernaryBackend>(server: RemoteServer) -> RemoteSe
             h.register_float_tensor::<B>(&out.id, y);
         })
         .with_custom_op::<B, _>(op::CONV2D_FUSED, |h, ir, _| {
-            let ([x, p, s, b], [out]) = ir.as_fixed::<4, 1>();
+            let ([x, p, s, b], out) = operands::<4>(ir);
             let mut a = Scalars::new(ir);
             let (options, epilogue, int8) = (a.options(), a.epilogue(), a.flag());
             a.done();
@@ -338,7 +361,7 @@ pub fn register<B: BackendIr + TernaryBackend>(server: RemoteServer) -> RemoteSe
             h.register_float_tensor::<B>(&out.id, y);
         })
         .with_custom_op::<B, _>(op::CONV2D_RESIDUAL, |h, ir, _| {
-            let ([x, p, s, b, r], [out]) = ir.as_fixed::<5, 1>();
+            let ([x, p, s, b, r], out) = operands::<5>(ir);
             let mut a = Scalars::new(ir);
             let (options, epilogue, int8) = (a.options(), a.epilogue(), a.flag());
             a.done();
@@ -355,7 +378,7 @@ pub fn register<B: BackendIr + TernaryBackend>(server: RemoteServer) -> RemoteSe
             h.register_float_tensor::<B>(&out.id, y);
         })
         .with_custom_op::<B, _>(op::CONV_EPILOGUE, |h, ir, _| {
-            let ([x], [out]) = ir.as_fixed::<1, 1>();
+            let ([x], out) = operands::<1>(ir);
             let mut a = Scalars::new(ir);
             let epilogue = a.epilogue();
             a.done();
@@ -363,7 +386,7 @@ pub fn register<B: BackendIr + TernaryBackend>(server: RemoteServer) -> RemoteSe
             h.register_float_tensor::<B>(&out.id, y);
         })
         .with_custom_op::<B, _>(op::DEQUANTIZE, |h, ir, _| {
-            let ([p, s], [out]) = ir.as_fixed::<2, 1>();
+            let ([p, s], out) = operands::<2>(ir);
             let mut a = Scalars::new(ir);
             let k = a.uint();
             a.done();

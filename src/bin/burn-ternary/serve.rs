@@ -12,6 +12,11 @@ pub(crate) fn run(
     port: u16,
     devices: &[String],
 ) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(remote) = devices.iter().find(|d| d.trim().starts_with("ws://")) {
+        return Err(
+            format!("device {remote:?} is a remote device: a server hosts local ones").into(),
+        );
+    }
     let hosted = devices
         .iter()
         .map(|name| parse_device(name))
@@ -26,7 +31,14 @@ pub(crate) fn run(
         println!("  device #{i}: {name}");
     }
     println!("  ternary ops: {}", op::ALL.join(", "));
-    println!("clients: --device ws://{address} (or ws://{address}#N); Ctrl+C stops");
+    if address.ip().is_unspecified() {
+        println!(
+            "clients: --device ws://<this host's address>:{} (or ...#N); Ctrl+C stops",
+            address.port()
+        );
+    } else {
+        println!("clients: --device ws://{address} (or ws://{address}#N); Ctrl+C stops");
+    }
     server.serve(WebSocketTransport::from_listener(listener))?;
     println!("server stopped");
     Ok(())
