@@ -167,6 +167,37 @@ fn ship(
         .output()
 }
 
+/// Ships one of the three conv ops: `[x, packed, scales]`, then `rest` (bias, residual) as
+/// inputs; the options, the epilogue (fused ops only) and the activation mode as scalars.
+fn ship_conv(
+    id: &'static str,
+    [x, packed, scales]: [FloatTensor<Remote>; 3],
+    rest: Vec<FloatTensor<Remote>>,
+    options: TernaryConvOptions,
+    epilogue: Option<ConvEpilogue>,
+    int8_activations: bool,
+) -> FloatTensor<Remote> {
+    let device = x.device();
+    let (xs, ps) = (x.shape(), packed.shape());
+    let shape = match &epilogue {
+        Some(e) => fused_conv2d_shape(&xs, &ps, &options, e),
+        None => conv2d_shape(&xs, &ps, &options),
+    };
+    let dtype = x.dtype();
+    let mut scalars = Vec::new();
+    push_options(&mut scalars, &options);
+    if let Some(e) = &epilogue {
+        push_epilogue(&mut scalars, e);
+    }
+    scalars.push(ScalarIr::Bool(int8_activations));
+    let inputs = [x, packed, scales]
+        .into_iter()
+        .chain(rest)
+        .map(|t| t.into_ir())
+        .collect();
+    ship(&device, id, inputs, shape, dtype, scalars)
+}
+
 impl TernaryBackend for Remote {
     fn ternary_linear(
         x: FloatTensor<Self>,
@@ -189,14 +220,8 @@ impl TernaryBackend for Remote {
         options: TernaryConvOptions,
         int8_activations: bool,
     ) -> FloatTensor<Self> {
-        let device = x.device();
-        let shape = conv2d_shape(&x.shape(), &packed.shape(), &options);
-        let dtype = x.dtype();
-        let mut scalars = Vec::new();
-        push_options(&mut scalars, &options);
-        scalars.push(ScalarIr::Bool(int8_activations));
-        let inputs = vec![x.into_ir(), packed.into_ir(), scales.into_ir()];
-        ship(&device, op::CONV2D, inputs, shape, dtype, scalars)
+        let conv = [x, packed, scales];
+        ship_conv(op::CONV2D, conv, vec![], options, None, int8_activations)
     }
 
     fn ternary_conv2d_fused(
@@ -208,20 +233,9 @@ impl TernaryBackend for Remote {
         epilogue: ConvEpilogue,
         int8_activations: bool,
     ) -> FloatTensor<Self> {
-        let device = x.device();
-        let shape = fused_conv2d_shape(&x.shape(), &packed.shape(), &options, &epilogue);
-        let dtype = x.dtype();
-        let mut scalars = Vec::new();
-        push_options(&mut scalars, &options);
-        push_epilogue(&mut scalars, &epilogue);
-        scalars.push(ScalarIr::Bool(int8_activations));
-        let inputs = vec![
-            x.into_ir(),
-            packed.into_ir(),
-            scales.into_ir(),
-            bias.into_ir(),
-        ];
-        ship(&device, op::CONV2D_FUSED, inputs, shape, dtype, scalars)
+        let conv = [x, packed, scales];
+        let (id, epilogue) = (op::CONV2D_FUSED, Some(epilogue));
+        ship_conv(id, conv, vec![bias], options, epilogue, int8_activations)
     }
 
     fn ternary_conv2d_residual(
@@ -234,21 +248,16 @@ impl TernaryBackend for Remote {
         epilogue: ConvEpilogue,
         int8_activations: bool,
     ) -> FloatTensor<Self> {
-        let device = x.device();
-        let shape = fused_conv2d_shape(&x.shape(), &packed.shape(), &options, &epilogue);
-        let dtype = x.dtype();
-        let mut scalars = Vec::new();
-        push_options(&mut scalars, &options);
-        push_epilogue(&mut scalars, &epilogue);
-        scalars.push(ScalarIr::Bool(int8_activations));
-        let inputs = vec![
-            x.into_ir(),
-            packed.into_ir(),
-            scales.into_ir(),
-            bias.into_ir(),
-            residual.into_ir(),
-        ];
-        ship(&device, op::CONV2D_RESIDUAL, inputs, shape, dtype, scalars)
+        let conv = [x, packed, scales];
+        let (id, epilogue) = (op::CONV2D_RESIDUAL, Some(epilogue));
+        ship_conv(
+            id,
+            conv,
+            vec![bias, residual],
+            options,
+            epilogue,
+            int8_activations,
+        )
     }
 
     fn conv_epilogue(x: FloatTensor<Self>, epilogue: ConvEpilogue) -> FloatTensor<Self> {

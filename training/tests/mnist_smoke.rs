@@ -8,17 +8,8 @@ use common::scratch;
 use training::Args;
 use training::mnist::run;
 
-const BASE: &[&str] = &[
-    "--limit-train",
-    "1024",
-    "--limit-test",
-    "256",
-    "--batch-size",
-    "64",
-];
-
 fn args(dir: &Path, extra: &[&str]) -> Args {
-    common::args("mnist", dir, BASE, extra)
+    common::args("mnist", dir, common::SMALL_MNIST, extra)
 }
 
 #[test]

@@ -15,15 +15,7 @@ use training::Args;
 use training::mnist::run;
 
 fn args(dir: &Path, extra: &[&str]) -> Args {
-    let base = [
-        "--limit-train",
-        "1024",
-        "--limit-test",
-        "256",
-        "--batch-size",
-        "64",
-    ];
-    common::args("mnist", dir, &base, extra)
+    common::args("mnist", dir, common::SMALL_MNIST, extra)
 }
 
 #[test]

@@ -5,6 +5,17 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use training::Args;
 
+/// The small MNIST run of the smoke tests: 1 024 training and 256 test images, batch 64.
+#[allow(dead_code)] // not every test binary that shares this module uses it
+pub const SMALL_MNIST: &[&str] = &[
+    "--limit-train",
+    "1024",
+    "--limit-test",
+    "256",
+    "--batch-size",
+    "64",
+];
+
 /// `--data-dir ../shared/data/<set> --artifact-dir <dir>` plus `base` and `extra` flags.
 pub fn args(set: &str, dir: &Path, base: &[&str], extra: &[&str]) -> Args {
     let data = Path::new(env!("CARGO_MANIFEST_DIR"))
