@@ -89,14 +89,6 @@ pub fn parse_device(name: &str) -> Result<Device, DeviceError> {
         Some((api, which)) => (api, Some(which)),
         None => (lower.as_str(), None),
     };
-    let bad_index = || DeviceError::BadIndex {
-        name: name.into(),
-        what: "give a GPU index or `cpu` after the colon",
-    };
-    let not_built = |feature| DeviceError::NotBuilt {
-        name: name.into(),
-        feature,
-    };
     match api {
         "flex" | "cpu" if which.is_none() => Ok(Device::flex()),
         "flex" | "cpu" => Err(DeviceError::BadIndex {
@@ -104,28 +96,36 @@ pub fn parse_device(name: &str) -> Result<Device, DeviceError> {
             what: "the CPU device takes no index",
         }),
         #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Device::wgpu(kind(which).ok_or_else(bad_index)?)),
+        "wgpu" => Ok(Device::wgpu(kind(name, which)?)),
         #[cfg(feature = "vulkan")]
-        "vulkan" => Ok(Device::vulkan(kind(which).ok_or_else(bad_index)?)),
+        "vulkan" => Ok(Device::vulkan(kind(name, which)?)),
         #[cfg(not(feature = "wgpu"))]
-        "wgpu" => Err(not_built("wgpu")),
+        "wgpu" => Err(not_built(name, "wgpu")),
         #[cfg(not(feature = "vulkan"))]
-        "vulkan" => Err(not_built("vulkan")),
-        _ => {
-            // Some feature combinations leave one of the two closures otherwise unused.
-            let _ = (bad_index, not_built);
-            Err(DeviceError::Unknown { name: name.into() })
-        }
+        "vulkan" => Err(not_built(name, "vulkan")),
+        _ => Err(DeviceError::Unknown { name: name.into() }),
     }
 }
 
+/// The adapter after `wgpu:` / `vulkan:` (`which`, lower-cased) of device `name`.
 #[cfg(any(feature = "wgpu", feature = "vulkan"))]
-fn kind(which: Option<&str>) -> Option<DeviceKind> {
-    Some(match which {
+fn kind(name: &str, which: Option<&str>) -> Result<DeviceKind, DeviceError> {
+    Ok(match which {
         None => DeviceKind::DefaultDevice,
         Some("cpu") => DeviceKind::Cpu,
-        Some(n) => DeviceKind::DiscreteGpu(n.parse().ok()?),
+        Some(n) => DeviceKind::DiscreteGpu(n.parse().map_err(|_| DeviceError::BadIndex {
+            name: name.into(),
+            what: "give a GPU index or `cpu` after the colon",
+        })?),
     })
+}
+
+#[cfg(not(all(feature = "wgpu", feature = "vulkan")))]
+fn not_built(name: &str, feature: &'static str) -> DeviceError {
+    DeviceError::NotBuilt {
+        name: name.into(),
+        feature,
+    }
 }
 
 #[cfg(feature = "remote")]

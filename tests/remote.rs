@@ -120,8 +120,12 @@ fn within<T: Send + 'static>(timeout: Duration, f: impl FnOnce() -> T + Send + '
     std::thread::spawn(move || {
         tx.send(f()).ok();
     });
-    rx.recv_timeout(timeout)
-        .unwrap_or_else(|e| panic!("no answer within {timeout:?} ({e:?})"))
+    match rx.recv_timeout(timeout) {
+        Ok(v) => v,
+        Err(RecvTimeoutError::Timeout) => panic!("no answer within {timeout:?}"),
+        // The thread's own panic message is printed above this one.
+        Err(RecvTimeoutError::Disconnected) => panic!("the call panicked"),
+    }
 }
 
 fn pool() -> ConvEpilogue {

@@ -85,7 +85,7 @@ impl TernaryBackend for Flex {
             Err(KernelError::NonFinite { .. }) => out.fill(f32::NAN),
             Err(e) => panic!("ternary_linear: {e}"),
         }
-        in_dtype(TensorData::new(out, Shape::new([m, w.n()])), out_dtype)
+        with_dtype(TensorData::new(out, Shape::new([m, w.n()])), out_dtype)
     }
 
     fn ternary_conv2d(
@@ -199,7 +199,7 @@ impl TernaryBackend for Flex {
                 (f32::from(code) - 1.0) * w.scale_at(r, c)
             }));
         }
-        in_dtype(TensorData::new(out, Shape::new([n, k])), out_dtype)
+        with_dtype(TensorData::new(out, Shape::new([n, k])), out_dtype)
     }
 }
 
@@ -292,7 +292,7 @@ fn conv2d(
         }
     };
     // The output keeps the input's float type.
-    self::in_dtype(
+    with_dtype(
         TensorData::new(out, Shape::new([batch, c_out, oh, ow])),
         in_dtype,
     )
@@ -300,7 +300,7 @@ fn conv2d(
 
 /// The f32 result `out` as a tensor of `dtype`: the ops' outputs keep their input's float type
 /// (what the `#[fusion]` attributes and a Remote client declare).
-fn in_dtype(out: TensorData, dtype: DType) -> FlexTensor {
+fn with_dtype(out: TensorData, dtype: DType) -> FlexTensor {
     FlexTensor::from_data(if dtype == DType::F32 {
         out
     } else {

@@ -314,6 +314,21 @@ fn operands<const N: usize>(ir: &CustomOpIr) -> (&[TensorIr; N], &TensorIr) {
     }
 }
 
+/// One handler's frame: the op's `N` inputs and its arguments go to `op` (which reads the
+/// arguments in the order the client wrote them), the result is registered as the op's
+/// output; arguments left over are a mismatch.
+fn run<B: BackendIr, const N: usize>(
+    h: &mut HandleContainer<B::Handle>,
+    ir: &CustomOpIr,
+    op: impl FnOnce(&mut HandleContainer<B::Handle>, &[TensorIr; N], &mut Scalars) -> FloatTensor<B>,
+) {
+    let (inputs, out) = operands::<N>(ir);
+    let mut args = Scalars::new(ir);
+    let y = op(h, inputs, &mut args);
+    args.done();
+    h.register_float_tensor::<B>(&out.id, y);
+}
+
 /// `server` with a handler for every id of [`op::ALL`], running [`TernaryBackend`] of `B`,
 /// the backend of the devices it hosts (`Flex`, or `Cube` for wgpu / Vulkan / CUDA devices;
 /// Burn refuses to start a server whose handlers are for another backend).
@@ -332,75 +347,41 @@ pub fn register<B: BackendIr + TernaryBackend>(server: RemoteServer) -> RemoteSe
     }
     server
         .with_custom_op::<B, _>(op::LINEAR, |h, ir, _| {
-            let ([x, p, s], out) = operands::<3>(ir);
-            let mut a = Scalars::new(ir);
-            let (k, int8) = (a.uint(), a.flag());
-            a.done();
-            let y = B::ternary_linear(float::<B>(h, x), int::<B>(h, p), float::<B>(h, s), k, int8);
-            h.register_float_tensor::<B>(&out.id, y);
+            run::<B, 3>(h, ir, |h, [x, p, s], a| {
+                let (x, p, s) = (float::<B>(h, x), int::<B>(h, p), float::<B>(h, s));
+                B::ternary_linear(x, p, s, a.uint(), a.flag())
+            })
         })
         .with_custom_op::<B, _>(op::CONV2D, |h, ir, _| {
-            let ([x, p, s], out) = operands::<3>(ir);
-            let mut a = Scalars::new(ir);
-            let (options, int8) = (a.options(), a.flag());
-            a.done();
-            let y = B::ternary_conv2d(
-                float::<B>(h, x),
-                int::<B>(h, p),
-                float::<B>(h, s),
-                options,
-                int8,
-            );
-            h.register_float_tensor::<B>(&out.id, y);
+            run::<B, 3>(h, ir, |h, [x, p, s], a| {
+                let (x, p, s) = (float::<B>(h, x), int::<B>(h, p), float::<B>(h, s));
+                B::ternary_conv2d(x, p, s, a.options(), a.flag())
+            })
         })
         .with_custom_op::<B, _>(op::CONV2D_FUSED, |h, ir, _| {
-            let ([x, p, s, b], out) = operands::<4>(ir);
-            let mut a = Scalars::new(ir);
-            let (options, epilogue, int8) = (a.options(), a.epilogue(), a.flag());
-            a.done();
-            let y = B::ternary_conv2d_fused(
-                float::<B>(h, x),
-                int::<B>(h, p),
-                float::<B>(h, s),
-                float::<B>(h, b),
-                options,
-                epilogue,
-                int8,
-            );
-            h.register_float_tensor::<B>(&out.id, y);
+            run::<B, 4>(h, ir, |h, [x, p, s, b], a| {
+                let (x, p, s) = (float::<B>(h, x), int::<B>(h, p), float::<B>(h, s));
+                let b = float::<B>(h, b);
+                B::ternary_conv2d_fused(x, p, s, b, a.options(), a.epilogue(), a.flag())
+            })
         })
         .with_custom_op::<B, _>(op::CONV2D_RESIDUAL, |h, ir, _| {
-            let ([x, p, s, b, r], out) = operands::<5>(ir);
-            let mut a = Scalars::new(ir);
-            let (options, epilogue, int8) = (a.options(), a.epilogue(), a.flag());
-            a.done();
-            let y = B::ternary_conv2d_residual(
-                float::<B>(h, x),
-                int::<B>(h, p),
-                float::<B>(h, s),
-                float::<B>(h, b),
-                float::<B>(h, r),
-                options,
-                epilogue,
-                int8,
-            );
-            h.register_float_tensor::<B>(&out.id, y);
+            run::<B, 5>(h, ir, |h, [x, p, s, b, r], a| {
+                let (x, p, s) = (float::<B>(h, x), int::<B>(h, p), float::<B>(h, s));
+                let (b, r) = (float::<B>(h, b), float::<B>(h, r));
+                let (options, epilogue) = (a.options(), a.epilogue());
+                B::ternary_conv2d_residual(x, p, s, b, r, options, epilogue, a.flag())
+            })
         })
         .with_custom_op::<B, _>(op::CONV_EPILOGUE, |h, ir, _| {
-            let ([x], out) = operands::<1>(ir);
-            let mut a = Scalars::new(ir);
-            let epilogue = a.epilogue();
-            a.done();
-            let y = B::conv_epilogue(float::<B>(h, x), epilogue);
-            h.register_float_tensor::<B>(&out.id, y);
+            run::<B, 1>(h, ir, |h, [x], a| {
+                B::conv_epilogue(float::<B>(h, x), a.epilogue())
+            })
         })
         .with_custom_op::<B, _>(op::DEQUANTIZE, |h, ir, _| {
-            let ([p, s], out) = operands::<2>(ir);
-            let mut a = Scalars::new(ir);
-            let k = a.uint();
-            a.done();
-            let y = B::ternary_dequantize(int::<B>(h, p), float::<B>(h, s), k);
-            h.register_float_tensor::<B>(&out.id, y);
+            run::<B, 2>(h, ir, |h, [p, s], a| {
+                B::ternary_dequantize(int::<B>(h, p), float::<B>(h, s), a.uint())
+            })
         })
 }
 
